@@ -1,0 +1,241 @@
+// Every error the library raises. Each class sets `name` and a stable `code`, accepts
+// `{ cause }`, and carries the facts a reader needs (actor, node, timeout, resource).
+// `toWire` / `fromWire` move errors across the mesh and back to the right class;
+// `toCause` turns anything thrown into an Error usable as a `cause`.
+
+export type ErrorCode =
+  | 'ERR_CALL_TIMEOUT'
+  | 'ERR_ACTOR_DOWN'
+  | 'ERR_NODE_DOWN'
+  | 'ERR_SERIALIZATION'
+  | 'ERR_LOCK_NOT_ACQUIRED'
+  | 'ERR_EXPIRABLE'
+  | 'ERR_INVALID_OPTION'
+  | 'ERR_INVALID_DEFINITION'
+  | 'ERR_PROTOCOL'
+  | 'ERR_REMOTE';
+
+interface RefLike {
+  readonly node: string;
+  readonly id: string | number;
+}
+
+const describe = (ref: RefLike): string => `${String(ref.id)}@${ref.node}`;
+
+/** Base class of every error of this library. */
+export class ExpirableStoreError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A `call` got no reply within its timeout. */
+export class CallTimeoutError extends ExpirableStoreError {
+  readonly ref: RefLike;
+  readonly timeout: number;
+  constructor(ref: RefLike, timeout: number, options?: { cause?: unknown }) {
+    super('ERR_CALL_TIMEOUT', `call to actor ${describe(ref)} timed out after ${timeout} ms`, options);
+    this.ref = { node: ref.node, id: ref.id };
+    this.timeout = timeout;
+  }
+}
+
+/** Why an actor went down, as monitors and ActorDownError report it. */
+export type DownReason = 'normal' | 'noproc' | 'noconnection' | 'shutdown' | { crashed: unknown };
+
+/** The actor stopped, crashed or was never there before it could reply. */
+export class ActorDownError extends ExpirableStoreError {
+  readonly ref: RefLike;
+  readonly reason: DownReason;
+  constructor(ref: RefLike, reason: DownReason, options?: { cause?: unknown }) {
+    super('ERR_ACTOR_DOWN', `actor ${describe(ref)} is down (${reasonText(reason)})`, options);
+    this.ref = { node: ref.node, id: ref.id };
+    this.reason = reason;
+  }
+}
+
+/** The node that hosts the actor (or resource) is known to be down or unreachable. */
+export class NodeDownError extends ExpirableStoreError {
+  readonly node: string;
+  readonly reason: string;
+  constructor(node: string, reason = 'noconnection', options?: { cause?: unknown }) {
+    super('ERR_NODE_DOWN', `node ${node} is down (${reason})`, options);
+    this.node = node;
+    this.reason = reason;
+  }
+}
+
+/** A value could not be encoded for the wire; nothing was sent. */
+export class SerializationError extends ExpirableStoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SERIALIZATION', message, options);
+  }
+}
+
+export type LockFailure = 'timeout' | 'retries' | 'aborted' | 'closed' | 'unreachable';
+
+/** `global.trans` gave up before it got the lock; its function never ran. */
+export class LockNotAcquiredError extends ExpirableStoreError {
+  readonly resource: unknown;
+  readonly reason: LockFailure;
+  constructor(resource: unknown, reason: LockFailure, detail?: string, options?: { cause?: unknown }) {
+    super(
+      'ERR_LOCK_NOT_ACQUIRED',
+      `lock on ${safeString(resource)} not acquired (${reason}${detail ? `: ${detail}` : ''})`,
+      options,
+    );
+    this.resource = resource;
+    this.reason = reason;
+  }
+}
+
+export type ExpirableFailure = 'fetch_failed' | 'timeout' | 'invalid_result' | 'state_required' | 'unavailable';
+
+/** An expirable could not produce a value. */
+export class ExpirableError extends ExpirableStoreError {
+  readonly expirable: string;
+  readonly reason: ExpirableFailure;
+  constructor(expirable: string, reason: ExpirableFailure, message?: string, options?: { cause?: unknown }) {
+    super('ERR_EXPIRABLE', `expirable ${expirable}: ${reason}${message ? ` (${message})` : ''}`, options);
+    this.expirable = expirable;
+    this.reason = reason;
+  }
+}
+
+/** A bad option given to a constructor or `startNode`. */
+export class InvalidOptionError extends ExpirableStoreError {
+  readonly option: string;
+  constructor(option: string, expected: string, got: unknown) {
+    super('ERR_INVALID_OPTION', `Expected \`${option}\` to be ${expected}, got ${safeString(got)} (${typeName(got)})`);
+    this.option = option;
+  }
+}
+
+/** A bad expirable definition, raised at define time. */
+export class InvalidDefinitionError extends ExpirableStoreError {
+  readonly expirable: string;
+  readonly option: string;
+  constructor(expirable: string, option: string, message: string) {
+    super('ERR_INVALID_DEFINITION', `expirable \`${expirable}\`, option \`${option}\`: ${message}`);
+    this.expirable = expirable;
+    this.option = option;
+  }
+}
+
+/** A peer broke the wire protocol (bad frame, bad handshake). Closes that connection only. */
+export class ProtocolError extends ExpirableStoreError {
+  readonly reason: string;
+  constructor(reason: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_PROTOCOL', message, options);
+    this.reason = reason;
+  }
+}
+
+/** An error thrown on another node that is not one of ours: name and message survive, the class does not. */
+export class RemoteError extends ExpirableStoreError {
+  readonly remoteName: string;
+  constructor(remoteName: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_REMOTE', message, options);
+    this.remoteName = remoteName;
+  }
+}
+
+/** Turns anything thrown into an Error, fit to be a `cause`. */
+export function toCause(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  const err = new Error(typeof thrown === 'string' ? thrown : `non-error thrown: ${safeString(thrown)}`);
+  (err as Error & { value?: unknown }).value = thrown;
+  return err;
+}
+
+/** The wire shape of an error: plain data the codec can carry. */
+export interface WireError {
+  name: string;
+  code?: string;
+  message: string;
+  data?: Record<string, unknown>;
+  cause?: WireError;
+}
+
+/** Encodes an error for the wire (depth-limited through `cause`). */
+export function toWire(thrown: unknown, depth = 0): WireError {
+  const err = toCause(thrown);
+  const wire: WireError = { name: err.name, message: err.message };
+  if (err instanceof ExpirableStoreError) {
+    wire.code = err.code;
+    const data: Record<string, unknown> = {};
+    for (const key of ['ref', 'reason', 'timeout', 'node', 'expirable', 'option', 'remoteName'] as const) {
+      const v = (err as unknown as Record<string, unknown>)[key];
+      if (v !== undefined) data[key] = key === 'reason' && typeof v === 'object' && v !== null ? wireReason(v) : v;
+    }
+    if (err instanceof LockNotAcquiredError) data.resource = err.resource;
+    wire.data = data;
+  }
+  if (err.cause !== undefined && depth < 4) wire.cause = toWire(err.cause, depth + 1);
+  return wire;
+}
+
+/** Rebuilds an error of the right class from its wire shape. */
+export function fromWire(wire: WireError): Error {
+  const d = wire.data ?? {};
+  const cause = wire.cause ? fromWire(wire.cause) : undefined;
+  const opts = cause ? { cause } : undefined;
+  let err: Error;
+  switch (wire.code) {
+    case 'ERR_CALL_TIMEOUT':
+      err = new CallTimeoutError(d.ref as RefLike, d.timeout as number, opts);
+      break;
+    case 'ERR_ACTOR_DOWN':
+      err = new ActorDownError(d.ref as RefLike, d.reason as DownReason, opts);
+      break;
+    case 'ERR_NODE_DOWN':
+      err = new NodeDownError(d.node as string, d.reason as string, opts);
+      break;
+    case 'ERR_SERIALIZATION':
+      err = new SerializationError(wire.message, opts);
+      break;
+    case 'ERR_LOCK_NOT_ACQUIRED':
+      err = new LockNotAcquiredError(d.resource, d.reason as LockFailure, undefined, opts);
+      break;
+    case 'ERR_EXPIRABLE':
+      err = new ExpirableError(d.expirable as string, d.reason as ExpirableFailure, undefined, opts);
+      break;
+    default:
+      err = new RemoteError(wire.name, wire.message, opts);
+  }
+  // Keep the message exactly as raised on the other node.
+  err.message = wire.message;
+  return err;
+}
+
+function wireReason(reason: object): unknown {
+  if ('crashed' in reason) return { crashed: toWire((reason as { crashed: unknown }).crashed) };
+  return reason;
+}
+
+export function reasonText(reason: DownReason): string {
+  if (typeof reason === 'string') return reason;
+  const c = reason.crashed;
+  return `crashed: ${c instanceof Error ? c.message : safeString(c)}`;
+}
+
+export function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+export function safeString(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'symbol' || typeof v === 'function') return String(v);
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}

@@ -1,0 +1,21 @@
+// The public entry of expirable-store: everything exported here is public, nothing else is.
+export { startNode, Node } from './node.js';
+export type { NodeOptions, NodeEvents, TlsOptions } from './node.js';
+export { ActorRef, sameRef } from './actors/ref.js';
+export type { ActorRefData } from './actors/ref.js';
+export type { Behavior, Reply, NoReply, From, CallOptions, SpawnOptions } from './actors/behavior.js';
+export { Agent } from './actors/agent.js';
+export {
+  ExpirableStoreError,
+  CallTimeoutError,
+  ActorDownError,
+  NodeDownError,
+  SerializationError,
+  LockNotAcquiredError,
+  ExpirableError,
+  InvalidOptionError,
+  InvalidDefinitionError,
+  ProtocolError,
+  RemoteError,
+} from './errors.js';
+export type { DownReason, ErrorCode, ExpirableFailure, LockFailure } from './errors.js';

@@ -1,0 +1,195 @@
+// The node facade: validates `startNode` options, builds the actor runtime and (with `port`
+// or `seeds`) the mesh, and delegates. A node with neither is standalone, the embedded
+// default: everything works on it as a cluster of one.
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { InvalidOptionError, typeName } from './errors.js';
+import { ActorSystem, DEFAULT_CALL_TIMEOUT, type DownReason } from './actors/system.js';
+import type { Behavior, SpawnOptions } from './actors/behavior.js';
+import type { ActorRef, ActorRefData } from './actors/ref.js';
+import { StandaloneMembership, type Membership } from './mesh/membership.js';
+
+/** PEM material for a mutually authenticated TLS mesh. */
+export interface TlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
+  ca: string | Buffer | (string | Buffer)[];
+}
+
+export interface NodeOptions {
+  /** Unique name in the cluster. @default `<host>-<pid>-<random>` */
+  name?: string;
+  /** Interface to listen on. @default '127.0.0.1' */
+  host?: string;
+  /** Port to listen on; 0 picks a free one; omit for a node that does not listen. */
+  port?: number;
+  /** `host:port` of peers to join; the node then connects to every member it learns of. */
+  seeds?: string[];
+  /** Shared secret of the cluster; required with `port` or `seeds`. Never sent on the wire. */
+  cookie?: string;
+  /** Run the mesh over mutually authenticated TLS. */
+  tls?: TlsOptions;
+  /** Milliseconds between heartbeats to each peer. @default 1000 */
+  heartbeatInterval?: number;
+  /** Milliseconds of silence after which a connected peer is declared down. @default 5000 */
+  failureTimeout?: number;
+  /** Default timeout of `call`, in ms. @default 5000 */
+  callTimeout?: number;
+  /** Largest frame accepted from a peer, in bytes. @default 16 MiB */
+  maxFrameSize?: number;
+  /** Milliseconds a connection may take to finish its handshake. @default 5000 */
+  handshakeTimeout?: number;
+}
+
+export interface NodeEvents {
+  nodeup: [name: string];
+  nodedown: [name: string, reason: string];
+}
+
+export class Node extends EventEmitter<NodeEvents> {
+  readonly name: string;
+  /** The actor runtime of this node. Internal, but stable enough for the layers above. */
+  readonly system: ActorSystem;
+  readonly #membership: Membership;
+  #closing: Promise<void> | undefined;
+
+  /** @internal use `startNode` */
+  constructor(system: ActorSystem, membership: Membership) {
+    super();
+    this.name = system.name;
+    this.system = system;
+    this.#membership = membership;
+    membership.on('nodeup', (name) => this.emit('nodeup', name));
+    membership.on('nodedown', (name, reason) => this.emit('nodedown', name, reason));
+  }
+
+  /** `host:port` this node listens on, or undefined. */
+  get address(): string | undefined {
+    return undefined;
+  }
+
+  /** The membership view the layers above build on. */
+  get membership(): Membership {
+    return this.#membership;
+  }
+
+  /** Names of the peers connected now, self excluded (like Erlang's `nodes()`). */
+  nodes(): string[] {
+    return this.#membership.nodes();
+  }
+
+  /** Starts an actor on this node. */
+  spawn<S, C = never, R = never, K = never>(behavior: Behavior<S, C, R, K>, options?: SpawnOptions): ActorRef<C, R, K> {
+    return this.system.spawn(behavior, options);
+  }
+
+  /** A ref bound to this node from plain `{ node, id }` data (e.g. after structuredClone). */
+  ref<C = unknown, R = unknown, K = unknown>(data: ActorRefData): ActorRef<C, R, K> {
+    return this.system.ref<C, R, K>(data);
+  }
+
+  /** Calls `fn(reason)` once when the actor stops, crashes or its node goes down; returns a cancel function. */
+  monitor(ref: ActorRefData, fn: (reason: DownReason) => void): () => void {
+    return this.system.monitor(ref, fn);
+  }
+
+  /** Resolves when `name` is connected (at once if it already is). */
+  onNodeUp(name: string): Promise<void> {
+    if (this.nodes().includes(name)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const on = (n: string): void => {
+        if (n !== name) return;
+        this.off('nodeup', on);
+        resolve();
+      };
+      this.on('nodeup', on);
+    });
+  }
+
+  /** Resolves with the reason when `name` goes down (at once if it is not connected). */
+  onNodeDown(name: string): Promise<string> {
+    if (!this.nodes().includes(name)) return Promise.resolve('noconnection');
+    return new Promise((resolve) => {
+      const on = (n: string, reason: string): void => {
+        if (n !== name) return;
+        this.off('nodedown', on);
+        resolve(reason);
+      };
+      this.on('nodedown', on);
+    });
+  }
+
+  /** Stops every actor and leaves the cluster; resolves when done. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.system.close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Starts a node: standalone without `port` and `seeds`, else a member of a cluster. */
+export async function startNode(options: NodeOptions = {}): Promise<Node> {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'an object', options);
+  const o = validate(options);
+  const system = new ActorSystem({ name: o.name, callTimeout: o.callTimeout });
+  if (o.port === undefined && o.seeds.length === 0) {
+    return new Node(system, new StandaloneMembership(o.name));
+  }
+  throw new InvalidOptionError('port', 'omitted (the TCP mesh is not available in this build)', o.port);
+}
+
+interface ValidOptions {
+  name: string;
+  callTimeout: number;
+  port: number | undefined;
+  seeds: string[];
+}
+
+function validate(options: NodeOptions): ValidOptions {
+  const { name, port, seeds, cookie, callTimeout, host } = options;
+  if (name !== undefined && (typeof name !== 'string' || !/^[\w.@:-]{1,255}$/.test(name))) {
+    throw new InvalidOptionError('name', 'a string of 1-255 letters, digits or . _ - @ :', name);
+  }
+  if (host !== undefined && (typeof host !== 'string' || host.length === 0)) {
+    throw new InvalidOptionError('host', 'a non-empty string', host);
+  }
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new InvalidOptionError('port', 'an integer from 0 to 65535', port);
+  }
+  if (seeds !== undefined) {
+    if (!Array.isArray(seeds)) throw new InvalidOptionError('seeds', 'an array of "host:port" strings', seeds);
+    for (const s of seeds) {
+      if (typeof s !== 'string' || !/^.+:\d{1,5}$/.test(s)) {
+        throw new InvalidOptionError('seeds', 'an array of "host:port" strings', s);
+      }
+    }
+  }
+  if ((port !== undefined || (seeds?.length ?? 0) > 0) && (typeof cookie !== 'string' || cookie.length === 0)) {
+    throw new InvalidOptionError('cookie', 'a non-empty string when `port` or `seeds` is given', cookie);
+  }
+  for (const key of ['heartbeatInterval', 'failureTimeout', 'maxFrameSize', 'handshakeTimeout'] as const) {
+    const v = options[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
+      throw new InvalidOptionError(key, 'a positive number', v);
+    }
+  }
+  if (callTimeout !== undefined && (typeof callTimeout !== 'number' || Number.isNaN(callTimeout) || callTimeout < 0)) {
+    throw new InvalidOptionError('callTimeout', 'a non-negative number of milliseconds (or Infinity)', callTimeout);
+  }
+  void typeName;
+  return {
+    name: name ?? defaultName(),
+    callTimeout: callTimeout ?? DEFAULT_CALL_TIMEOUT,
+    port,
+    seeds: seeds ?? [],
+  };
+}
+
+function defaultName(): string {
+  const host = hostname().replace(/[^\w.-]/g, '_').slice(0, 64) || 'host';
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
