@@ -1,0 +1,69 @@
+// Small fixture functions for peer processes (see ./peers.ts: `peer.run(FIXTURES, 'name', ...)`).
+// Each takes the peer context first. Kept generic so any integration test can use them.
+import type { PeerContext } from './peer-main.js';
+import type { ActorRefData } from '../../src/actors/ref.js';
+
+/** Absolute URL of this module, for `peer.run(FIXTURES, ...)`. */
+export const FIXTURES = new URL(import.meta.url).href;
+
+function nodeOf(ctx: PeerContext) {
+  if (!ctx.node) throw new Error('no node started in this peer');
+  return ctx.node;
+}
+
+/** Spawns a counter actor (optionally under a well-known name) and returns its ref. */
+export function spawnCounter(ctx: PeerContext, name?: string): ActorRefData {
+  const ref = nodeOf(ctx).spawn(
+    {
+      init: () => 0,
+      handleCall: (msg: { add: number } | 'get' | 'crash' | { echo: unknown } | { sleep: number }, state: number) => {
+        if (msg === 'get') return { reply: state, state };
+        if (msg === 'crash') throw new Error('asked to crash');
+        if ('echo' in msg) return { reply: msg.echo, state };
+        if ('sleep' in msg) return new Promise<{ reply: unknown; state: number }>((r) => setTimeout(() => r({ reply: 'slept', state }), msg.sleep));
+        return { reply: state + msg.add, state: state + msg.add };
+      },
+      handleCast: (msg: { add: number }, state: number) => state + msg.add,
+    },
+    name === undefined ? {} : { name },
+  );
+  return { node: ref.node, id: ref.id };
+}
+
+/** `call` from this peer; returns the reply (errors travel back typed). */
+export function call(ctx: PeerContext, ref: ActorRefData, msg: unknown, timeout?: number): Promise<unknown> {
+  return nodeOf(ctx).ref(ref).call(msg, timeout === undefined ? undefined : { timeout });
+}
+
+/** `cast` from this peer. */
+export function cast(ctx: PeerContext, ref: ActorRefData, msg: unknown): null {
+  nodeOf(ctx).ref(ref).cast(msg);
+  return null;
+}
+
+/** Stops an actor (local or remote) from this peer. */
+export async function stop(ctx: PeerContext, ref: ActorRefData): Promise<null> {
+  await nodeOf(ctx).ref(ref).stop();
+  return null;
+}
+
+/** Monitors `ref` from this peer; the down reason arrives as event `down` with `tag`. */
+export function monitor(ctx: PeerContext, ref: ActorRefData, tag: string): null {
+  nodeOf(ctx).monitor(ref, (reason) => ctx.emit('down', tag, reason instanceof Object ? JSON.parse(JSON.stringify(reason)) : reason));
+  return null;
+}
+
+/** Starts a call that settles later: its outcome arrives as event `settled` with `tag`. */
+export function callInBackground(ctx: PeerContext, ref: ActorRefData, msg: unknown, tag: string, timeout?: number): null {
+  const started = Date.now();
+  call(ctx, ref, msg, timeout).then(
+    (value) => ctx.emit('settled', tag, { ok: true, value, ms: Date.now() - started }),
+    (err: Error) => ctx.emit('settled', tag, { ok: false, name: err.name, message: err.message, ms: Date.now() - started }),
+  );
+  return null;
+}
+
+/** Evaluates nothing: just answers, to prove the peer is alive. */
+export function ping(_ctx: PeerContext): string {
+  return 'pong';
+}
