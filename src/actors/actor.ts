@@ -22,6 +22,8 @@ class CastEnvelope {
 
 type Envelope = CallSlot | CastEnvelope;
 
+const RESOLVED = Promise.resolve();
+
 type Status = 'init' | 'idle' | 'scheduled' | 'running' | 'down';
 
 export type DownListener = (reason: DownReason) => void;
@@ -126,7 +128,9 @@ export class Actor {
 
   #schedule(): void {
     this.#status = 'scheduled';
-    queueMicrotask(this.#run);
+    // A then on a settled promise is a bare V8 microtask; queueMicrotask costs about
+    // three times more in Node (it tracks async context), and this is the call hot path.
+    void RESOLVED.then(this.#run);
   }
 
   #run = (): void => {

@@ -8,7 +8,6 @@ import type { ActorRefData } from './ref.js';
 
 export class CallSlot<R = unknown> implements DeadlineEntry, From<R> {
   settled = false;
-  deadline = 0;
   bucket: DeadlineBucket | undefined = undefined;
   readonly promise: Promise<R>;
   readonly ref: ActorRefData;

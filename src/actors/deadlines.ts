@@ -1,105 +1,113 @@
-// Call timeouts without one timer per call.
+// Call timeouts without a timer, or even a clock read, per call.
 //
-// Calls that share a timeout value share a bucket: their deadlines are in arrival order, so
-// one timer armed for the oldest live deadline serves them all. A settled call is not
-// removed at once; it is skipped when the head passes it (on each add and when the timer
-// fires), and a bucket whose dead entries pile up behind a slow head is compacted. Timers
-// are unref'd: a pending call alone does not keep the process alive.
-import { monotonicNow } from '../util/clock.js';
+// Calls that share a timeout value share a bucket. Time in a bucket advances in ticks of
+// 1/16 of the timeout (at least 1 ms); an entry added during a tick is sealed into a
+// generation when that tick ends and expires 16 ticks later. So a call times out after at
+// least its timeout and at most 1/16 of it later (plus timer lateness), never early, and the
+// hot path costs one array push. The tick timer runs only while the bucket holds live
+// entries and is unref'd: a pending call alone does not keep the process alive.
+// Settled entries are dropped lazily: all at once when the bucket has no live entry left,
+// otherwise by compaction when they outnumber the live ones.
 import { MAX_TIMEOUT_MS } from '../util/timers.js';
 
-/** An entry with a deadline; `expire` runs once if it is still unsettled when the deadline passes. */
+/** An entry with a deadline; `expire` runs once if it is still unsettled when its time is up. */
 export interface DeadlineEntry {
   settled: boolean;
-  deadline: number;
   bucket: DeadlineBucket | undefined;
   expire(): void;
 }
 
-export class DeadlineBucket {
-  /** Entries in deadline order; `undefined` holes are entries already passed. */
-  #items: (DeadlineEntry | undefined)[] = [];
-  /** Index of the oldest entry not yet passed. */
-  #head = 0;
-  /** Unsettled entries, maintained by `settled()`. */
-  #live = 0;
-  #timer: NodeJS.Timeout | undefined;
-  readonly #timeout: number;
+const TICKS = 16;
 
-  constructor(timeout: number) {
-    this.#timeout = timeout;
+interface Generation {
+  entries: DeadlineEntry[];
+  /** Tick count at which this generation expires. */
+  expiresAt: number;
+}
+
+export class DeadlineBucket {
+  readonly #tickMs: number;
+  /** Entries added during the current tick. */
+  #current: DeadlineEntry[] = [];
+  /** Sealed generations, oldest first. */
+  #sealed: Generation[] = [];
+  /** Entries held (settled or not) across `#current` and `#sealed`. */
+  #stored = 0;
+  /** Unsettled entries, maintained through `settled()`. */
+  #live = 0;
+  #ticks = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  readonly #onIdle: (bucket: DeadlineBucket) => void;
+
+  constructor(timeout: number, onIdle: (bucket: DeadlineBucket) => void = () => {}) {
+    this.#onIdle = onIdle;
+    this.#tickMs = Math.min(MAX_TIMEOUT_MS, Math.max(1, Math.ceil(timeout / TICKS)));
   }
 
   add(entry: DeadlineEntry): void {
-    entry.deadline = monotonicNow() + this.#timeout;
     entry.bucket = this;
-    this.#skipSettled();
-    const items = this.#items;
-    if (items.length - this.#head > 1024 && items.length - this.#head > 4 * this.#live) this.#compact();
-    this.#items.push(entry);
+    this.#current.push(entry);
     this.#live++;
-    if (this.#timer === undefined) this.#arm(entry.deadline);
-  }
-
-  /** Called by an entry when it settles, so the bucket knows how many are live. */
-  settled(): void {
-    this.#live--;
-  }
-
-  #skipSettled(): void {
-    const items = this.#items;
-    let head = this.#head;
-    while (head < items.length && items[head]!.settled) items[head++] = undefined;
-    if (head === items.length) {
-      this.#items = [];
-      this.#head = 0;
-    } else {
-      this.#head = head;
+    if (++this.#stored > 1024 && this.#stored > 4 * this.#live) this.#compact();
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(this.#tick, this.#tickMs);
+      this.#timer.unref();
     }
+  }
+
+  /** Called by an entry when it settles. */
+  settled(): void {
+    if (--this.#live === 0) this.#reset();
+  }
+
+  #reset(): void {
+    // Nothing live: forget every entry. The timer stops at its next tick, not here, so
+    // back-to-back calls do not create and clear a timer each.
+    if (this.#stored > 0) {
+      this.#current = [];
+      this.#sealed = [];
+      this.#stored = 0;
+    }
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#onIdle(this);
   }
 
   #compact(): void {
-    const kept: DeadlineEntry[] = [];
-    for (let i = this.#head; i < this.#items.length; i++) {
-      const e = this.#items[i]!;
-      if (!e.settled) kept.push(e);
-    }
-    this.#items = kept;
-    this.#head = 0;
+    const keep = (list: DeadlineEntry[]): DeadlineEntry[] => list.filter((e) => !e.settled);
+    this.#current = keep(this.#current);
+    this.#sealed = this.#sealed.map((g) => ({ entries: keep(g.entries), expiresAt: g.expiresAt }));
+    this.#stored = this.#live;
   }
 
-  #arm(deadline: number): void {
-    const delay = Math.min(Math.max(1, Math.ceil(deadline - monotonicNow())), MAX_TIMEOUT_MS);
-    this.#timer = setTimeout(this.#fire, delay);
-    this.#timer.unref();
-  }
-
-  #fire = (): void => {
-    this.#timer = undefined;
-    const now = monotonicNow();
-    const items = this.#items;
-    let head = this.#head;
-    while (head < items.length) {
-      const e = items[head]!;
-      if (!e.settled) {
-        if (e.deadline > now) break;
-        e.expire();
-      }
-      items[head++] = undefined;
+  #tick = (): void => {
+    if (this.#live === 0) {
+      this.#reset();
+      this.#stopTimer();
+      return;
     }
-    this.#head = head;
-    this.#skipSettled();
-    const next = this.#items[this.#head];
-    if (next) this.#arm(next.deadline);
+    const tick = ++this.#ticks;
+    if (this.#current.length > 0) {
+      this.#sealed.push({ entries: this.#current, expiresAt: tick + TICKS });
+      this.#current = [];
+    }
+    while (this.#sealed.length > 0 && this.#sealed[0]!.expiresAt <= tick) {
+      const gen = this.#sealed.shift()!;
+      this.#stored -= gen.entries.length;
+      for (const e of gen.entries) if (!e.settled) e.expire();
+    }
   };
 
-  /** Cancels the timer (entries are left to their owners). */
+  /** Stops the timer and forgets the entries (they are left to their owners). */
   dispose(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#items = [];
-    this.#head = 0;
     this.#live = 0;
+    this.#reset();
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
 
@@ -110,7 +118,9 @@ export class Deadlines {
   add(entry: DeadlineEntry, timeout: number): void {
     let bucket = this.#buckets.get(timeout);
     if (!bucket) {
-      bucket = new DeadlineBucket(timeout);
+      bucket = new DeadlineBucket(timeout, (idle) => {
+        if (this.#buckets.get(timeout) === idle) this.#buckets.delete(timeout);
+      });
       this.#buckets.set(timeout, bucket);
     }
     bucket.add(entry);
