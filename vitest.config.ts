@@ -8,6 +8,8 @@ export default defineConfig({
     // Integration tests fork real node processes; keep parallelism modest on 2-core machines.
     pool: 'forks',
     maxWorkers: 2,
-    typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
+    // Type tests (expectTypeOf) live in *.test-d.ts; type errors elsewhere are the job of
+    // `npm run typecheck`, which CI runs before the tests.
+    typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], ignoreSourceErrors: true },
   },
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
 import { encode, decode } from '@msgpack/msgpack';
-import { ActorDownError, CallTimeoutError, NodeDownError, startNode, type DownReason } from '../src/index.js';
+import { ActorDownError, CallTimeoutError, NodeDownError, startNode, type DownReason, type From } from '../src/index.js';
 import { deferred } from '../src/util/deferred.js';
 
 type CounterMsg = { add: number } | 'get';
@@ -95,8 +95,8 @@ describe('actors: call and cast', () => {
   it('supports replying later through `from` (noreply)', () =>
     withNode(async (node) => {
       const actor = node.spawn({
-        init: () => [] as { reply(v: string): void }[],
-        handleCall: (msg: 'wait' | 'release', state: { reply(v: string): void }[], from) => {
+        init: () => [] as From<string>[],
+        handleCall: (msg: 'wait' | 'release', state: From<string>[], from: From<string>) => {
           if (msg === 'wait') return { noreply: true as const, state: [...state, from] };
           for (const f of state) f.reply('released');
           return { reply: 'ok', state: [] };

@@ -5,12 +5,14 @@ import type { DownReason } from '../errors.js';
 export interface Reply<S, R> {
   reply: R;
   state: S;
+  noreply?: false | undefined;
 }
 
 /** No reply now: the handler keeps `from` and answers later with `from.reply()`. */
 export interface NoReply<S> {
   noreply: true;
   state: S;
+  reply?: undefined;
 }
 
 /** The caller of a `call`, for replying later (Erlang's `gen_server:reply/2`). */
