@@ -1,0 +1,67 @@
+// The result files: bench/results/<name>.json in exactly the shape of the conventions
+// (name, params, env, metrics = medians over runs, runs, compare) plus the optional
+// `--json` copy, and bench/results/<name>.md with the same tables in Markdown.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, platform } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { markdownTable, modeLine } from './format.js';
+import { medians } from './stats.js';
+import type { BenchResult, RunOutput, TableSection } from './types.js';
+
+export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+
+/** Machine facts recorded with every result. */
+export function benchEnv(): BenchResult['env'] {
+  return { node: process.version, cpus: cpus().length, os: platform() };
+}
+
+/** Builds the result from the runs: metrics and compare figures are per-key medians. */
+export function buildResult(name: string, params: BenchResult['params'], outputs: readonly RunOutput[]): BenchResult {
+  const runs = outputs.map((o) => ({ ...o.metrics }));
+  const peers = new Set<string>();
+  for (const o of outputs) for (const p of Object.keys(o.compare ?? {})) peers.add(p);
+  const compare: BenchResult['compare'] = {};
+  for (const p of peers) {
+    compare[p] = medians(outputs.map((o) => o.compare?.[p]).filter((x): x is Record<string, number> => x !== undefined));
+  }
+  return { name, params: { ...params }, env: benchEnv(), metrics: medians(runs), runs, compare };
+}
+
+/** Writes `<dir>/<name>.json`, `<dir>/<name>.md` and the `--json` copy; returns the paths written. */
+export function writeResult(
+  result: BenchResult,
+  sections: readonly TableSection[],
+  notes: readonly string[],
+  opts: { dir?: string; jsonCopy?: string | undefined; command: string; pinned: boolean },
+): string[] {
+  const dir = opts.dir ?? RESULTS_DIR;
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  const paths = [join(dir, `${result.name}.json`), join(dir, `${result.name}.md`)];
+  writeFileSync(paths[0]!, json);
+  writeFileSync(paths[1]!, markdown(result, sections, notes, opts.command, opts.pinned));
+  if (opts.jsonCopy) {
+    mkdirSync(dirname(resolve(opts.jsonCopy)), { recursive: true });
+    writeFileSync(opts.jsonCopy, json);
+    paths.push(opts.jsonCopy);
+  }
+  return paths;
+}
+
+function markdown(result: BenchResult, sections: readonly TableSection[], notes: readonly string[], command: string, pinned: boolean): string {
+  const out = [
+    `## ${result.name}`,
+    '',
+    `\`${command}\``,
+    '',
+    `Node ${result.env.node}, ${result.env.cpus} CPUs, ${result.env.os}; ${modeLine(pinned, result.env.cpus)}; ` +
+      `medians of ${result.runs.length} run(s).`,
+    '',
+    `Parameters: ${Object.entries(result.params).map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    '',
+  ];
+  for (const s of sections) out.push(markdownTable(s), '');
+  if (notes.length > 0) out.push(...notes.map((n) => `- ${n}`), '');
+  return out.join('\n');
+}

@@ -1,0 +1,5 @@
+// Every benchmark, in the order `npm run bench -- all` runs them.
+import actorCall from './actor-call.js';
+import type { BenchModule } from './lib/types.js';
+
+export const BENCHES: readonly BenchModule[] = [actorCall as BenchModule];

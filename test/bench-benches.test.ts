@@ -1,0 +1,46 @@
+// Smoke test of every registered benchmark: a tiny run (one short run each) writes the
+// metric names the benchmark conventions require. Figures are never checked for speed.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseCommand } from '../bench/lib/options.js';
+import { runBench } from '../bench/lib/runner.js';
+import { BENCHES } from '../bench/registry.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The metric names outside checks read (benchmark conventions). */
+const REQUIRED: Record<string, { metrics: string[]; compare?: Record<string, string[]> }> = {
+  'actor-call': { metrics: ['localCallNs', 'awaitFloorNs', 'pQueueNs'] },
+  'mesh-rtt': { metrics: ['tcpCallP50Us', 'tcpCallP99Us', 'tcpRawP50Us', 'workerCallP50Us', 'workerRawP50Us', 'pipelinedCallsPerSec'] },
+  codec: { metrics: ['msgpackrNs', 'msgpackNs'] },
+  lock: { metrics: ['grantsPerSec', 'jain', 'acquireP50Us', 'acquireP99Us', 'violations', 'uncontendedUs', 'rawRttUs'] },
+  read: { metrics: ['hitNs', 'mapGetNs', 'lruGetNs', 'awaitFloorNs'] },
+  stampede: { metrics: ['fetches', 'callers', 'fetchMs', 'callerP50Ms', 'callerP99Ms'] },
+  replication: { metrics: ['replicationP50Us', 'replicationP99Us', 'meshRttP50Us'] },
+};
+
+/** Extra arguments that keep a bench tiny. */
+const TINY: Record<string, string[]> = {
+  lock: ['--nodes', '2', '--contenders', '2'],
+  stampede: ['--nodes', '2', '--callers', '10'],
+};
+
+describe('every bench', () => {
+  for (const b of BENCHES) {
+    it(`${b.name}: a tiny run writes the required metrics in the result shape`, { timeout: 120_000 }, async () => {
+      const cmd = parseCommand([b.name, '--duration', '0.2', '--runs', '1', '--quiet', ...(TINY[b.name] ?? [])], BENCHES);
+      if (cmd.kind !== 'run') throw new Error('expected run');
+      const result = await runBench(b, cmd.benches[0]!.values, cmd.common, { dir, command: 'smoke', print: () => {} });
+      expect(result).toBeDefined();
+      const json = JSON.parse(readFileSync(join(dir, `${b.name}.json`), 'utf8'));
+      expect(Object.keys(json)).toEqual(['name', 'params', 'env', 'metrics', 'runs', 'compare']);
+      expect(json.runs).toHaveLength(1);
+      const req = REQUIRED[b.name];
+      expect(req, `bench ${b.name} has required metrics listed`).toBeDefined();
+      for (const m of req!.metrics) expect(typeof json.metrics[m], `${b.name}.${m}`).toBe('number');
+    });
+  }
+});

@@ -1,0 +1,151 @@
+// Smoke tests of the benchmark framework: the command line, `--help`, and the result files
+// in the shape the benchmark conventions fix. Tiny durations; speed is never asserted here.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { helpText, parseCommand } from '../bench/lib/options.js';
+import { runBench } from '../bench/lib/runner.js';
+import { jain, median, mergeHistograms, newHistogram, encodeHistogram } from '../bench/lib/stats.js';
+import { BenchUsageError, type BenchModule, type CommonOptions } from '../bench/lib/types.js';
+import { BENCHES } from '../bench/registry.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bench-framework-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const common = (o: Partial<CommonOptions> = {}): CommonOptions => ({
+  durationS: 0.05,
+  runs: 3,
+  json: undefined,
+  quiet: true,
+  pinned: false,
+  ...o,
+});
+
+/** A bench whose runs return known figures, to check medians and the file shapes. */
+const fake: BenchModule = {
+  name: 'fake',
+  summary: 'test double',
+  defaultDurationS: 1,
+  latency: true,
+  options: { size: { type: 'number', integer: true, min: 1, default: 4, description: 'size' } },
+  params: (v) => ({ size: v.size as number }),
+  async run(_p, ctx) {
+    const x = [10, 30, 20][ctx.run]!;
+    return { metrics: { fooNs: x, barPerSec: 1000 / x }, compare: { peer: { fooNs: x * 2 } }, notes: [`run ${ctx.run}`] };
+  },
+};
+
+describe('bench command line', () => {
+  it('parses a bench name, common options and bench options', () => {
+    const cmd = parseCommand(['fake', '--duration', '0.5', '--runs', '3', '--size', '7', '--quiet', '--json', 'x.json'], [fake]);
+    expect(cmd.kind).toBe('run');
+    if (cmd.kind !== 'run') return;
+    expect(cmd.common).toMatchObject({ durationS: 0.5, runs: 3, quiet: true, json: 'x.json' });
+    expect(cmd.benches[0]!.values.size).toBe(7);
+  });
+
+  it('takes defaults when options are omitted (runs 5, bench duration)', () => {
+    const cmd = parseCommand(['fake'], [fake]);
+    if (cmd.kind !== 'run') throw new Error('expected run');
+    expect(cmd.common.runs).toBe(5);
+    expect(Number.isNaN(cmd.common.durationS)).toBe(true);
+    expect(cmd.benches[0]!.values.size).toBe(4);
+  });
+
+  it('rejects unknown benches, unknown options and bad numbers with a usage error naming them', () => {
+    expect(() => parseCommand(['nope'], [fake])).toThrow(/unknown bench "nope"/);
+    expect(() => parseCommand(['fake', '--bogus'], [fake])).toThrow(BenchUsageError);
+    expect(() => parseCommand(['fake', '--runs', '0'], [fake])).toThrow(/--runs must be at least 1/);
+    expect(() => parseCommand(['fake', '--size', '1.5'], [fake])).toThrow(/--size must be an integer/);
+    expect(() => parseCommand(['fake', '--duration', 'abc'], [fake])).toThrow(/--duration must be a number/);
+  });
+
+  it('`all` runs every registered bench with common options only', () => {
+    const cmd = parseCommand(['all', '--runs', '1'], BENCHES);
+    if (cmd.kind !== 'run') throw new Error('expected run');
+    expect(cmd.benches.map((b) => b.module.name)).toEqual(BENCHES.map((b) => b.name));
+    expect(() => parseCommand(['all', '--nodes', '3'], BENCHES)).toThrow(BenchUsageError);
+  });
+
+  it('every registered bench parses tiny durations and its own defaults', () => {
+    for (const b of BENCHES) {
+      const cmd = parseCommand([b.name, '--duration', '0.05', '--runs', '1', '--quiet'], BENCHES);
+      if (cmd.kind !== 'run') throw new Error('expected run');
+      expect(cmd.benches[0]!.module).toBe(b);
+      expect(() => b.params(cmd.benches[0]!.values, cmd.common)).not.toThrow();
+    }
+  });
+
+  it('--help lists every bench and every option', () => {
+    expect(parseCommand(['--help'], BENCHES).kind).toBe('help');
+    expect(parseCommand(['fake', '-h'], [fake])).toEqual({ kind: 'help', bench: fake });
+    const text = helpText(BENCHES);
+    for (const b of BENCHES) {
+      expect(text).toContain(b.name);
+      for (const o of Object.keys(b.options)) expect(text).toContain(`--${o}`);
+    }
+    for (const o of ['--duration', '--runs', '--json', '--quiet', '--pin']) expect(text).toContain(o);
+  });
+
+  it('the CLI prints help and exits 2 on bad usage', () => {
+    const help = spawnSync(process.execPath, ['--import', 'tsx', 'bench/cli.ts', '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    for (const b of BENCHES) expect(help.stdout).toContain(b.name);
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'no-such-bench'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('unknown bench');
+  });
+});
+
+describe('bench results', () => {
+  it('writes JSON in the conventions shape with medians over runs, and a Markdown table', async () => {
+    const out: string[] = [];
+    const jsonCopy = join(dir, 'copy', 'fake.json');
+    const result = await runBench(fake, { size: 4 }, common({ json: jsonCopy }), { dir, command: 'npm run bench -- fake', print: (t) => out.push(t) });
+    const json = JSON.parse(readFileSync(join(dir, 'fake.json'), 'utf8'));
+    expect(json).toEqual(result);
+    expect(Object.keys(json)).toEqual(['name', 'params', 'env', 'metrics', 'runs', 'compare']);
+    expect(json.name).toBe('fake');
+    expect(json.params).toEqual({ size: 4, durationS: 0.05, runs: 3, pinned: false });
+    expect(Object.keys(json.env)).toEqual(['node', 'cpus', 'os']);
+    expect(json.env.node).toBe(process.version);
+    expect(json.runs).toEqual([
+      { fooNs: 10, barPerSec: 100 },
+      { fooNs: 30, barPerSec: 1000 / 30 },
+      { fooNs: 20, barPerSec: 50 },
+    ]);
+    expect(json.metrics).toEqual({ fooNs: 20, barPerSec: 50 });
+    expect(json.compare).toEqual({ peer: { fooNs: 40 } });
+    expect(JSON.parse(readFileSync(jsonCopy, 'utf8'))).toEqual(json);
+    const md = readFileSync(join(dir, 'fake.md'), 'utf8');
+    expect(md).toContain('| metric |');
+    expect(md).toContain('npm run bench -- fake');
+    expect(md).toContain('unpinned');
+    expect(out.join('\n')).toContain('fooNs');
+  });
+
+  it('a pinned run says so in the table', async () => {
+    const out: string[] = [];
+    await runBench(fake, { size: 1 }, common({ runs: 1, pinned: true }), { dir, command: 'x', print: (t) => out.push(t) });
+    expect(out.join('\n')).toContain('taskset -c 0');
+  });
+});
+
+describe('bench statistics', () => {
+  it('median, Jain index and merged HDR histograms', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(jain([5, 5, 5, 5])).toBe(1);
+    expect(jain([10, 0, 0, 0])).toBeCloseTo(0.25);
+    const a = newHistogram();
+    const b = newHistogram();
+    for (let i = 1; i <= 100; i++) a.recordValue(i);
+    for (let i = 101; i <= 200; i++) b.recordValue(i);
+    const m = mergeHistograms([encodeHistogram(a), b]);
+    expect(m.totalCount).toBe(200);
+    expect(m.getValueAtPercentile(50)).toBeGreaterThanOrEqual(99);
+    expect(m.getValueAtPercentile(50)).toBeLessThanOrEqual(101);
+  });
+});
