@@ -114,20 +114,35 @@ export class DeadlineBucket {
 /** One bucket per distinct timeout value. */
 export class Deadlines {
   readonly #buckets = new Map<number, DeadlineBucket>();
+  /** The bucket used last: nearly every call uses the node's default timeout. */
+  #lastTimeout = Number.NaN;
+  #lastBucket: DeadlineBucket | undefined = undefined;
 
   add(entry: DeadlineEntry, timeout: number): void {
+    if (timeout === this.#lastTimeout) {
+      this.#lastBucket!.add(entry);
+      return;
+    }
     let bucket = this.#buckets.get(timeout);
     if (!bucket) {
       bucket = new DeadlineBucket(timeout, (idle) => {
         if (this.#buckets.get(timeout) === idle) this.#buckets.delete(timeout);
+        if (this.#lastBucket === idle) {
+          this.#lastBucket = undefined;
+          this.#lastTimeout = Number.NaN;
+        }
       });
       this.#buckets.set(timeout, bucket);
     }
+    this.#lastTimeout = timeout;
+    this.#lastBucket = bucket;
     bucket.add(entry);
   }
 
   dispose(): void {
     for (const b of this.#buckets.values()) b.dispose();
     this.#buckets.clear();
+    this.#lastBucket = undefined;
+    this.#lastTimeout = Number.NaN;
   }
 }
