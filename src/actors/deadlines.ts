@@ -56,6 +56,11 @@ export class DeadlineBucket {
     }
   }
 
+  /** Entries held, settled or not (bounded by compaction to about 4x the live ones). */
+  get stored(): number {
+    return this.#stored;
+  }
+
   /** Called by an entry when it settles. */
   settled(): void {
     if (--this.#live === 0) this.#reset();
