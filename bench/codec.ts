@@ -10,21 +10,17 @@ import { fmt, ratio } from './lib/format.js';
 import { interleaveSync } from './lib/loop.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
-/** Representative frames: a call with a small message, a reply with a token, a value holding a ref. */
-export function sampleFrames(seq: number): unknown[] {
+/**
+ * Representative frames in the mesh's wire shape (src/mesh/protocol.ts: a msgpack array
+ * whose first element is the tag): a CALL with a small message, a REPLY with a token-sized
+ * value, and a CAST whose message holds an ActorRef. `ref` builds the ref (plain data for
+ * the generic codecs, an ActorRef for the mesh codec, which sends it as an extension).
+ */
+export function sampleFrames(seq: number, ref: (node: string, id: string) => unknown = (node, id) => ({ node, id })): unknown[] {
   return [
-    { t: 'call', id: seq, to: { node: 'billing-1', id: '5f3a9c1e.17' }, from: 'billing-2', timeout: 5000, msg: { add: 2 } },
-    {
-      t: 'reply',
-      id: seq,
-      ok: true,
-      value: { ok: true, value: 'ghs_16C7e42F292c6912E7710c838347Ae178B4a', expiresAt: 1_764_153_600_000, version: 42 },
-    },
-    {
-      t: 'cast',
-      to: { node: 'billing-3', id: 'pg' },
-      msg: { join: 'MyApp.Expirables/githubAccessToken', refs: [{ node: 'billing-2', id: '9f8e7d6c.3' }] },
-    },
+    [20, seq, '5f3a9c1e.17', { add: 2 }],
+    [21, seq, { ok: true, value: 'ghs_16C7e42F292c6912E7710c838347Ae178B4a', expiresAt: 1_764_153_600_000, version: 42 }],
+    [23, 'pg', { join: 'MyApp.Expirables/githubAccessToken', refs: [ref('billing-2', '9f8e7d6c.3')] }],
   ];
 }
 
@@ -33,9 +29,44 @@ interface Codec {
   label: string;
   encode(v: unknown): Uint8Array;
   decode(b: Uint8Array): unknown;
+  /** The frames it carries (default: `sampleFrames`). */
+  frames?: (seq: number) => unknown[];
 }
 
-function codecs(): Codec[] {
+const LABELS: Record<string, string> = {
+  meshCodecNs: 'mesh codec (src/mesh/codec.ts: msgpackr, refs as extension)',
+  msgpackrNs: 'msgpackr (plain maps)',
+  msgpackNs: '@msgpack/msgpack Encoder/Decoder',
+  msgpackrRecordsNs: 'msgpackr useRecords (per frame)',
+  msgpackrSequentialNs: 'msgpackr records shared over a stream (sequential)',
+  msgpackStrictNs: '@msgpack/msgpack strict Decoder (pre-auth limits)',
+};
+
+/** The mesh's own codec, when this build has it (measured through its public functions). */
+async function meshCodec(): Promise<Codec | undefined> {
+  const spec = '../src/mesh/codec.js';
+  let mod: {
+    encode(m: unknown): Uint8Array;
+    decode(p: Uint8Array, system: undefined): unknown;
+    payloadOf(b: Uint8Array): Uint8Array;
+  };
+  let refs: { ActorRef: new (node: string, id: string) => unknown };
+  try {
+    mod = await import(spec);
+    refs = await import('../src/actors/ref.js');
+  } catch {
+    return undefined;
+  }
+  return {
+    name: 'meshCodecNs',
+    label: LABELS.meshCodecNs!,
+    encode: (v) => mod.encode(v),
+    decode: (b) => mod.decode(mod.payloadOf(b), undefined),
+    frames: (seq) => sampleFrames(seq, (node, id) => new refs.ActorRef(node, id)),
+  };
+}
+
+async function codecs(): Promise<Codec[]> {
   const plain = new Packr({ useRecords: false });
   const records = new Packr({ useRecords: true });
   const seqOut = new Packr({ sequential: true } as ConstructorParameters<typeof Packr>[0]);
@@ -43,77 +74,78 @@ function codecs(): Codec[] {
   const enc = new Encoder();
   const dec = new Decoder();
   const strict = new Decoder({ maxStrLength: 64 * 1024, maxBinLength: 1 << 20, maxArrayLength: 4096, maxMapLength: 4096, maxExtLength: 1 << 20 });
-  return [
-    { name: 'msgpackrNs', label: 'msgpackr (plain maps)', encode: (v) => plain.pack(v), decode: (b) => plain.unpack(b) },
-    { name: 'msgpackNs', label: '@msgpack/msgpack Encoder/Decoder', encode: (v) => enc.encode(v), decode: (b) => dec.decode(b) },
-    { name: 'msgpackrRecordsNs', label: 'msgpackr useRecords (per frame)', encode: (v) => records.pack(v), decode: (b) => records.unpack(b) },
-    {
-      name: 'msgpackrSequentialNs',
-      label: 'msgpackr records shared over a stream (sequential)',
-      encode: (v) => seqOut.pack(v),
-      decode: (b) => seqIn.unpack(b),
-    },
-    { name: 'msgpackStrictNs', label: '@msgpack/msgpack strict Decoder (pre-auth)', encode: (v) => enc.encode(v), decode: (b) => strict.decode(b) },
+  const list: Codec[] = [
+    { name: 'msgpackrNs', label: LABELS.msgpackrNs!, encode: (v) => plain.pack(v), decode: (b) => plain.unpack(b) },
+    { name: 'msgpackNs', label: LABELS.msgpackNs!, encode: (v) => enc.encode(v), decode: (b) => dec.decode(b) },
+    { name: 'msgpackrRecordsNs', label: LABELS.msgpackrRecordsNs!, encode: (v) => records.pack(v), decode: (b) => records.unpack(b) },
+    { name: 'msgpackrSequentialNs', label: LABELS.msgpackrSequentialNs!, encode: (v) => seqOut.pack(v), decode: (b) => seqIn.unpack(b) },
+    { name: 'msgpackStrictNs', label: LABELS.msgpackStrictNs!, encode: (v) => enc.encode(v), decode: (b) => strict.decode(b) },
   ];
+  const mesh = await meshCodec();
+  if (mesh) list.unshift(mesh);
+  return list;
 }
+
+/** Equal as data: same JSON (an ActorRef's own fields are exactly node and id). */
+const sameData = (a: unknown, b: unknown): boolean => isDeepStrictEqual(a, b) || JSON.stringify(a) === JSON.stringify(b);
 
 const codec: BenchModule = {
   name: 'codec',
-  summary: 'msgpackr vs @msgpack/msgpack encode+decode of mesh frames (call, token reply, value with a ref)',
+  summary: 'msgpackr vs @msgpack/msgpack encode+decode of mesh frames (call, token reply, cast with a ref)',
   defaultDurationS: 3,
   latency: false,
   options: {},
   params: () => ({}),
   async run(_params, ctx) {
-    const all = codecs();
+    const all = await codecs();
     const metrics: Record<string, number> = {};
-    // Check every codec round-trips every frame before timing anything.
-    // Sizes are taken on the second pass: the steady state of a connection (a sequential
-    // encoder sends each record definition once, in the first frame of its shape).
+    // Every codec must round-trip every frame before anything is timed. Sizes are taken on
+    // the second pass: the steady state of a connection (a sequential encoder sends each
+    // record definition once, in the first frame of its shape). Mesh-codec sizes include
+    // its 4-byte length prefix.
     for (const c of all) {
+      const framesOf = c.frames ?? ((seq: number) => sampleFrames(seq));
       let bytes = 0;
       for (let pass = 0; pass < 2; pass++) {
         bytes = 0;
-        for (const f of sampleFrames(pass)) {
+        for (const f of framesOf(pass)) {
           const b = c.encode(f);
           bytes += b.length;
           const back = c.decode(b);
-          if (!isDeepStrictEqual(back, f)) throw new Error(`${c.label} does not round-trip ${JSON.stringify(f)}: ${JSON.stringify(back)}`);
+          if (!sameData(back, f)) throw new Error(`${c.label} does not round-trip ${JSON.stringify(f)}: ${JSON.stringify(back)}`);
         }
       }
       metrics[c.name.replace(/Ns$/, 'Bytes')] = bytes / 3;
     }
-    const frames = sampleFrames(7);
     const perOp = await interleaveSync(
-      all.map((c) => ({
-        name: c.name,
-        op: () => {
-          let last: unknown;
-          for (let i = 0; i < frames.length; i++) last = c.decode(c.encode(frames[i]));
-          return last;
-        },
-      })),
+      all.map((c) => {
+        const frames = (c.frames ?? ((seq: number) => sampleFrames(seq)))(7);
+        return {
+          name: c.name,
+          op: () => {
+            let last: unknown;
+            for (let i = 0; i < frames.length; i++) last = c.decode(c.encode(frames[i]));
+            return last;
+          },
+        };
+      }),
       { durationMs: ctx.common.durationS * 1000, batch: 200, onProgress: (f) => ctx.progress(f, 'measuring') },
     );
-    for (const c of all) metrics[c.name] = perOp[c.name]! / frames.length;
-    return { metrics: sortKeys(metrics, all) };
+    const out: Record<string, number> = {};
+    for (const c of all) out[c.name] = perOp[c.name]! / 3;
+    return { metrics: { ...out, ...metrics } };
   },
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     return [
       {
         headers: ['codec', 'ns/frame (enc+dec)', 'bytes/frame', 'vs @msgpack/msgpack'],
-        rows: codecs().map((c) => [c.label, fmt(m[c.name]), fmt(m[c.name.replace(/Ns$/, 'Bytes')]), ratio(m[c.name], m.msgpackNs)]),
+        rows: Object.keys(LABELS)
+          .filter((k) => m[k] !== undefined)
+          .map((k) => [LABELS[k]!, fmt(m[k]), fmt(m[k.replace(/Ns$/, 'Bytes')]), ratio(m[k], m.msgpackNs)]),
       },
     ];
   },
 };
-
-function sortKeys(metrics: Record<string, number>, order: Codec[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const c of order) out[c.name] = metrics[c.name]!;
-  for (const [k, v] of Object.entries(metrics)) if (!(k in out)) out[k] = v;
-  return out;
-}
 
 export default codec;

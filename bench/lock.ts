@@ -1,0 +1,200 @@
+// lock: the lock-contention benchmark (issue 5). N node processes x C contenders each loop
+// `node.global.trans` on R resources with a critical section of H ms, for D seconds.
+// Reports grants/s, acquire latency p50/p99/max (HDR histograms merged over processes),
+// per-contender grant counts and Jain's fairness index, and mutual-exclusion violations on
+// a shared invariant (must be 0); next to it, in the same run, one uncontended
+// acquire+release against one raw loopback TCP round trip, and with `--compare erlang` the
+// same workload against Erlang's :global.trans on as many BEAM nodes.
+// Goals at 3 nodes x 32 contenders, H = 0: >= 10x the grants/s of :global.trans, Jain >= 0.95,
+// uncontended acquire+release <= 1.5x one loopback round trip.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fmt, ratio } from './lib/format.js';
+import { hasErlang, runErlangLock, type ErlangLockFigures } from './lib/erlang.js';
+import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import type { PingPongResult } from './lib/raw.js';
+import { decodeHistogram, jain, mergeHistograms } from './lib/stats.js';
+import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
+import type { ContendResult } from './peers/lock-peer.js';
+
+const PEER = fileURLToPath(new URL('./peers/lock-peer.ts', import.meta.url));
+
+interface LockParams extends Record<string, number | string | boolean> {
+  nodes: number;
+  contenders: number;
+  resources: number;
+  holdMs: number;
+  compare: string;
+}
+
+/** Median of an encoded ns histogram, in µs. */
+const p50Us = (r: PingPongResult): number => decodeHistogram(r.histogram).getValueAtPercentile(50) / 1000;
+
+const lock: BenchModule<LockParams> = {
+  name: 'lock',
+  summary: 'global lock contention: N nodes x C contenders, grants/s, acquire p50/p99, fairness, violations',
+  defaultDurationS: 10,
+  latency: true,
+  options: {
+    nodes: { type: 'number', integer: true, min: 2, default: 3, description: 'node processes' },
+    contenders: { type: 'number', integer: true, min: 1, default: 32, description: 'concurrent contenders per node' },
+    resources: { type: 'number', integer: true, min: 1, default: 1, description: 'resources the contenders spread over' },
+    hold: { type: 'number', min: 0, default: 0, description: 'ms each grant holds the lock' },
+    compare: { type: 'string', choices: ['none', 'erlang'], default: 'none', description: "also run the workload on Erlang's :global.trans" },
+  },
+  params(v) {
+    const p = {
+      nodes: v.nodes as number,
+      contenders: v.contenders as number,
+      resources: v.resources as number,
+      holdMs: v.hold as number,
+      compare: v.compare as string,
+    };
+    if (p.resources > p.nodes * p.contenders) throw new BenchUsageError('--resources must not exceed nodes x contenders');
+    return p;
+  },
+  async run(p, ctx) {
+    const durationMs = ctx.common.durationS * 1000;
+    const warmupMs = Math.min(1000, durationMs * 0.2);
+    const erlang = p.compare === 'erlang';
+    if (erlang && ctx.run === 0 && !hasErlang()) {
+      ctx.log("lock: `erl` is not on the PATH: skipping the Erlang comparison (install it with `apt-get install erlang-nox`).");
+    }
+    const withErlang = erlang && hasErlang();
+    const share = withErlang ? 0.5 : 1; // progress share of our part
+    const dir = mkdtempSync(join(tmpdir(), 'lock-bench-'));
+    const file = join(dir, 'invariant.bin');
+    let children: BenchChild[] = [];
+    try {
+      // The cluster.
+      ctx.progress(0, 'starting nodes');
+      children = await startChildren(PEER, p.nodes);
+      const cookie = randomBytes(12).toString('hex');
+      const first = await children[0]!.request<{ address: string }>('startNode', { name: 'lock-bench-1', port: 0, cookie });
+      await Promise.all(
+        children.slice(1).map((c, i) => c.request('startNode', { name: `lock-bench-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
+      );
+      await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+
+      // The floor and the uncontended lock, side by side.
+      ctx.progress(0.02 * share, 'floor');
+      const floorMs = Math.min(1000, Math.max(100, durationMs * 0.1));
+      const port = await children[0]!.request<number>('echoServer');
+      const raw = await children[1]!.request<PingPongResult>('pingPong', { port, bytes: 64, durationMs: floorMs });
+      const unc = await children[1]!.request<PingPongResult>('uncontended', { resource: `bench-uncontended-${ctx.run}`, durationMs: floorMs });
+
+      // Contention.
+      writeFileSync(file, Buffer.alloc(16 * p.resources));
+      const started = Date.now();
+      const ticker = setInterval(
+        () => ctx.progress((0.1 + 0.9 * Math.min(1, (Date.now() - started) / (warmupMs + durationMs))) * share, 'contention'),
+        200,
+      );
+      let parts: ContendResult[];
+      try {
+        parts = await Promise.all(
+          children.map((c, nodeIndex) =>
+            c.request<ContendResult>('contend', {
+              nodeIndex,
+              contenders: p.contenders,
+              resources: p.resources,
+              holdMs: p.holdMs,
+              warmupMs,
+              durationMs,
+              file,
+            }),
+          ),
+        );
+      } finally {
+        clearInterval(ticker);
+      }
+      await Promise.all(children.map((c) => c.request('close').catch(() => null)));
+      await killAll(children);
+      children = [];
+
+      const counts = parts.flatMap((x) => x.counts);
+      const grants = counts.reduce((a, b) => a + b, 0);
+      const elapsedS = Math.max(...parts.map((x) => x.elapsedNs)) / 1e9;
+      const h = mergeHistograms(parts.map((x) => x.histogram));
+      const rawRttUs = p50Us(raw);
+      const uncontendedUs = p50Us(unc);
+      const sorted = [...counts].sort((a, b) => a - b);
+      const metrics: Record<string, number> = {
+        grantsPerSec: grants / elapsedS,
+        jain: jain(counts),
+        acquireP50Us: h.totalCount ? h.getValueAtPercentile(50) : NaN,
+        acquireP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
+        acquireMaxUs: h.totalCount ? h.maxValue : NaN,
+        violations: parts.reduce((a, x) => a + x.violations, 0),
+        tokenViolations: parts.reduce((a, x) => a + x.tokenViolations, 0),
+        uncontendedUs,
+        rawRttUs,
+        uncontendedVsRawRtt: uncontendedUs / rawRttUs,
+        contenderGrantsMin: sorted[0] ?? 0,
+        contenderGrantsMax: sorted.at(-1) ?? 0,
+      };
+      const notes = [
+        `per-contender grants (ours, last run), node by node: ${parts.map((x, i) => `n${i + 1} [${x.counts.join(' ')}]`).join('; ')}`,
+        `fencing tokens checked: ${parts.reduce((a, x) => a + x.tokenChecks, 0)} grants` +
+          (parts.every((x) => x.tokenChecks === 0) ? ' (tokens are not numeric: order not checked)' : ''),
+      ];
+
+      let compare: Record<string, Record<string, number>> | undefined;
+      if (withErlang) {
+        writeFileSync(file, Buffer.alloc(16 * p.resources));
+        const e: ErlangLockFigures = await runErlangLock(
+          { nodes: p.nodes, contenders: p.contenders, resources: p.resources, holdMs: p.holdMs, warmupMs, durationMs, file },
+          (f) => ctx.progress(0.5 + 0.5 * f, 'erlang :global.trans'),
+        );
+        compare = {
+          erlang: {
+            grantsPerSec: e.grantsPerSec,
+            jain: e.jain,
+            acquireP50Us: e.acquireP50Us,
+            acquireP99Us: e.acquireP99Us,
+            acquireMaxUs: e.acquireMaxUs,
+            violations: e.violations,
+            missing: e.missing,
+          },
+        };
+        notes.push(`per-contender grants (:global.trans, last run): [${e.counts.join(' ')}]`);
+      }
+      return { metrics, ...(compare ? { compare } : {}), notes };
+    } finally {
+      await killAll(children);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  table(result: BenchResult): TableSection[] {
+    const m = result.metrics;
+    const e = result.compare.erlang;
+    const rows: [string, string][] = [
+      ['grants/s', 'grantsPerSec'],
+      ['Jain fairness index', 'jain'],
+      ['acquire p50 (µs)', 'acquireP50Us'],
+      ['acquire p99 (µs)', 'acquireP99Us'],
+      ['acquire max (µs)', 'acquireMaxUs'],
+      ['violations', 'violations'],
+    ];
+    const main: TableSection = {
+      title: `${result.params.nodes} nodes x ${result.params.contenders} contenders, ${result.params.resources} resource(s), hold ${result.params.holdMs} ms`,
+      headers: e ? ['figure', 'ours', ':global.trans', 'ours / theirs'] : ['figure', 'ours'],
+      rows: rows.map(([label, k]) => (e ? [label, fmt(m[k]), fmt(e[k]), ratio(m[k], e[k])] : [label, fmt(m[k])])),
+    };
+    const goals: TableSection = {
+      headers: ['goal', 'target', 'measured', 'met'],
+      rows: [
+        ['uncontended acquire+release vs raw TCP round trip', '<= 1.5x', `${fmt(m.uncontendedUs)} µs vs ${fmt(m.rawRttUs)} µs = ${fmt(m.uncontendedVsRawRtt)}x`, (m.uncontendedVsRawRtt ?? Infinity) <= 1.5 ? 'yes' : 'no'],
+        ['Jain fairness index', '>= 0.95', fmt(m.jain), (m.jain ?? 0) >= 0.95 ? 'yes' : 'no'],
+        ['violations', '0', fmt(m.violations), m.violations === 0 && result.runs.every((r) => r.violations === 0) ? 'yes' : 'no'],
+      ],
+    };
+    if (e) goals.rows.unshift(['grants/s vs :global.trans', '>= 10x', ratio(m.grantsPerSec, e.grantsPerSec), (m.grantsPerSec ?? 0) >= 10 * (e.grantsPerSec ?? Infinity) ? 'yes' : 'no']);
+    return [main, goals];
+  },
+};
+
+export default lock;

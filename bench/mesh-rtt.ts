@@ -1,0 +1,111 @@
+// mesh-rtt: remote `call` round trips between two node processes over TCP (p50/p99), side by
+// side in the same run with a raw `net` ping-pong of the same frame between the same two
+// processes; over the worker-thread transport vs a raw MessagePort ping-pong; and pipelined
+// throughput with `--inflight` calls outstanding over one TCP link.
+// Goals (issue 4): p50 remote call within 1.5x of the raw ping-pong; >= 100k pipelined calls/s.
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { fmt, ratio } from './lib/format.js';
+import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import type { PingPongResult } from './lib/raw.js';
+import { mergeHistograms } from './lib/stats.js';
+import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
+import type { ActorRefData } from '../src/actors/ref.js';
+
+const PEER = fileURLToPath(new URL('./peers/mesh-peer.ts', import.meta.url));
+
+interface RttParams extends Record<string, number | string | boolean> {
+  inflight: number;
+}
+
+/** Round trips of several slices as one distribution: p50/p99 in µs, and calls/s. */
+function summarize(parts: PingPongResult[]): { p50: number; p99: number; perSec: number } {
+  const h = mergeHistograms(parts.map((x) => x.histogram));
+  const count = parts.reduce((a, x) => a + x.count, 0);
+  const ns = parts.reduce((a, x) => a + x.elapsedNs, 0);
+  return { p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, perSec: count / (ns / 1e9) };
+}
+
+const meshRtt: BenchModule<RttParams> = {
+  name: 'mesh-rtt',
+  summary: 'remote call round trip over TCP and worker transport vs raw ping-pong; pipelined calls/s',
+  defaultDurationS: 4,
+  latency: true,
+  options: {
+    inflight: { type: 'number', integer: true, min: 1, default: 1000, description: 'calls in flight for the pipelined figure' },
+  },
+  params: (v) => ({ inflight: v.inflight as number }),
+  async run(p, ctx) {
+    const d = ctx.common.durationS * 1000;
+    let children: BenchChild[] = [];
+    try {
+      ctx.progress(0, 'starting nodes');
+      children = await startChildren(PEER, 2);
+      const [a, b] = children as [BenchChild, BenchChild];
+      const cookie = randomBytes(12).toString('hex');
+      const sa = await a.request<{ address: string }>('startNode', { name: 'rtt-a', port: 0, cookie });
+      await b.request('startNode', { name: 'rtt-b', port: 0, cookie, seeds: [sa.address] });
+      await Promise.all([a.request('waitPeers', { n: 1 }), b.request('waitPeers', { n: 1 })]);
+      const ref = await a.request<ActorRefData>('spawnEcho');
+      const port = await a.request<number>('echoServer');
+
+      // TCP: raw and ours, interleaved in two slices each.
+      const raw: PingPongResult[] = [];
+      const calls: PingPongResult[] = [];
+      const slice = d * 0.15;
+      for (let i = 0; i < 2; i++) {
+        ctx.progress(0.05 + i * 0.3, 'tcp raw');
+        raw.push(await b.request<PingPongResult>('pingPong', { port, durationMs: slice }));
+        ctx.progress(0.2 + i * 0.3, 'tcp call');
+        calls.push(await b.request<PingPongResult>('callLoop', { ref, durationMs: slice }));
+      }
+      ctx.progress(0.65, 'pipelined');
+      const piped = await b.request<{ perSec: number }>('pipelined', { ref, inflight: p.inflight, durationMs: d * 0.2 });
+
+      // Worker transport: raw MessagePort floor (the worker-node figure needs startWorker).
+      ctx.progress(0.9, 'worker raw');
+      const portRaw = await b.request<PingPongResult>('portPingPong', { durationMs: d * 0.1 });
+      await Promise.all(children.map((c) => c.request('close').catch(() => null)));
+
+      const tcpRaw = summarize(raw);
+      const tcpCall = summarize(calls);
+      const wRaw = summarize([portRaw]);
+      return {
+        metrics: {
+          tcpCallP50Us: tcpCall.p50,
+          tcpCallP99Us: tcpCall.p99,
+          tcpRawP50Us: tcpRaw.p50,
+          tcpRawP99Us: tcpRaw.p99,
+          workerCallP50Us: NaN,
+          workerRawP50Us: wRaw.p50,
+          pipelinedCallsPerSec: piped.perSec,
+          tcpCallsPerSec: tcpCall.perSec,
+          tcpCallVsRaw: tcpCall.p50 / tcpRaw.p50,
+        },
+      };
+    } finally {
+      await killAll(children);
+    }
+  },
+  table(result: BenchResult): TableSection[] {
+    const m = result.metrics;
+    return [
+      {
+        headers: ['path', 'ours p50 (µs)', 'ours p99 (µs)', 'raw p50 (µs)', 'raw p99 (µs)', 'ours / raw (p50)'],
+        rows: [
+          ['TCP, two processes', fmt(m.tcpCallP50Us), fmt(m.tcpCallP99Us), fmt(m.tcpRawP50Us), fmt(m.tcpRawP99Us), ratio(m.tcpCallP50Us, m.tcpRawP50Us)],
+          ['worker thread / MessagePort', fmt(m.workerCallP50Us), fmt(m.workerCallP99Us), fmt(m.workerRawP50Us), fmt(m.workerRawP99Us), ratio(m.workerCallP50Us, m.workerRawP50Us)],
+        ],
+      },
+      {
+        headers: ['goal', 'target', 'measured', 'met'],
+        rows: [
+          ['TCP call p50 vs raw ping-pong', '<= 1.5x', `${fmt(m.tcpCallVsRaw)}x`, (m.tcpCallVsRaw ?? Infinity) <= 1.5 ? 'yes' : 'no'],
+          [`pipelined calls/s (${result.params.inflight} in flight)`, '>= 100,000', fmt(m.pipelinedCallsPerSec), (m.pipelinedCallsPerSec ?? 0) >= 100_000 ? 'yes' : 'no'],
+        ],
+      },
+    ];
+  },
+};
+
+export default meshRtt;

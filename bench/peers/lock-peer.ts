@@ -1,0 +1,173 @@
+// A node process of the lock benchmark (forked by bench/lock.ts, driven over IPC): starts a
+// cluster node, answers the floor measurements, and runs C contenders that loop
+// `node.global.trans` on their resource, checking mutual exclusion on a shared invariant.
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { startNode, type Node, type NodeOptions } from '../../src/index.js';
+import { serve } from '../lib/child.js';
+import { frameOf, startEchoServer, tcpPingPong, timedLoop } from '../lib/raw.js';
+import { encodeHistogram, newHistogram } from '../lib/stats.js';
+
+/** The part of `node.global` (API §4) the bench uses. */
+interface GlobalLocks {
+  trans<T>(resource: unknown, fn: (lock: { token: unknown }) => T | Promise<T>, options?: { nodes?: string[] }): Promise<T>;
+}
+
+let node: Node | undefined;
+let echo: Server | undefined;
+
+const locks = (): GlobalLocks => (node as unknown as { global: GlobalLocks }).global;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A token as a number for the ordering check, or NaN when it is not numeric. */
+function tokenNumber(token: unknown): number {
+  if (typeof token === 'number') return token;
+  if (typeof token === 'bigint') return Number(token);
+  return NaN;
+}
+
+/**
+ * The shared invariant: per resource a 16-byte slot of a file every contender of every
+ * process reads and writes with synchronous pread/pwrite (one page cache, so all see the same
+ * bytes at once). Bytes 0-7: the holder's id, 0 when free: a holder entering must find 0, and
+ * must find its own id when it leaves. Bytes 8-15: the last fencing token granted, which the
+ * next holder's token must exceed. Timestamps from different processes are never compared.
+ */
+class Invariant {
+  readonly #fd: number;
+  readonly #buf = Buffer.alloc(8);
+  violations = 0;
+  tokenViolations = 0;
+  tokenChecks = 0;
+
+  constructor(file: string) {
+    this.#fd = openSync(file, 'r+');
+  }
+
+  enter(resource: number, id: number, token: unknown): void {
+    const off = resource * 16;
+    readSync(this.#fd, this.#buf, 0, 8, off);
+    if (this.#buf.readDoubleLE(0) !== 0) this.violations++;
+    this.#buf.writeDoubleLE(id, 0);
+    writeSync(this.#fd, this.#buf, 0, 8, off);
+    const t = tokenNumber(token);
+    if (!Number.isNaN(t)) {
+      this.tokenChecks++;
+      readSync(this.#fd, this.#buf, 0, 8, off + 8);
+      const last = this.#buf.readDoubleLE(0);
+      if (last !== 0 && !(t > last)) this.tokenViolations++;
+      this.#buf.writeDoubleLE(t, 0);
+      writeSync(this.#fd, this.#buf, 0, 8, off + 8);
+    }
+  }
+
+  leave(resource: number, id: number): void {
+    const off = resource * 16;
+    readSync(this.#fd, this.#buf, 0, 8, off);
+    if (this.#buf.readDoubleLE(0) !== id) this.violations++;
+    this.#buf.writeDoubleLE(0, 0);
+    writeSync(this.#fd, this.#buf, 0, 8, off);
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
+}
+
+export interface ContendArgs {
+  nodeIndex: number;
+  contenders: number;
+  resources: number;
+  holdMs: number;
+  warmupMs: number;
+  durationMs: number;
+  file: string;
+}
+
+export interface ContendResult {
+  counts: number[];
+  /** Acquire latency (call of trans to start of fn), µs, encoded HDR histogram. */
+  histogram: string;
+  violations: number;
+  tokenViolations: number;
+  tokenChecks: number;
+  elapsedNs: number;
+}
+
+async function contend(a: ContendArgs): Promise<ContendResult> {
+  const inv = new Invariant(a.file);
+  const h = newHistogram();
+  const counts = new Array<number>(a.contenders).fill(0);
+  let measuring = false;
+  let stop = false;
+  const now = process.hrtime.bigint;
+  const loop = async (c: number): Promise<void> => {
+    const global = a.nodeIndex * a.contenders + c;
+    const id = global + 1;
+    const resource = global % a.resources;
+    const name = `bench-lock-${resource}`;
+    while (!stop) {
+      const t0 = now();
+      await locks().trans(name, async (lock) => {
+        const waited = Number(now() - t0) / 1000;
+        inv.enter(resource, id, lock.token);
+        if (a.holdMs > 0) await sleep(a.holdMs);
+        inv.leave(resource, id);
+        if (measuring) {
+          h.recordValue(Math.max(1, Math.round(waited)));
+          counts[c]!++;
+        }
+      });
+    }
+  };
+  const loops = Array.from({ length: a.contenders }, (_, c) => loop(c));
+  await sleep(a.warmupMs);
+  measuring = true;
+  const start = now();
+  await sleep(a.durationMs);
+  measuring = false;
+  const elapsedNs = Number(now() - start);
+  stop = true;
+  await Promise.all(loops);
+  inv.close();
+  return {
+    counts,
+    histogram: encodeHistogram(h),
+    violations: inv.violations,
+    tokenViolations: inv.tokenViolations,
+    tokenChecks: inv.tokenChecks,
+    elapsedNs,
+  };
+}
+
+serve({
+  async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
+    node = await startNode(options);
+    return { name: node.name, address: node.address };
+  },
+  /** Resolves once `n` peers are connected. */
+  async waitPeers({ n }: { n: number }): Promise<string[]> {
+    const n0 = node!;
+    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
+    return n0.nodes();
+  },
+  async echoServer(): Promise<number> {
+    const s = await startEchoServer();
+    echo = s.server;
+    return s.port;
+  },
+  /** Raw TCP round trips of a frame of `bytes` bytes to an echo server. */
+  pingPong({ port, bytes, durationMs }: { port: number; bytes: number; durationMs: number }) {
+    return tcpPingPong(port, frameOf(new Uint8Array(bytes).fill(7)), durationMs);
+  },
+  /** Uncontended trans (acquire + empty fn + release) on `resource`, back to back. */
+  uncontended({ resource, durationMs }: { resource: string; durationMs: number }) {
+    return timedLoop(() => locks().trans(resource, () => undefined), durationMs);
+  },
+  contend,
+  async close(): Promise<null> {
+    echo?.close();
+    await node?.close();
+    return null;
+  },
+});
