@@ -9,6 +9,7 @@ import { ActorSystem, DEFAULT_CALL_TIMEOUT, type DownReason } from './actors/sys
 import type { Behavior, SpawnOptions } from './actors/behavior.js';
 import type { ActorRef, ActorRefData } from './actors/ref.js';
 import { StandaloneMembership, type Membership } from './mesh/membership.js';
+import { Mesh, type RefusedInfo } from './mesh/mesh.js';
 
 /** PEM material for a mutually authenticated TLS mesh. */
 export interface TlsOptions {
@@ -45,6 +46,8 @@ export interface NodeOptions {
 export interface NodeEvents {
   nodeup: [name: string];
   nodedown: [name: string, reason: string];
+  /** A peer was refused during the handshake (wrong cookie, other version, duplicate name), by this node or by the peer. */
+  refused: [info: RefusedInfo];
 }
 
 export class Node extends EventEmitter<NodeEvents> {
@@ -66,7 +69,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** `host:port` this node listens on, or undefined. */
   get address(): string | undefined {
-    return undefined;
+    return this.#membership instanceof Mesh ? this.#membership.address : undefined;
   }
 
   /** The membership view the layers above build on. */
@@ -122,7 +125,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** Stops every actor and leaves the cluster; resolves when done. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= this.system.close();
+    // Actors stop first (remote monitors hear 'shutdown'), then the mesh says goodbye.
+    this.#closing ??= this.system.close().then(() => (this.#membership instanceof Mesh ? this.#membership.close() : undefined));
     return this.#closing;
   }
 
@@ -139,7 +143,28 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
   if (o.port === undefined && o.seeds.length === 0) {
     return new Node(system, new StandaloneMembership(o.name));
   }
-  throw new InvalidOptionError('port', 'omitted (the TCP mesh is not available in this build)', o.port);
+  // The mesh and the node (whose constructor spawns the service actors) exist before any
+  // link is made, so no message from a peer can arrive before they do.
+  const mesh = new Mesh(system, {
+    name: o.name,
+    cookie: options.cookie!,
+    host: options.host,
+    port: o.port,
+    seeds: o.seeds,
+    heartbeatInterval: options.heartbeatInterval,
+    failureTimeout: options.failureTimeout,
+    maxFrameSize: options.maxFrameSize,
+    handshakeTimeout: options.handshakeTimeout,
+  });
+  const node = new Node(system, mesh);
+  mesh.onRefused((info) => node.emit('refused', info));
+  try {
+    await mesh.start();
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+  return node;
 }
 
 interface ValidOptions {

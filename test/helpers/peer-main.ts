@@ -45,7 +45,8 @@ async function handle(req: Request): Promise<unknown> {
       for (const event of ['nodeup', 'nodedown', 'refused'] as const) {
         (node as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => ctx.emit(event, ...args.map(plain)));
       }
-      return { name: node.name, address: node.address };
+      // Peers connected while startNode ran (their nodeup fired before these listeners).
+      return { name: node.name, address: node.address, nodes: node.nodes() };
     }
     case 'nodes':
       return ctx.node?.nodes() ?? [];

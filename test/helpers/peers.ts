@@ -10,6 +10,7 @@
 //                                                       // by FIXTURE (absolute path or file URL)
 //                                                       // inside the child; ctx = { node, state, emit }
 //   await a.waitEvent('nodeup', (name) => name === 'b'); // node events and ctx.emit(type, ...) events
+//                                                       // (peers connected during start are in a.initialNodes)
 //   a.kill();  a.pause();  a.resume();                  // SIGKILL, SIGSTOP, SIGCONT from here
 //   await a.close();                                    // node.close(), then the process exits
 //
@@ -56,6 +57,8 @@ export class Peer implements AsyncDisposable {
   name = '';
   /** `host:port` the node listens on, once started (undefined if it does not listen). */
   address: string | undefined = undefined;
+  /** Peers already connected when `start` resolved (startNode waits for its seeds). */
+  initialNodes: string[] = [];
   /** Every event pushed by the child, in order. */
   readonly events: PeerEvent[] = [];
   /** The child's stdout and stderr, collected unless `inheritOutput`. */
@@ -131,10 +134,11 @@ export class Peer implements AsyncDisposable {
   }
 
   /** Starts the node of this process with `startNode(options)`. */
-  async start(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
-    const r = (await this.request('start', { options })) as { name: string; address: string | undefined };
+  async start(options: NodeOptions): Promise<{ name: string; address: string | undefined; nodes: string[] }> {
+    const r = (await this.request('start', { options })) as { name: string; address: string | undefined; nodes: string[] };
     this.name = r.name;
     this.address = r.address;
+    this.initialNodes = r.nodes;
     return r;
   }
 

@@ -1,0 +1,123 @@
+// One authenticated link to a peer: decodes its frames, dispatches them, and watches it.
+//
+// Invariants:
+// - At most one Connection per peer name exists in a mesh (the handshake's `admit` sees
+//   to it), so frames between two nodes travel over one FIFO link: messages from one node
+//   to another arrive in the order they were sent. Nothing orders messages across peers.
+// - Frames are handled synchronously in arrival order; a frame is decoded with the
+//   receiving node's runtime bound, so ActorRefs in it can be called at once.
+// - `onDown` runs exactly once, whatever ends the link: BYE from the peer (reason
+//   'closed'), the socket closing, a protocol error, heartbeat timeout, back-pressure, or
+//   our own close.
+//
+// Failure handling: a frame that does not decode or is not a known message closes this
+// link only (ProtocolError reason), like an oversize frame caught by the framing.
+import { debuglog } from 'node:util';
+import { ProtocolError } from '../errors.js';
+import { decode, encode, type RefBinder } from './codec.js';
+import { HeartbeatMonitor, type HeartbeatOptions } from './heartbeat.js';
+import { Tag } from './protocol.js';
+import type { CloseInfo, Transport } from './transport.js';
+import type { PeerIdentity, Role } from './handshake.js';
+
+const log = debuglog('expirable-store:mesh');
+
+const HEARTBEAT = encode([Tag.HEARTBEAT]);
+
+export interface ConnectionHandlers {
+  /** A decoded authenticated message (an array starting with its tag). */
+  onMessage(conn: Connection, msg: unknown[]): void;
+  /** The link is gone; `reason` is 'closed' after a goodbye. */
+  onDown(conn: Connection, reason: string): void;
+}
+
+export class Connection {
+  readonly peer: string;
+  readonly incarnation: string;
+  /** Who dialled: 'dial' means this node did. */
+  readonly role: Role;
+  readonly transport: Transport;
+  readonly heartbeat: HeartbeatMonitor;
+  /** The peer's advertised listen address, once it told us (MEMBERS). */
+  address: string | undefined = undefined;
+  /** Set when the peer said goodbye. */
+  #bye = false;
+  #down = false;
+  readonly #binder: RefBinder;
+  readonly #handlers: ConnectionHandlers;
+
+  constructor(
+    transport: Transport,
+    peer: PeerIdentity,
+    role: Role,
+    binder: RefBinder,
+    handlers: ConnectionHandlers,
+    opts: HeartbeatOptions & { maxFrameSize: number },
+    now: number,
+  ) {
+    this.transport = transport;
+    this.peer = peer.name;
+    this.incarnation = peer.incarnation;
+    this.role = role;
+    this.#binder = binder;
+    this.#handlers = handlers;
+    this.heartbeat = new HeartbeatMonitor(
+      {
+        sendHeartbeat: () => this.transport.send(HEARTBEAT),
+        get bufferedAmount() {
+          return transport.bufferedAmount;
+        },
+        fail: (reason) => {
+          log('link to %s failed: %s', this.peer, reason);
+          this.transport.destroy(reason);
+        },
+      },
+      opts,
+      now,
+    );
+    transport.maxFrameSize = opts.maxFrameSize;
+    transport.onFrame = this.#onFrame;
+    transport.onClose = this.#onClose;
+  }
+
+  get down(): boolean {
+    return this.#down;
+  }
+
+  /** Sends an encoded message; dropped if the link is gone. */
+  send(buf: Uint8Array): void {
+    this.heartbeat.sent = true;
+    this.transport.send(buf);
+  }
+
+  /** Says goodbye and closes the link gracefully. */
+  async bye(): Promise<void> {
+    if (this.#down) return;
+    this.send(encode([Tag.BYE]));
+    await this.transport.close();
+  }
+
+  #onFrame = (payload: Uint8Array): void => {
+    this.heartbeat.received = true;
+    const msg = decode(payload, this.#binder);
+    if (!Array.isArray(msg) || typeof msg[0] !== 'number') {
+      throw new ProtocolError('bad_message', `message from ${this.peer} is not a tagged array`);
+    }
+    switch (msg[0]) {
+      case Tag.HEARTBEAT:
+        return;
+      case Tag.BYE:
+        this.#bye = true;
+        this.transport.destroy('closed');
+        return;
+      default:
+        this.#handlers.onMessage(this, msg);
+    }
+  };
+
+  #onClose = (info: CloseInfo): void => {
+    if (this.#down) return;
+    this.#down = true;
+    this.#handlers.onDown(this, this.#bye ? 'closed' : info.reason);
+  };
+}

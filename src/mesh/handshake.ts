@@ -1,0 +1,262 @@
+// The handshake: runs over a fresh Transport until both ends have proven they hold the same
+// cookie, then hands the link over (synchronously, so frames that follow in the same chunk
+// already reach the connection).
+//
+//   dialer A                                         acceptor B
+//     HELLO [v, A, incA, nA]          ───────────▶    version ok? name ok?
+//                                     ◀───────────    CHALLENGE [v, B, incB, nB, proofB]
+//     version ok? proofB ok?                          proofB = HMAC(cookie, "accept", nA, nB, A, B)
+//     admit(B)?
+//     AUTH [proofA]                   ───────────▶    proofA ok?   admit(A)?
+//                                     ◀───────────    WELCOME        (B: link up, nodeup)
+//     (A: link up, nodeup)                            proofA = HMAC(cookie, "dial", nB, nA, A, B)
+//
+// Invariants:
+// - The cookie never crosses the wire; each side proves it over a nonce the other chose
+//   freshly (32 random bytes), bound to both names and the direction, so a proof can be
+//   neither replayed nor reflected. Proofs are compared with crypto.timingSafeEqual.
+// - Everything read before the peer's proof is checked goes through the strict decoder and
+//   frames are capped at HANDSHAKE_MAX_FRAME bytes.
+// - `admit` (the mesh) decides duplicates and the simultaneous-dial tie-break after the
+//   peer is authenticated, so an outsider learns nothing about who is connected.
+// - The incarnation (random per node start) tells the same node (a race) from another
+//   node with the same name (a duplicate).
+//
+// Failure handling: any refusal sends REFUSE [reason, message] (the other side reports it
+// too) and closes the link; a malformed message, a link that closes, or a handshake not
+// done within `timeout` ms closes the link. Only the link is affected, never the node.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ProtocolError } from '../errors.js';
+import { decodeStrict, encodeStrict } from './codec.js';
+import { HANDSHAKE_MAX_FRAME, NAME_PATTERN, NONCE_SIZE, PROTOCOL_VERSION, Tag, type RefuseReason } from './protocol.js';
+import type { CloseInfo, Transport } from './transport.js';
+
+export type Role = 'dial' | 'accept';
+
+/** The authenticated other end. */
+export interface PeerIdentity {
+  name: string;
+  incarnation: string;
+}
+
+/** A handshake that did not end in a link. */
+export interface HandshakeFailure {
+  /** Refuse reason (ours or the peer's), or a link-level reason (timeout, closed…). */
+  reason: string;
+  message: string;
+  /** Who decided: 'local' (we refused), 'remote' (the peer refused), 'link' (fault/timeout). */
+  by: 'local' | 'remote' | 'link';
+  /** The peer's name, when it was learnt. */
+  peer?: string;
+}
+
+export interface HandshakeConfig {
+  self: string;
+  incarnation: string;
+  cookie: string;
+  timeout: number;
+  /** Protocol version to speak (only tests use another one). */
+  version?: number;
+}
+
+/** The mesh's verdict on an authenticated peer: undefined to go on, or a refusal. */
+export type Admit = (peer: PeerIdentity, role: Role, hs: Handshake) => { reason: RefuseReason; message: string } | undefined;
+
+export class Handshake {
+  readonly role: Role;
+  readonly transport: Transport;
+  /** The peer, once known (after HELLO / CHALLENGE). */
+  peer: PeerIdentity | undefined = undefined;
+  readonly #cfg: HandshakeConfig;
+  readonly #admit: Admit;
+  readonly #onUp: (hs: Handshake) => void;
+  readonly #onFail: (hs: Handshake, f: HandshakeFailure) => void;
+  readonly #nonce = randomBytes(NONCE_SIZE);
+  #peerNonce: Uint8Array | undefined = undefined;
+  #step: 'hello' | 'challenge' | 'auth' | 'welcome' | 'done' = 'hello';
+  #timer: NodeJS.Timeout;
+  #failure: HandshakeFailure | undefined = undefined;
+
+  constructor(
+    transport: Transport,
+    role: Role,
+    cfg: HandshakeConfig,
+    admit: Admit,
+    onUp: (hs: Handshake) => void,
+    onFail: (hs: Handshake, f: HandshakeFailure) => void,
+  ) {
+    this.transport = transport;
+    this.role = role;
+    this.#cfg = cfg;
+    this.#admit = admit;
+    this.#onUp = onUp;
+    this.#onFail = onFail;
+    transport.maxFrameSize = HANDSHAKE_MAX_FRAME;
+    transport.onFrame = this.#onFrame;
+    transport.onClose = this.#onClose;
+    this.#timer = setTimeout(() => {
+      this.#fail({ reason: 'handshake_timeout', message: `handshake not done within ${cfg.timeout} ms`, by: 'link' });
+      transport.destroy('handshake_timeout');
+    }, cfg.timeout);
+    this.#timer.unref();
+    if (role === 'dial') {
+      this.#step = 'challenge';
+      transport.send(encodeStrict([Tag.HELLO, this.#version, cfg.self, cfg.incarnation, this.#nonce]));
+    }
+  }
+
+  get #version(): number {
+    return this.#cfg.version ?? PROTOCOL_VERSION;
+  }
+
+  get done(): boolean {
+    return this.#step === 'done';
+  }
+
+  /** Ends the handshake from the mesh side (e.g. the other link won a simultaneous dial). */
+  abort(reason: RefuseReason, message: string): void {
+    if (this.#step === 'done') return;
+    this.#refuse(reason, message);
+  }
+
+  #onFrame = (payload: Uint8Array): void => {
+    let msg: unknown;
+    try {
+      msg = decodeStrict(payload);
+      if (!Array.isArray(msg)) throw new ProtocolError('bad_handshake', 'handshake message is not an array');
+      if (msg[0] === Tag.REFUSE) return this.#onRefuse(msg);
+      switch (this.#step) {
+        case 'hello':
+          return this.#onHello(msg);
+        case 'challenge':
+          return this.#onChallenge(msg);
+        case 'auth':
+          return this.#onAuth(msg);
+        case 'welcome':
+          return this.#onWelcome(msg);
+        default:
+          throw new ProtocolError('bad_handshake', 'unexpected handshake message');
+      }
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.#refuse('bad_handshake', err.message);
+    }
+  };
+
+  // acceptor: HELLO [v, name, incarnation, nonce]
+  #onHello(msg: unknown[]): void {
+    const [tag, version, name, incarnation, nonce] = msg;
+    if (tag !== Tag.HELLO) throw new ProtocolError('bad_handshake', `expected HELLO, got tag ${String(tag)}`);
+    if (version !== this.#version) {
+      return this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
+    }
+    this.#checkIdentity(name, incarnation, nonce);
+    this.peer = { name: name as string, incarnation: incarnation as string };
+    this.#peerNonce = nonce as Uint8Array;
+    if (name === this.#cfg.self) {
+      if (incarnation === this.#cfg.incarnation) return this.#refuse('self', 'a node dialled itself');
+      return this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
+    }
+    this.#step = 'auth';
+    this.transport.send(
+      encodeStrict([Tag.CHALLENGE, this.#version, this.#cfg.self, this.#cfg.incarnation, this.#nonce, this.#proof('accept')]),
+    );
+  }
+
+  // dialer: CHALLENGE [v, name, incarnation, nonce, proof]
+  #onChallenge(msg: unknown[]): void {
+    const [tag, version, name, incarnation, nonce, proof] = msg;
+    if (tag !== Tag.CHALLENGE) throw new ProtocolError('bad_handshake', `expected CHALLENGE, got tag ${String(tag)}`);
+    if (version !== this.#version) {
+      return this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
+    }
+    this.#checkIdentity(name, incarnation, nonce);
+    this.peer = { name: name as string, incarnation: incarnation as string };
+    this.#peerNonce = nonce as Uint8Array;
+    if (!this.#verify(proof, 'accept')) return this.#refuse('bad_cookie', `node ${String(name)} failed the cookie challenge`);
+    if (name === this.#cfg.self) {
+      if (incarnation === this.#cfg.incarnation) return this.#refuse('self', 'a node dialled itself');
+      return this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
+    }
+    const verdict = this.#admit(this.peer, 'dial', this);
+    if (verdict) return this.#refuse(verdict.reason, verdict.message);
+    this.#step = 'welcome';
+    this.transport.send(encodeStrict([Tag.AUTH, this.#proof('dial')]));
+  }
+
+  // acceptor: AUTH [proof]
+  #onAuth(msg: unknown[]): void {
+    const [tag, proof] = msg;
+    if (tag !== Tag.AUTH) throw new ProtocolError('bad_handshake', `expected AUTH, got tag ${String(tag)}`);
+    if (!this.#verify(proof, 'dial')) return this.#refuse('bad_cookie', `node ${this.peer!.name} failed the cookie challenge`);
+    const verdict = this.#admit(this.peer!, 'accept', this);
+    if (verdict) return this.#refuse(verdict.reason, verdict.message);
+    this.transport.send(encodeStrict([Tag.WELCOME]));
+    this.#finish();
+  }
+
+  // dialer: WELCOME
+  #onWelcome(msg: unknown[]): void {
+    if (msg[0] !== Tag.WELCOME) throw new ProtocolError('bad_handshake', `expected WELCOME, got tag ${String(msg[0])}`);
+    this.#finish();
+  }
+
+  #onRefuse(msg: unknown[]): void {
+    const reason = typeof msg[1] === 'string' ? msg[1] : 'unknown';
+    const message = typeof msg[2] === 'string' ? msg[2] : 'refused';
+    this.#fail({ reason, message: `refused by the peer: ${message}`, by: 'remote' });
+    this.transport.destroy(`refused_by_peer:${reason}`);
+  }
+
+  #onClose = (info: CloseInfo): void => {
+    this.#fail({ reason: info.reason, message: `link closed during the handshake (${info.reason})`, by: 'link' });
+  };
+
+  #finish(): void {
+    this.#step = 'done';
+    clearTimeout(this.#timer);
+    this.#onUp(this);
+  }
+
+  #refuse(reason: RefuseReason, message: string): void {
+    if (this.#failure || this.#step === 'done') return;
+    this.#fail({ reason, message, by: 'local' });
+    this.transport.send(encodeStrict([Tag.REFUSE, reason, message]));
+    void this.transport.close();
+  }
+
+  #fail(f: HandshakeFailure): void {
+    if (this.#failure || this.#step === 'done') return;
+    if (this.peer) f.peer = this.peer.name;
+    this.#failure = f;
+    this.#step = 'done';
+    clearTimeout(this.#timer);
+    this.#onFail(this, f);
+  }
+
+  #checkIdentity(name: unknown, incarnation: unknown, nonce: unknown): void {
+    if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new ProtocolError('bad_handshake', 'bad node name');
+    if (typeof incarnation !== 'string' || incarnation.length > 64) throw new ProtocolError('bad_handshake', 'bad incarnation');
+    if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw new ProtocolError('bad_handshake', 'bad nonce');
+  }
+
+  /** The proof of one side: the acceptor's ('accept') answers the dialer's nonce, the dialer's ('dial') the acceptor's. */
+  #proof(label: 'accept' | 'dial'): Buffer {
+    const dialerNonce = this.role === 'dial' ? this.#nonce : this.#peerNonce!;
+    const acceptorNonce = this.role === 'accept' ? this.#nonce : this.#peerNonce!;
+    const dialer = this.role === 'dial' ? this.#cfg.self : this.peer!.name;
+    const acceptor = this.role === 'accept' ? this.#cfg.self : this.peer!.name;
+    const h = createHmac('sha256', this.#cfg.cookie);
+    h.update(label);
+    h.update('\0');
+    if (label === 'accept') h.update(dialerNonce).update(acceptorNonce);
+    else h.update(acceptorNonce).update(dialerNonce);
+    h.update(`\0${dialer}\0${acceptor}`);
+    return h.digest();
+  }
+
+  #verify(proof: unknown, label: 'accept' | 'dial'): boolean {
+    if (!(proof instanceof Uint8Array) || proof.length !== 32) return false;
+    return timingSafeEqual(proof, this.#proof(label));
+  }
+}

@@ -1,0 +1,74 @@
+// The catalogue of wire messages of the mesh, with the protocol version and its history.
+// Every frame payload is a msgpack array whose first element is one of the tags below.
+//
+// Version history:
+// - 1: first version (handshake with HMAC-SHA256 challenge-response in both directions,
+//   membership gossip, heartbeats, remote call/cast/stop/monitor).
+//
+// Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
+// - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce]
+// - CHALLENGE  acceptor → dialer  [2, version, name, incarnation, nonce, proof]
+// - AUTH       dialer → acceptor  [3, proof]
+// - WELCOME    acceptor → dialer  [4]
+// - REFUSE     either way         [5, reason, message]  then the link closes
+//
+// Membership and liveness (authenticated, see ./mesh.ts and ./heartbeat.ts):
+// - MEMBERS    [10, [[name, address | null], …]]  nodes the sender is connected to (itself
+//              first); sent to a new peer at once, and to every peer when one comes up
+// - HEARTBEAT  [11]  sent when nothing else was sent for a heartbeat interval
+// - BYE        [12]  the sender is closing: the receiver reports it down, reason 'closed'
+//
+// Remote actors (authenticated, see ./remote.ts):
+// - CALL       [20, callId, actorId, msg]           → REPLY or REPLY_ERROR with the same callId
+// - REPLY      [21, callId, value]
+// - REPLY_ERROR[22, callId, WireError]
+// - CAST       [23, actorId, msg]
+// - STOP       [24, callId, actorId, reason]        → REPLY(callId, null) once stopped
+// - MONITOR    [25, monitorId, actorId]             → DOWN(monitorId, reason) once, when it goes down
+// - DEMONITOR  [26, monitorId]
+// - DOWN       [27, monitorId, WireDownReason]
+
+/** Version of the wire protocol; peers of another version are refused. */
+export const PROTOCOL_VERSION = 1;
+
+export const Tag = {
+  HELLO: 1,
+  CHALLENGE: 2,
+  AUTH: 3,
+  WELCOME: 4,
+  REFUSE: 5,
+  MEMBERS: 10,
+  HEARTBEAT: 11,
+  BYE: 12,
+  CALL: 20,
+  REPLY: 21,
+  REPLY_ERROR: 22,
+  CAST: 23,
+  STOP: 24,
+  MONITOR: 25,
+  DEMONITOR: 26,
+  DOWN: 27,
+} as const;
+
+/** Reasons carried by REFUSE, and by the 'refused' event. */
+export type RefuseReason =
+  | 'bad_cookie' // the other side failed the cookie challenge
+  | 'version' // other protocol version
+  | 'duplicate_name' // the name is ours, or another node of that name is connected
+  | 'bad_handshake' // malformed handshake message
+  | 'simultaneous' // both dialled at once; the other link wins (quiet)
+  | 'already_connected' // a link to that node exists (quiet)
+  | 'closing' // this node is closing (quiet)
+  | 'self'; // a node dialled itself (a seed list that names it; quiet)
+
+/** Refusals that are normal races, not reported as 'refused' events. */
+export const QUIET_REFUSALS: ReadonlySet<string> = new Set(['simultaneous', 'already_connected', 'closing', 'self']);
+
+/** Frame size allowed before authentication: handshake messages are tiny. */
+export const HANDSHAKE_MAX_FRAME = 4096;
+
+/** Node names: the same rule as startNode's `name` option. */
+export const NAME_PATTERN = /^[\w.@:-]{1,255}$/;
+
+/** Length of the random nonces of the challenge-response, in bytes. */
+export const NONCE_SIZE = 32;

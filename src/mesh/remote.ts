@@ -1,0 +1,248 @@
+// Remote actors: the RemoteRouter the mesh plugs into the ActorSystem, and the serving side
+// of the same messages.
+//
+// Messages (catalogue in ./protocol.ts):
+// - CALL [callId, actorId, msg]   → REPLY [callId, value] | REPLY_ERROR [callId, WireError]
+// - CAST [actorId, msg]            (no answer; dropped if the actor is gone, as in Erlang)
+// - STOP [callId, actorId, reason] → REPLY [callId, null] once the actor is down
+// - MONITOR [monitorId, actorId]   → DOWN [monitorId, reason] once; DEMONITOR [monitorId] cancels
+//
+// Invariants:
+// - A message that cannot be encoded fails its call with SerializationError before
+//   anything is written (encoding happens before the pending entry is made).
+// - Replies are matched by callId in the map of the node they were sent to; a reply for a
+//   call that already settled (timeout) finds nothing and is dropped.
+// - When a node goes down, every pending call to it fails with NodeDownError and every
+//   monitor of its actors fires 'noconnection', in one step, right after the mesh emits
+//   `nodedown` (the mesh calls `nodeDown` after its listeners ran).
+// - Calls served for a peer are not cancelled when it goes down (the actor still handles
+//   them, as a local call whose caller gave up); their replies are dropped.
+// - The serving side of a monitor is a local monitor, cancelled by DEMONITOR or when the
+//   watching node goes down.
+import { NodeDownError, ProtocolError, SerializationError, fromWire, toWire, type DownReason, type WireError } from '../errors.js';
+import type { ActorSystem, RemoteRouter } from '../actors/system.js';
+import type { DownListener } from '../actors/actor.js';
+import { CallSlot } from '../actors/call-slot.js';
+import type { ActorRefData } from '../actors/ref.js';
+import { encode } from './codec.js';
+import { Tag } from './protocol.js';
+
+/** What the remote layer needs from the mesh. */
+export interface RemoteLinks {
+  /** Sends an encoded frame to `node`; false if it is not connected. */
+  send(node: string, buf: Uint8Array): boolean;
+  /** True if `node` is connected now. */
+  isUp(node: string): boolean;
+}
+
+type WireDownReason = string | { crashed: WireError };
+
+export class Remote implements RemoteRouter {
+  readonly #system: ActorSystem;
+  readonly #links: RemoteLinks;
+  #nextId = 0;
+  /** Calls (and stops) waiting for a reply, per node: node → callId → slot. */
+  readonly #pending = new Map<string, Map<number, CallSlot>>();
+  /** Monitors of remote actors, per node: node → monitorId → listener. */
+  readonly #monitors = new Map<string, Map<number, DownListener>>();
+  /** Local monitors served for peers: node → their monitorId → cancel function. */
+  readonly #served = new Map<string, Map<number, () => void>>();
+
+  constructor(system: ActorSystem, links: RemoteLinks) {
+    this.#system = system;
+    this.#links = links;
+  }
+
+  // ---- caller side (RemoteRouter) ----
+
+  call(ref: ActorRefData, msg: unknown, slot: CallSlot): void {
+    const node = ref.node;
+    if (!this.#links.isUp(node)) return slot.fail(new NodeDownError(node, 'noconnection'));
+    const id = ++this.#nextId;
+    let buf: Uint8Array;
+    try {
+      buf = encode([Tag.CALL, id, ref.id, msg]);
+    } catch (err) {
+      return slot.fail(err instanceof SerializationError ? err : new SerializationError(String(err), { cause: err }));
+    }
+    this.#track(node, id, slot);
+    this.#links.send(node, buf);
+  }
+
+  cast(ref: ActorRefData, msg: unknown): void {
+    // Encode first: a cast that cannot be encoded throws at the caller, like a call.
+    const buf = encode([Tag.CAST, ref.id, msg]);
+    this.#links.send(ref.node, buf);
+  }
+
+  stop(ref: ActorRefData, reason: 'normal' | 'shutdown'): Promise<void> {
+    if (!this.#links.isUp(ref.node)) return Promise.reject(new NodeDownError(ref.node, 'noconnection'));
+    const id = ++this.#nextId;
+    const slot = new CallSlot(ref, Infinity);
+    this.#track(ref.node, id, slot);
+    this.#links.send(ref.node, encode([Tag.STOP, id, ref.id, reason]));
+    return slot.promise.then(() => undefined);
+  }
+
+  monitor(ref: ActorRefData, fn: DownListener): () => void {
+    const node = ref.node;
+    let fired = false;
+    const once: DownListener = (reason) => {
+      if (fired) return;
+      fired = true;
+      fn(reason);
+    };
+    if (!this.#links.isUp(node)) {
+      queueMicrotask(() => once('noconnection'));
+      return () => {
+        fired = true;
+      };
+    }
+    const id = ++this.#nextId;
+    let map = this.#monitors.get(node);
+    if (!map) this.#monitors.set(node, (map = new Map()));
+    map.set(id, once);
+    this.#links.send(node, encode([Tag.MONITOR, id, ref.id]));
+    return () => {
+      if (fired) return;
+      fired = true;
+      if (this.#monitors.get(node)?.delete(id)) this.#links.send(node, encode([Tag.DEMONITOR, id]));
+    };
+  }
+
+  #track(node: string, id: number, slot: CallSlot): void {
+    let map = this.#pending.get(node);
+    if (!map) this.#pending.set(node, (map = new Map()));
+    map.set(id, slot);
+    const pending = map;
+    slot.onSettle = () => pending.delete(id);
+  }
+
+  // ---- messages from a peer ----
+
+  /** Handles one remote-actor message from `node`. */
+  handle(node: string, msg: unknown[]): void {
+    switch (msg[0]) {
+      case Tag.CALL:
+        return this.#serveCall(node, num(msg[1]), str(msg[2]), msg[3]);
+      case Tag.REPLY:
+        this.#pending.get(node)?.get(num(msg[1]))?.reply(msg[2]);
+        return;
+      case Tag.REPLY_ERROR:
+        this.#pending.get(node)?.get(num(msg[1]))?.fail(fromWire(wireError(msg[2])));
+        return;
+      case Tag.CAST:
+        this.#system.cast({ node: this.#system.name, id: str(msg[1]) }, msg[2]);
+        return;
+      case Tag.STOP:
+        return this.#serveStop(node, num(msg[1]), str(msg[2]), msg[3] === 'shutdown' ? 'shutdown' : 'normal');
+      case Tag.MONITOR:
+        return this.#serveMonitor(node, num(msg[1]), str(msg[2]));
+      case Tag.DEMONITOR: {
+        const id = num(msg[1]);
+        const served = this.#served.get(node);
+        served?.get(id)?.();
+        served?.delete(id);
+        return;
+      }
+      case Tag.DOWN: {
+        const id = num(msg[1]);
+        const map = this.#monitors.get(node);
+        const fn = map?.get(id);
+        if (!fn) return;
+        map!.delete(id);
+        fn(fromWireReason(msg[2]));
+        return;
+      }
+      default:
+        throw new ProtocolError('bad_message', `unknown message tag ${String(msg[0])} from ${node}`);
+    }
+  }
+
+  #serveCall(node: string, id: number, actorId: string, msg: unknown): void {
+    const slot = new CallSlot({ node: this.#system.name, id: actorId }, Infinity);
+    slot.promise.then(
+      (value) => {
+        let buf: Uint8Array;
+        try {
+          buf = encode([Tag.REPLY, id, value]);
+        } catch (err) {
+          buf = encode([Tag.REPLY_ERROR, id, toWire(new SerializationError(`the reply of ${actorId}@${this.#system.name} cannot be encoded`, { cause: err }))]);
+        }
+        this.#links.send(node, buf);
+      },
+      (err) => this.#links.send(node, encodeError(id, err)),
+    );
+    this.#system.callLocal(actorId, msg, slot);
+  }
+
+  #serveStop(node: string, id: number, actorId: string, reason: 'normal' | 'shutdown'): void {
+    this.#system.stop({ node: this.#system.name, id: actorId }, reason).then(
+      () => this.#links.send(node, encode([Tag.REPLY, id, null])),
+      (err) => this.#links.send(node, encodeError(id, err)),
+    );
+  }
+
+  #serveMonitor(node: string, id: number, actorId: string): void {
+    let served = this.#served.get(node);
+    if (!served) this.#served.set(node, (served = new Map()));
+    const map = served;
+    const cancel = this.#system.monitor({ node: this.#system.name, id: actorId }, (reason) => {
+      if (!map.delete(id)) return;
+      this.#links.send(node, encode([Tag.DOWN, id, toWireReason(reason)]));
+    });
+    map.set(id, cancel);
+  }
+
+  // ---- node down ----
+
+  /** `node` went down: fail its pending calls, fire its monitors, drop what we served it. */
+  nodeDown(node: string, reason: string): void {
+    const pending = this.#pending.get(node);
+    this.#pending.delete(node);
+    if (pending) for (const slot of [...pending.values()]) slot.fail(new NodeDownError(node, reason));
+    const monitors = this.#monitors.get(node);
+    this.#monitors.delete(node);
+    if (monitors) for (const fn of monitors.values()) fn('noconnection');
+    const served = this.#served.get(node);
+    this.#served.delete(node);
+    if (served) for (const cancel of served.values()) cancel();
+  }
+}
+
+function encodeError(id: number, err: unknown): Uint8Array {
+  try {
+    return encode([Tag.REPLY_ERROR, id, toWire(err)]);
+  } catch {
+    // An error whose data cannot be encoded still reports its class and message.
+    const e = err instanceof Error ? err : new Error(String(err));
+    return encode([Tag.REPLY_ERROR, id, { name: e.name, message: e.message }]);
+  }
+}
+
+function toWireReason(reason: DownReason): WireDownReason {
+  if (typeof reason === 'string') return reason;
+  return { crashed: toWire(reason.crashed) };
+}
+
+function fromWireReason(v: unknown): DownReason {
+  if (typeof v === 'string') return v as DownReason;
+  if (v && typeof v === 'object' && 'crashed' in v) return { crashed: fromWire(wireError((v as { crashed: unknown }).crashed)) };
+  throw new ProtocolError('bad_message', 'malformed down reason');
+}
+
+function wireError(v: unknown): WireError {
+  if (v && typeof v === 'object' && typeof (v as WireError).message === 'string') return v as WireError;
+  throw new ProtocolError('bad_message', 'malformed error');
+}
+
+function num(v: unknown): number {
+  if (typeof v !== 'number') throw new ProtocolError('bad_message', 'expected a number');
+  return v;
+}
+
+function str(v: unknown): string {
+  if (typeof v !== 'string') throw new ProtocolError('bad_message', 'expected a string');
+  return v;
+}
+

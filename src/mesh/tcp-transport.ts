@@ -1,0 +1,156 @@
+// The plain-TCP transport: frames over a net.Socket (see ./transport.ts for the contract).
+//
+// - Reading: every chunk goes through one FrameDecoder (linear, no re-concatenation). A bad
+//   length, or any ProtocolError raised by the frame handler, destroys this socket only.
+// - Writing: frames sent in one tick are corked and flushed together on the next tick
+//   (one writev instead of a syscall per frame); Nagle is off so a lone frame goes at once.
+// - Closing: `onClose` runs once, from the socket's 'close' event, with the first reason
+//   recorded (our own destroy reason, a socket error code, or 'closed' for an orderly end).
+import net from 'node:net';
+import { debuglog } from 'node:util';
+import { ProtocolError } from '../errors.js';
+import { FrameDecoder } from './framing.js';
+import { formatAddress, parseAddress, type CloseInfo, type Listener, type Transport, type TransportFactory } from './transport.js';
+
+const log = debuglog('expirable-store:mesh');
+
+/** How long a graceful close may take before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
+export class TcpTransport implements Transport {
+  onFrame: (payload: Uint8Array) => void = () => {};
+  onClose: (info: CloseInfo) => void = () => {};
+  readonly remote: string;
+  readonly #socket: net.Socket;
+  readonly #decoder: FrameDecoder;
+  /** First reason recorded; reported by onClose. */
+  #reason: CloseInfo | undefined = undefined;
+  #closed = false;
+  #corked = false;
+  readonly #closedPromise: Promise<void>;
+
+  constructor(socket: net.Socket, maxFrameSize: number) {
+    this.#socket = socket;
+    this.#decoder = new FrameDecoder(maxFrameSize);
+    this.remote = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    socket.setNoDelay(true);
+    this.#closedPromise = new Promise((resolve) => {
+      socket.once('close', () => {
+        this.#closed = true;
+        this.#corked = false;
+        const info = this.#reason ?? { reason: 'closed' };
+        this.onFrame = () => {};
+        try {
+          this.onClose(info);
+        } finally {
+          resolve();
+        }
+      });
+    });
+    socket.on('data', this.#onData);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.#reason ??= { reason: err.code ?? 'socket_error', error: err };
+    });
+  }
+
+  #onData = (chunk: Buffer): void => {
+    if (this.#closed || this.#socket.destroyed) return;
+    try {
+      this.#decoder.push(chunk, (frame) => {
+        if (!this.#socket.destroyed) this.onFrame(frame);
+      });
+    } catch (err) {
+      const reason = err instanceof ProtocolError ? err.reason : 'internal_error';
+      log('closing link to %s: %s', this.remote, (err as Error)?.message);
+      this.destroy(reason, err as Error);
+    }
+  };
+
+  get maxFrameSize(): number {
+    return this.#decoder.maxFrameSize;
+  }
+  set maxFrameSize(n: number) {
+    this.#decoder.maxFrameSize = n;
+  }
+
+  get bufferedAmount(): number {
+    return this.#socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#socket.destroyed;
+  }
+
+  send(buf: Uint8Array): void {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    socket.write(buf);
+  }
+
+  #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#socket.uncork();
+  };
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.#reason ??= { reason: 'local_close' };
+      this.#uncork();
+      this.#socket.end();
+      setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    return this.#closedPromise;
+  }
+
+  destroy(reason: string, error?: Error): void {
+    this.#reason ??= error ? { reason, error } : { reason };
+    this.#socket.destroy();
+  }
+}
+
+/** Plain TCP: listen on host:port, dial host:port. */
+export function tcpTransportFactory(options: { maxFrameSize: number }): TransportFactory {
+  return {
+    listen(host, port, onTransport) {
+      return new Promise<Listener>((resolve, reject) => {
+        const server = net.createServer((socket) => onTransport(new TcpTransport(socket, options.maxFrameSize)));
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          server.on('error', (err) => log('listener error: %s', err.message));
+          const addr = server.address() as net.AddressInfo;
+          resolve({
+            address: formatAddress(host, addr.port),
+            close: () => new Promise<void>((r) => server.close(() => r())),
+          });
+        });
+      });
+    },
+    dial(address, timeout) {
+      const { host, port } = parseAddress(address);
+      return new Promise<Transport>((resolve, reject) => {
+        const socket = net.connect({ host, port });
+        const timer = setTimeout(() => {
+          socket.destroy();
+          reject(new Error(`connect to ${address} timed out after ${timeout} ms`));
+        }, timeout);
+        timer.unref();
+        socket.once('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          socket.removeAllListeners('error');
+          resolve(new TcpTransport(socket, options.maxFrameSize));
+        });
+      });
+    },
+  };
+}
