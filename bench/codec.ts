@@ -6,6 +6,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { Packr, Unpackr } from 'msgpackr';
+import { ActorRef } from '../src/actors/ref.js';
+import { decode as meshDecode, encode as meshEncode, payloadOf } from '../src/mesh/codec.js';
 import { fmt, ratio } from './lib/format.js';
 import { interleaveSync } from './lib/loop.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
@@ -42,31 +44,18 @@ const LABELS: Record<string, string> = {
   msgpackStrictNs: '@msgpack/msgpack strict Decoder (pre-auth limits)',
 };
 
-/** The mesh's own codec, when this build has it (measured through its public functions). */
-async function meshCodec(): Promise<Codec | undefined> {
-  const spec = '../src/mesh/codec.js';
-  let mod: {
-    encode(m: unknown): Uint8Array;
-    decode(p: Uint8Array, system: undefined): unknown;
-    payloadOf(b: Uint8Array): Uint8Array;
-  };
-  let refs: { ActorRef: new (node: string, id: string) => unknown };
-  try {
-    mod = await import(spec);
-    refs = await import('../src/actors/ref.js');
-  } catch {
-    return undefined;
-  }
+/** The mesh's own codec, measured through its public functions. */
+function meshCodec(): Codec {
   return {
     name: 'meshCodecNs',
     label: LABELS.meshCodecNs!,
-    encode: (v) => mod.encode(v),
-    decode: (b) => mod.decode(mod.payloadOf(b), undefined),
-    frames: (seq) => sampleFrames(seq, (node, id) => new refs.ActorRef(node, id)),
+    encode: (v) => meshEncode(v),
+    decode: (b) => meshDecode(payloadOf(b), undefined),
+    frames: (seq) => sampleFrames(seq, (node, id) => new ActorRef(node, id)),
   };
 }
 
-async function codecs(): Promise<Codec[]> {
+function codecs(): Codec[] {
   const plain = new Packr({ useRecords: false });
   const records = new Packr({ useRecords: true });
   const seqOut = new Packr({ sequential: true } as ConstructorParameters<typeof Packr>[0]);
@@ -81,9 +70,7 @@ async function codecs(): Promise<Codec[]> {
     { name: 'msgpackrSequentialNs', label: LABELS.msgpackrSequentialNs!, encode: (v) => seqOut.pack(v), decode: (b) => seqIn.unpack(b) },
     { name: 'msgpackStrictNs', label: LABELS.msgpackStrictNs!, encode: (v) => enc.encode(v), decode: (b) => strict.decode(b) },
   ];
-  const mesh = await meshCodec();
-  if (mesh) list.unshift(mesh);
-  return list;
+  return [meshCodec(), ...list];
 }
 
 /** Equal as data: same JSON (an ActorRef's own fields are exactly node and id). */
@@ -97,7 +84,7 @@ const codec: BenchModule = {
   options: {},
   params: () => ({}),
   async run(_params, ctx) {
-    const all = await codecs();
+    const all = codecs();
     const metrics: Record<string, number> = {};
     // Every codec must round-trip every frame before anything is timed. Sizes are taken on
     // the second pass: the steady state of a connection (a sequential encoder sends each

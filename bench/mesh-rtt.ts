@@ -78,6 +78,7 @@ const meshRtt: BenchModule<RttParams> = {
           tcpRawP99Us: tcpRaw.p99,
           workerCallP50Us: NaN,
           workerRawP50Us: wRaw.p50,
+          workerRawP99Us: wRaw.p99,
           pipelinedCallsPerSec: piped.perSec,
           tcpCallsPerSec: tcpCall.perSec,
           tcpCallVsRaw: tcpCall.p50 / tcpRaw.p50,
