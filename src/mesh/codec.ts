@@ -53,7 +53,8 @@ const packr = new Packr({
   // Functions would otherwise be sent as `undefined` silently.
   writeFunction: notEncodable('function'),
 });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+// copyBuffers: a binary in a message must not pin the whole socket chunk it arrived in.
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 /** Encodes `msg` (with header headroom); throws SerializationError if it cannot. */
 export function encode(msg: unknown): Uint8Array {

@@ -49,7 +49,10 @@ export async function stop(ctx: PeerContext, ref: ActorRefData): Promise<null> {
 
 /** Monitors `ref` from this peer; the down reason arrives as event `down` with `tag`. */
 export function monitor(ctx: PeerContext, ref: ActorRefData, tag: string): null {
-  nodeOf(ctx).monitor(ref, (reason) => ctx.emit('down', tag, reason instanceof Object ? JSON.parse(JSON.stringify(reason)) : reason));
+  nodeOf(ctx).monitor(ref, (reason) => {
+    const c = typeof reason === 'object' ? (reason.crashed as Error) : undefined;
+    ctx.emit('down', tag, c ? { crashed: { name: c.name, message: c.message } } : reason);
+  });
   return null;
 }
 
@@ -66,4 +69,50 @@ export function callInBackground(ctx: PeerContext, ref: ActorRefData, msg: unkno
 /** Evaluates nothing: just answers, to prove the peer is alive. */
 export function ping(_ctx: PeerContext): string {
   return 'pong';
+}
+
+/** Sends a function inside a message: must fail with SerializationError before sending. */
+export function callWithFunction(ctx: PeerContext, ref: ActorRefData): Promise<unknown> {
+  return nodeOf(ctx).ref(ref).call({ fn: () => 1 });
+}
+
+/** Spawns an actor that forwards `{ via: ref, msg }` as a call to `ref` (a ref that arrived inside a message). */
+export function spawnForwarder(ctx: PeerContext, name?: string): ActorRefData {
+  const ref = nodeOf(ctx).spawn(
+    {
+      init: () => null,
+      handleCall: async (m: { via: { call(msg: unknown): Promise<unknown>; node: string; id: string }; msg: unknown }, state: null) => {
+        // `m.via` was decoded into a live ActorRef: call it directly.
+        const reply = await m.via.call(m.msg);
+        return { reply: { reply, isRef: typeof m.via.call === 'function' }, state };
+      },
+    },
+    name === undefined ? {} : { name },
+  );
+  return { node: ref.node, id: ref.id };
+}
+
+/** Calls `forwarder` with a live ref to `target` inside the message. */
+export function callThrough(ctx: PeerContext, forwarder: ActorRefData, target: ActorRefData, msg: unknown): Promise<unknown> {
+  const node = nodeOf(ctx);
+  return node.ref(forwarder).call({ via: node.ref(target), msg });
+}
+
+/** Mesh diagnostics of this peer's node. */
+export function meshInfo(ctx: PeerContext): unknown {
+  const m = nodeOf(ctx).membership as unknown as { debugInfo(): unknown };
+  return m.debugInfo();
+}
+
+/** Dials `address` from this peer's mesh (e.g. to race a simultaneous dial). */
+export async function dial(ctx: PeerContext, address: string): Promise<null> {
+  const m = nodeOf(ctx).membership as unknown as { connect(a: string): Promise<void> };
+  await m.connect(address);
+  return null;
+}
+
+/** Closes this peer's node (goodbye to every peer). */
+export async function closeNode(ctx: PeerContext): Promise<null> {
+  await nodeOf(ctx).close();
+  return null;
 }
