@@ -1,0 +1,29 @@
+// What the store engine needs from its node: the public node API (spawn, ref, nodes, name),
+// process groups (API.md §3) and global locks (API.md §4). Declared here as the narrow port
+// the engine is written against, so the engine reads as what it uses.
+import type { ActorRefData } from '../actors/ref.js';
+import type { Node } from '../node.js';
+
+/** The part of `node.pg` the engine uses. */
+export interface PgPort {
+  join(group: string, ref: ActorRefData): void;
+  leave(group: string, ref: ActorRefData): void;
+  getMembers(group: string): readonly ActorRefData[];
+}
+
+/** The part of `node.global` the engine uses. */
+export interface GlobalPort {
+  trans<T>(resource: string, fn: (lock: { readonly token: number }) => Promise<T>, options?: { nodes?: string[] }): Promise<T>;
+}
+
+/** A node with its process groups and lock service. */
+export type StoreNode = Node & { readonly pg: PgPort; readonly global: GlobalPort };
+
+/** The node as the engine sees it. */
+export function storeNode(node: Node): StoreNode {
+  const n = node as unknown as Partial<StoreNode>;
+  if (typeof n.pg?.join !== 'function' || typeof n.global?.trans !== 'function') {
+    throw new Error(`node ${node.name} has no process groups or global locks (node.pg / node.global)`);
+  }
+  return node as unknown as StoreNode;
+}

@@ -1,0 +1,34 @@
+// `node:diagnostics_channel` events of the expirables. Payloads are built only when a
+// channel has subscribers, so an unobserved store pays one boolean check per event.
+import diagnostics_channel from 'node:diagnostics_channel';
+
+/** Names of the channels, for `diagnostics_channel.subscribe(name, fn)`. */
+export const expirableChannels = {
+  /** A fetch function starts on this node: `{ namespace, name, key, node, mode }`. */
+  fetchStart: 'expirable-store:fetch:start',
+  /** A fetch succeeded: `{ namespace, name, key, node, mode, durationMs, version, expiresAt }`. */
+  fetchEnd: 'expirable-store:fetch:end',
+  /** A fetch failed: `{ namespace, name, key, node, mode, durationMs, error }`. */
+  fetchFailure: 'expirable-store:fetch:failure',
+  /**
+   * A background refresh: `{ namespace, name, key, node, phase, ... }` with phase 'start',
+   * 'skipped' (someone else refreshed), 'end', 'failure' (with `retryInMs`, the value is kept).
+   */
+  refresh: 'expirable-store:refresh',
+  /** This node took a value: `{ namespace, name, key, node, from, version, how: 'push' | 'adopt' }`. */
+  replicate: 'expirable-store:replicate',
+  /** A value was dropped by `clear`: `{ namespace, name, key, node, version, origin: 'local' | 'remote' }`. */
+  clear: 'expirable-store:clear',
+} as const;
+
+export type ExpirableChannel = keyof typeof expirableChannels;
+
+const channels = Object.fromEntries(
+  Object.entries(expirableChannels).map(([k, name]) => [k, diagnostics_channel.channel(name)]),
+) as Record<ExpirableChannel, diagnostics_channel.Channel>;
+
+/** Publishes `build()` on the channel if anyone listens. */
+export function publish(channel: ExpirableChannel, build: () => object): void {
+  const c = channels[channel];
+  if (c.hasSubscribers) c.publish(build());
+}

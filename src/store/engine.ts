@@ -1,0 +1,416 @@
+// The engine of one expirable on one node: its replicas (one, or one per key in an LRU),
+// single flight of refreshes, the refresh under the lock (local check, peers, fetch), eager
+// timers and their backoff, clear, state changes, and the counters. The protocol between
+// nodes is in ./replication.ts; this file decides what to do, that one how to say it.
+import { LRUCache } from 'lru-cache';
+import { ExpirableError, type ExpirableFailure } from '../errors.js';
+import type { ExpirableResult } from '../dsl/result.js';
+import { monotonicNow } from '../util/clock.js';
+import { longTimeout } from '../util/timers.js';
+import { canonicalKey } from './canonical-key.js';
+import type { StoreNode } from './cluster.js';
+import { publish } from './diagnostics.js';
+import { Entry, type Snapshot } from './entry.js';
+import { runFetch } from './fetch-runner.js';
+import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, type PeerSnapshot } from './replication.js';
+import { eagerDelay, retryDelay } from './schedule.js';
+
+/** What the engine runs on (the normalized definition). */
+export interface EngineSpec {
+  readonly fetch: (...args: unknown[]) => unknown;
+  readonly scope: 'cluster' | 'local';
+  readonly beforeExpiry: number | undefined;
+  readonly fetchTimeout: number;
+  readonly keyed: boolean;
+  readonly maxKeys: number;
+  readonly requireInitialState: boolean;
+}
+
+/** What the engine needs from its store. */
+export interface EngineContext {
+  readonly namespace: string;
+  /** Milliseconds a peer has to answer an ask, a push or a clear. */
+  readonly peerTimeout: number;
+  readonly closed: boolean;
+  /** The node (the embedded one starts on first use). */
+  node(): Promise<StoreNode>;
+  /** The node if it is already up. */
+  nodeNow(): StoreNode | undefined;
+}
+
+/** Counters of one expirable on this node (see ExpirableStats in the DSL for their meaning). */
+export interface Counters {
+  hits: number;
+  misses: number;
+  fetches: number;
+  failures: number;
+  refreshes: number;
+  refreshFailures: number;
+  adopted: number;
+  replicated: number;
+}
+
+type Mode = 'miss' | 'eager';
+
+export class ExpirableEngine {
+  readonly name: string;
+  readonly spec: EngineSpec;
+  /** Counters; `hits` is bumped on the read path, directly. */
+  readonly stats: Counters = { hits: 0, misses: 0, fetches: 0, failures: 0, refreshes: 0, refreshFailures: 0, adopted: 0, replicated: 0 };
+  /** The one replica of an unkeyed expirable. */
+  readonly single: Entry | undefined;
+  /** Replicas of a keyed expirable by canonical key, least recently used evicted first. */
+  readonly #keys: LRUCache<string, Entry> | undefined;
+  readonly #ctx: EngineContext;
+  /** Versions of local-scope writes on this node (no lock token there). */
+  #localVersion = 0;
+
+  constructor(ctx: EngineContext, name: string, spec: EngineSpec) {
+    this.#ctx = ctx;
+    this.name = name;
+    this.spec = spec;
+    if (spec.keyed) {
+      this.#keys = new LRUCache<string, Entry>({
+        max: spec.maxKeys,
+        // An evicted key stops here: its timers, its actor (which leaves the group). A refresh
+        // still running for it answers its callers and stores nothing.
+        dispose: (entry, _canon, reason) => {
+          if (reason === 'evict' || reason === 'delete') this.#dispose(entry);
+        },
+      });
+    } else {
+      this.single = new Entry(undefined, '', this.#resource(''));
+    }
+  }
+
+  #resource(canon: string): string {
+    return `expirable-store/${this.#ctx.namespace}/${this.name}/${canon}`;
+  }
+
+  /** The replica of `key` on this node, created on first use (keyed: touches its recency). */
+  entry(key: unknown): Entry {
+    if (!this.#keys) return this.single!;
+    const canon = canonicalKey(key);
+    let e = this.#keys.get(canon);
+    if (!e) {
+      e = new Entry(key, canon, this.#resource(canon));
+      this.#keys.set(canon, e);
+    }
+    return e;
+  }
+
+  /** The replica with canonical key `canon`, if this node has one (no recency change). */
+  peek(canon: string): Entry | undefined {
+    return this.#keys ? this.#keys.peek(canon) : canon === '' ? this.single : undefined;
+  }
+
+  /** The keys this node holds something for. */
+  keys(): [string, unknown][] {
+    if (!this.#keys) return [];
+    const out: [string, unknown][] = [];
+    for (const [canon, e] of this.#keys.entries()) if (e.hasValue || e.hasState) out.push([canon, e.key]);
+    return out;
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  /** A call that found no valid value here: joins the refresh in flight or starts one. */
+  miss(e: Entry): Promise<ExpirableResult<unknown>> {
+    this.stats.misses++;
+    return e.inflight ?? this.#start(e, 'miss', -1);
+  }
+
+  /** `miss`, unwrapped for the `…OrThrow` functions. */
+  missOrThrow(e: Entry): Promise<unknown> {
+    return this.miss(e).then(unwrap);
+  }
+
+  /** Runs one refresh for `e` on this node, shared by every caller until it settles. */
+  #start(e: Entry, mode: Mode, armed: number): Promise<ExpirableResult<unknown>> {
+    const p: Promise<ExpirableResult<unknown>> = this.#refresh(e, mode, armed).then((r) => {
+      if (e.inflight === p) e.inflight = undefined;
+      return r;
+    });
+    e.inflight = p;
+    return p;
+  }
+
+  async #refresh(e: Entry, mode: Mode, armed: number): Promise<ExpirableResult<unknown>> {
+    const epoch = e.epoch;
+    try {
+      return await this.#withLock(e, (node, token) => this.#underLock(node, e, mode, armed, epoch, token));
+    } catch (err) {
+      // The lock could not be had (node closed, lock service gone): nothing ran.
+      this.stats.failures++;
+      return { ok: false, error: this.#error('unavailable', 'could not take the lock of this expirable', err) };
+    }
+  }
+
+  /**
+   * Runs `fn` under the entry's lock: the global lock for cluster scope (its fencing token is
+   * the version of what `fn` writes), a node-local chain for local scope.
+   */
+  async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>): Promise<T> {
+    if (this.#ctx.closed) throw new Error('the store is closed');
+    const node = await this.#ctx.node();
+    if (this.spec.scope === 'cluster') return node.global.trans(e.resource, (lock) => fn(node, lock.token));
+    const prev = e.localTail;
+    let release!: () => void;
+    e.localTail = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await fn(undefined, Math.max(++this.#localVersion, e.version + 1));
+    } finally {
+      release();
+    }
+  }
+
+  /** True when what `e` holds answers this refresh (a miss needs a valid value, an eager refresh a newer one). */
+  #satisfied(e: Entry, mode: Mode, armed: number): boolean {
+    return e.valid() && (mode === 'miss' || e.version !== armed);
+  }
+
+  async #underLock(node: StoreNode | undefined, e: Entry, mode: Mode, armed: number, epoch: number, token: number): Promise<ExpirableResult<unknown>> {
+    // 1. A push may have arrived while we waited for the lock.
+    if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
+    // 2. A peer may hold a newer value (or state): take it rather than fetch.
+    if (node) {
+      const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout);
+      if (best) this.#adopt(node, e, best);
+      if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
+    }
+    // 3. Fetch.
+    const nodeName = this.#ctx.nodeNow()?.name;
+    if (this.spec.requireInitialState && !e.hasState) {
+      this.stats.failures++;
+      const error = this.#error('state_required', 'no state yet: call putState or updateState first');
+      publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: 0, error }));
+      return { ok: false, error };
+    }
+    this.stats.fetches++;
+    publish('fetchStart', () => ({ ...this.#about(e, nodeName), mode }));
+    const t0 = monotonicNow();
+    const run = await runFetch(this.name, this.spec.fetch, this.spec.keyed ? [e.key, e.state] : [e.state], this.spec.fetchTimeout);
+    if (!run.ok) {
+      this.stats.failures++;
+      publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, error: run.error }));
+      return run;
+    }
+    const result: ExpirableResult<unknown> = { ok: true, value: run.value, expiresAt: run.expiresAt };
+    // Cleared (or evicted, or closed) while the fetch ran: the callers that were waiting get
+    // the value, but it is not stored, so it does not come back for later callers.
+    if (e.epoch !== epoch || e.disposed || this.#ctx.closed) return result;
+    const snap: Snapshot = {
+      v: token,
+      has: true,
+      value: run.value,
+      exp: run.expiresAt,
+      ttl: run.ttl,
+      hs: run.hasNextState || e.hasState,
+      st: run.hasNextState ? run.nextState : e.state,
+    };
+    // Refused only if a newer version got here first (a partition healing): serve, do not store.
+    if (!e.apply(snap)) return result;
+    if (mode === 'eager') this.stats.refreshes++;
+    publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, version: token, expiresAt: run.expiresAt }));
+    this.#afterWrite(node, e);
+    if (node) await pushToMembers(node, e.resource, e.snapshot(), this.#ctx.peerTimeout);
+    return e.result ?? result;
+  }
+
+  #skipped(e: Entry, mode: Mode): ExpirableResult<unknown> {
+    if (mode === 'eager') publish('refresh', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), phase: 'skipped', version: e.version }));
+    return { ok: true, value: e.value, expiresAt: e.expiresAt };
+  }
+
+  #adopt(node: StoreNode, e: Entry, best: PeerSnapshot): void {
+    if (e.disposed || !e.apply(best.snap, best.since)) return;
+    if (e.hasValue) this.stats.adopted++;
+    publish('replicate', () => ({ ...this.#about(e, node.name), from: best.from, version: best.snap.v, how: 'adopt' }));
+    this.#afterWrite(node, e);
+  }
+
+  /** A peer's push arrived at this entry's actor. */
+  #onPut(e: Entry, snap: Snapshot, from: string): void {
+    if (e.disposed || this.#ctx.closed || !e.apply(snap)) return;
+    if (e.hasValue) this.stats.replicated++;
+    const node = this.#ctx.nodeNow();
+    publish('replicate', () => ({ ...this.#about(e, node?.name), from, version: snap.v, how: 'push' }));
+    this.#afterWrite(node, e);
+  }
+
+  /** After `e` changed: group membership follows whether it holds a value; re-arm its timer. */
+  #afterWrite(node: StoreNode | undefined, e: Entry): void {
+    if (node && this.spec.scope === 'cluster') {
+      if (e.hasValue && !e.actor) {
+        e.actor = node.spawn(entryBehavior((snap, from) => this.#onPut(e, snap, from)));
+        node.pg.join(e.resource, e.actor);
+      } else if (!e.hasValue && e.actor) {
+        this.#leave(node, e);
+      }
+    }
+    this.#arm(e);
+  }
+
+  #leave(node: StoreNode | undefined, e: Entry): void {
+    const actor = e.actor;
+    if (!actor) return;
+    e.actor = undefined;
+    try {
+      node?.pg.leave(e.resource, actor);
+    } catch {
+      // the node is closing: its groups go with it
+    }
+    actor.stop().catch(() => undefined);
+  }
+
+  // ---- eager refresh ---------------------------------------------------------------------
+
+  /** Arms the eager refresh of the value `e` holds now (every replica does). */
+  #arm(e: Entry): void {
+    e.cancelTimer();
+    const before = this.spec.beforeExpiry;
+    if (before === undefined || !e.hasValue || e.deadline === Infinity || e.disposed || this.#ctx.closed) return;
+    const v = e.version;
+    e.armedVersion = v;
+    e.timer = longTimeout(() => this.#onTimer(e, v), eagerDelay(e.deadline - monotonicNow(), before));
+  }
+
+  #onTimer(e: Entry, v: number): void {
+    e.timer = undefined;
+    if (e.disposed || this.#ctx.closed || e.version !== v || !e.hasValue) return;
+    // A refresh already runs for this entry here (callers missed): its result re-arms.
+    if (e.inflight) return;
+    const nodeName = this.#ctx.nodeNow()?.name;
+    publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'start', version: v, attempt: e.refreshFailures + 1 }));
+    void this.#start(e, 'eager', v).then((r) => {
+      if (r.ok) {
+        if (e.version !== v) publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'end', version: e.version }));
+        return;
+      }
+      // Failed: keep serving the current value until it really expires; retry with backoff.
+      this.stats.refreshFailures++;
+      e.refreshFailures++;
+      let retryInMs: number | undefined;
+      if (e.version === v && e.valid() && !e.disposed && !this.#ctx.closed) {
+        const d = retryDelay(e.refreshFailures, this.spec.beforeExpiry ?? 0);
+        if (monotonicNow() + d < e.deadline) {
+          retryInMs = d;
+          e.cancelTimer();
+          e.armedVersion = v;
+          e.timer = longTimeout(() => this.#onTimer(e, v), d);
+        }
+      }
+      publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'failure', version: v, error: r.error, retryInMs }));
+    });
+  }
+
+  // ---- clear -------------------------------------------------------------------------------
+
+  /** Clears one key (or the value of an unkeyed expirable) everywhere it lives in its scope. */
+  async clearKey(key: unknown): Promise<void> {
+    const canon = this.spec.keyed ? canonicalKey(key) : '';
+    await this.#clearCanon(canon);
+  }
+
+  /** Clears every key of a keyed expirable (the ones any connected node holds). */
+  async clearAllKeys(): Promise<void> {
+    if (!this.spec.keyed) return this.#clearCanon('');
+    const canons = new Set(this.keys().map(([c]) => c));
+    if (this.spec.scope === 'cluster' && !this.#ctx.closed) {
+      const node = await this.#ctx.node();
+      for (const c of (await collectKeys(node, this.#ctx.namespace, this.name, this.#ctx.peerTimeout)).keys()) canons.add(c);
+    }
+    await Promise.all([...canons].map((c) => this.#clearCanon(c)));
+  }
+
+  async #clearCanon(canon: string): Promise<void> {
+    if (this.#ctx.closed) return;
+    const existing = this.peek(canon);
+    // A refresh in flight here stores nothing when it ends.
+    if (existing) existing.epoch++;
+    const node = await this.#ctx.node();
+    if (this.spec.scope === 'local') {
+      if (!existing) return;
+      await this.#withLock(existing, async (_n, token) => this.#applyClear(existing, token, 'local'));
+      return;
+    }
+    await node.global.trans(this.#resource(canon), async (lock) => {
+      const e = this.peek(canon);
+      if (e) this.#applyClear(e, lock.token, 'local');
+      await broadcastClear(node, this.#ctx.namespace, this.name, canon, lock.token, this.#ctx.peerTimeout);
+    });
+  }
+
+  /** A clear (local or from a peer) with version `v`: drop value and state unless newer. */
+  applyClear(canon: string, v: number): void {
+    const e = this.peek(canon);
+    if (e) this.#applyClear(e, v, 'remote');
+  }
+
+  #applyClear(e: Entry, v: number, origin: 'local' | 'remote'): void {
+    if (!(v > e.version)) return;
+    e.clear(v);
+    e.cancelTimer();
+    this.#leave(this.#ctx.nodeNow(), e);
+    publish('clear', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), version: v, origin }));
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  /** Replaces the state of `key` with `fn(state)` under the lock, and pushes it to the replicas. */
+  async updateState(key: unknown, fn: (state: unknown) => unknown): Promise<void> {
+    const e = this.entry(key);
+    await this.#withLock(e, async (node, token) => {
+      if (node) {
+        const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout);
+        if (best) this.#adopt(node, e, best);
+      }
+      const next = await fn(e.hasState ? e.state : undefined);
+      if (e.disposed) return;
+      e.apply({ ...e.snapshot(), v: token, hs: true, st: next });
+      this.#afterWrite(node, e);
+      if (node) await pushToMembers(node, e.resource, e.snapshot(), this.#ctx.peerTimeout);
+    });
+  }
+
+  // ---- misc --------------------------------------------------------------------------------
+
+  /** Names of the nodes holding a replica of `key` now. */
+  replicas(key: unknown): string[] {
+    const node = this.#ctx.nodeNow();
+    if (!node) return [];
+    const canon = this.spec.keyed ? canonicalKey(key) : '';
+    if (this.spec.scope === 'local') return this.peek(canon)?.hasValue ? [node.name] : [];
+    const names = new Set<string>();
+    for (const m of node.pg.getMembers(this.#resource(canon))) names.add(m.node);
+    return [...names].sort();
+  }
+
+  /** Stops timers and actors of every replica here. */
+  close(): void {
+    if (this.single) this.#dispose(this.single);
+    this.#keys?.clear();
+  }
+
+  #dispose(e: Entry): void {
+    e.disposed = true;
+    e.cancelTimer();
+    this.#leave(this.#ctx.nodeNow(), e);
+  }
+
+  #error(reason: ExpirableFailure, message: string, cause?: unknown): ExpirableError {
+    return new ExpirableError(this.name, reason, message, cause === undefined ? undefined : { cause });
+  }
+
+  #about(e: Entry, node: string | undefined): { namespace: string; name: string; key: unknown; node: string | undefined } {
+    return { namespace: this.#ctx.namespace, name: this.name, key: e.key, node };
+  }
+}
+
+/** The value of a result, or its error thrown. */
+export function unwrap(r: ExpirableResult<unknown>): unknown {
+  if (r.ok) return r.value;
+  throw r.error;
+}
+

@@ -1,0 +1,133 @@
+// One replica of one expirable (or of one key of a keyed expirable) on this node: the value,
+// its monotonic deadline, its version, its state, and the bookkeeping of its refreshes.
+//
+// The fields the read path touches (`deadline`, `result`, `valuePromise`) are plain fields
+// of a monomorphic object: a cached hit is `deadline > now` and returning a promise that was
+// resolved once when the value arrived, so a hit allocates nothing.
+//
+// Invariants:
+// - `version` only grows. A snapshot is applied only if its version is greater (an older
+//   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
+//   snapshot without value whose version is the clear's lock token (a tombstone).
+// - `deadline` is monotonic milliseconds (performance.now()), computed once on receipt from
+//   the time left; wall-clock jumps after receipt do not move it.
+// - `epoch` grows on every clear that reaches this node; a refresh that started in an older
+//   epoch stores nothing when it ends (a cleared value is not brought back).
+import type { ActorRef } from '../actors/ref.js';
+import type { ExpirableResult } from '../dsl/result.js';
+import { monotonicNow } from '../util/clock.js';
+import type { TimerHandle } from '../util/timers.js';
+
+/** A replica's content as it travels between nodes. */
+export interface Snapshot {
+  /** Version: the fencing token of the lock grant that wrote it. */
+  readonly v: number;
+  /** True when it carries a value (false: a state alone, or a tombstone). */
+  readonly has: boolean;
+  readonly value: unknown;
+  /** `expiresAt` as the fetch returned it (fetching host's Unix ms, or Infinity). Shown to callers only. */
+  readonly exp: number;
+  /** Milliseconds the value had left when the snapshot was sent (Infinity: never expires). */
+  readonly ttl: number;
+  /** True when it carries a state. */
+  readonly hs: boolean;
+  readonly st: unknown;
+}
+
+export class Entry {
+  /** Monotonic ms until which the value may be served; -Infinity without one. Hot path. */
+  deadline = -Infinity;
+  /** `Promise.resolve({ ok: true, value, expiresAt })`, built once per value. Hot path. */
+  result: Promise<ExpirableResult<unknown>> | undefined = undefined;
+  /** `Promise.resolve(value)`, for the `…OrThrow` functions. Hot path. */
+  valuePromise: Promise<unknown> | undefined = undefined;
+  /** Version of what this replica holds (0: nothing yet). Only grows. */
+  version = 0;
+  hasValue = false;
+  value: unknown = undefined;
+  expiresAt = 0;
+  hasState = false;
+  state: unknown = undefined;
+  /** Grows on every clear; refreshes compare it at their end. */
+  epoch = 0;
+  /** The refresh running for this entry on this node (single flight), shared by its callers. */
+  inflight: Promise<ExpirableResult<unknown>> | undefined = undefined;
+  /** The eager-refresh (or retry) timer, armed for `armedVersion`. */
+  timer: TimerHandle | undefined = undefined;
+  armedVersion = -1;
+  /** Consecutive failed background refreshes of the current value (drives the backoff). */
+  refreshFailures = 0;
+  /** This replica's actor, a member of the entry's process group while it holds a value. */
+  actor: ActorRef | undefined = undefined;
+  /** Tail of the node-local lock chain (local scope writes are serialized through it). */
+  localTail: Promise<unknown> = Promise.resolve();
+  /** Set when evicted or closed: late results are not stored. */
+  disposed = false;
+
+  constructor(
+    /** The key as the caller gave it (undefined for an unkeyed expirable). */
+    readonly key: unknown,
+    /** Canonical text of the key ('' for an unkeyed expirable). */
+    readonly canon: string,
+    /** Lock resource and process group of this entry, the same on every node. */
+    readonly resource: string,
+  ) {}
+
+  /** True while the value may be served. */
+  valid(now: number = monotonicNow()): boolean {
+    return this.deadline > now;
+  }
+
+  /** What this replica holds, for a peer. */
+  snapshot(now: number = monotonicNow()): Snapshot {
+    const ttl = !this.hasValue ? 0 : this.deadline === Infinity ? Infinity : Math.max(0, this.deadline - now);
+    return { v: this.version, has: this.hasValue && ttl > 0, value: this.value, exp: this.expiresAt, ttl, hs: this.hasState, st: this.state };
+  }
+
+  /**
+   * Applies `s` if it is newer than what this replica holds; `since` is the monotonic time
+   * from which its `ttl` counts (receipt, or for a reply the moment the request was sent).
+   */
+  apply(s: Snapshot, since: number = monotonicNow()): boolean {
+    if (!(s.v > this.version)) return false;
+    this.version = s.v;
+    this.hasState = s.hs;
+    this.state = s.hs ? s.st : undefined;
+    if (s.has && s.ttl > 0) {
+      this.hasValue = true;
+      this.value = s.value;
+      this.expiresAt = s.exp;
+      this.deadline = s.ttl === Infinity ? Infinity : since + s.ttl;
+      this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
+      this.valuePromise = Promise.resolve(s.value);
+    } else {
+      this.#dropValue();
+    }
+    this.refreshFailures = 0;
+    return true;
+  }
+
+  /** Drops value and state (a clear); `version` becomes the clear's version if that is newer. */
+  clear(version: number): void {
+    this.epoch++;
+    if (version > this.version) this.version = version;
+    this.hasState = false;
+    this.state = undefined;
+    this.#dropValue();
+  }
+
+  #dropValue(): void {
+    this.hasValue = false;
+    this.value = undefined;
+    this.expiresAt = 0;
+    this.deadline = -Infinity;
+    this.result = undefined;
+    this.valuePromise = undefined;
+  }
+
+  cancelTimer(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.armedVersion = -1;
+  }
+}

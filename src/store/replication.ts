@@ -1,0 +1,188 @@
+// Replication protocol of cluster-scope expirables.
+//
+// Design note
+// -----------
+// Every node that uses an expirable holds a replica of it (an `Entry`) and, while the
+// replica holds a value, an actor for it that is a member of the process group of the
+// entry (`expirable-store/<namespace>/<name>/<key>`, the same text is the lock resource).
+// Each store also runs one well-known router actor per node (`expirable-store/<namespace>`)
+// that answers for every entry of the store on that node.
+//
+// Writes are ordered by the global lock of the entry: a refresh, a state change and a clear
+// each run under it, and what they write carries the lock's fencing token as its version.
+// A replica applies a snapshot only if its version is greater than the one it holds, so an
+// older value never overwrites a newer one, whatever order messages arrive in.
+//
+// Messages (all are calls with a short timeout; a peer that does not answer is skipped):
+// - router `ask { n, k }` -> Snapshot | null: what that node holds for the entry, valid or
+//   not (its state may be newer even when its value expired). Sent to every connected node,
+//   not only to the group's members: a member's join may not have reached us yet when we
+//   get the lock right after it (the release and the grant travel other links than the
+//   join), and asking every node closes that window.
+// - entry `put { snap, from }` -> true: the lock holder pushes what it wrote (value, state)
+//   to every member of the group before it releases the lock.
+// - router `clear { n, k, v }` -> true: drop value and state if older than `v` (the clear's
+//   token); sent to every connected node, members or not, so a node whose refresh is in
+//   flight gets it too.
+// - router `keys { n }` -> [canon, key][]: the keys a node holds, for clearing every key.
+//
+// Refresh (cluster scope), on the node whose callers missed or whose timer fired:
+//
+//     caller ─ single flight ─> trans(resource) ──> granted (token T)
+//       1. local replica good enough? (a push arrived while we waited) -> done
+//       2. ask every peer; adopt the newest snapshot; good enough now? -> done, no fetch
+//       3. fetch; on success apply as version T, join the group, put to every member
+//     <─ release
+//
+// Node down: the lock is released when its holder's node goes down, so a waiter elsewhere
+// is granted it, finds no newer value (the dead node pushed nothing, or everything) and
+// fetches; nobody hangs on the dead node. A push or ask to a dead node fails at once
+// (NodeDownError) or after the short timeout, and is skipped.
+//
+// Partitions: like `:global`, each side of a partition can grant the lock, so each side may
+// fetch once; when the sides meet again the versions (fencing tokens) decide which value
+// every replica keeps. Values are refreshed by whoever holds the lock; nothing merges.
+//
+// Clock skew: expiry is decided on each node from a monotonic deadline. The fetching node
+// turns the fetch's `expiresAt` (Unix ms) into "ms left" with its own wall clock once;
+// snapshots carry ms left, and each receiver counts them down on its own monotonic clock
+// (for an ask, from the moment it sent the question). So a replica's wall clock, skewed or
+// jumping, never decides whether a value is served; only the fetching host's clock reads
+// `expiresAt`, once, and a message's transit time can at most lengthen a value's life on a
+// receiver by that one-way delay.
+import type { Behavior } from '../actors/behavior.js';
+import type { ActorRefData } from '../actors/ref.js';
+import { monotonicNow } from '../util/clock.js';
+import type { StoreNode } from './cluster.js';
+import type { Snapshot } from './entry.js';
+
+/** Calls answered by a store's router actor. */
+export type RouterCall =
+  | { readonly t: 'ask'; readonly n: string; readonly k: string }
+  | { readonly t: 'clear'; readonly n: string; readonly k: string; readonly v: number }
+  | { readonly t: 'keys'; readonly n: string };
+
+/** Calls answered by an entry's actor. */
+export interface EntryCall {
+  readonly t: 'put';
+  readonly snap: Snapshot;
+  readonly from: string;
+}
+
+/** What the router needs from the store on its node. */
+export interface RouterHandlers {
+  ask(name: string, canon: string): Snapshot | null;
+  clear(name: string, canon: string, version: number): void;
+  keys(name: string): [string, unknown][];
+}
+
+/** Well-known id of a store's router on every node. */
+export const routerId = (namespace: string): string => `expirable-store/${namespace}`;
+
+/** The router: answers from the local replicas at once, never waiting behind a refresh. */
+export function routerBehavior(h: RouterHandlers): Behavior<null, RouterCall, unknown> {
+  return {
+    init: () => null,
+    handleCall: (msg, state) => {
+      switch (msg.t) {
+        case 'ask':
+          return { reply: h.ask(msg.n, msg.k), state };
+        case 'clear':
+          h.clear(msg.n, msg.k, msg.v);
+          return { reply: true, state };
+        case 'keys':
+          return { reply: h.keys(msg.n), state };
+      }
+    },
+  };
+}
+
+/** An entry's actor: applies what the lock holder pushes. */
+export function entryBehavior(onPut: (snap: Snapshot, from: string) => void): Behavior<null, EntryCall, boolean> {
+  return {
+    init: () => null,
+    handleCall: (msg, state) => {
+      onPut(msg.snap, msg.from);
+      return { reply: true, state };
+    },
+  };
+}
+
+/** A snapshot a peer answered with, and when its time left started counting here. */
+export interface PeerSnapshot {
+  readonly from: string;
+  readonly snap: Snapshot;
+  readonly since: number;
+}
+
+/** Asks every connected node for its snapshot of the entry; resolves with the newest (or undefined). */
+export async function askPeers(node: StoreNode, namespace: string, name: string, canon: string, timeout: number): Promise<PeerSnapshot | undefined> {
+  const peers = node.nodes();
+  if (peers.length === 0) return undefined;
+  const id = routerId(namespace);
+  const since = monotonicNow();
+  const replies = await Promise.all(
+    peers.map((peer) =>
+      node
+        .ref<RouterCall, Snapshot | null>({ node: peer, id })
+        .call({ t: 'ask', n: name, k: canon }, { timeout })
+        .then(
+          (snap) => (snap ? { from: peer, snap, since } : undefined),
+          () => undefined, // a node without this store, down, or slow: it has nothing for us
+        ),
+    ),
+  );
+  let best: PeerSnapshot | undefined;
+  for (const r of replies) if (r && (!best || r.snap.v > best.snap.v)) best = r;
+  return best;
+}
+
+/** Pushes `snap` to every member of `group` on other nodes; resolves when each answered or failed. */
+export async function pushToMembers(node: StoreNode, group: string, snap: Snapshot, timeout: number): Promise<number> {
+  const members = node.pg.getMembers(group).filter((m) => m.node !== node.name);
+  if (members.length === 0) return 0;
+  const msg: EntryCall = { t: 'put', snap, from: node.name };
+  const acks = await Promise.all(
+    members.map((m) =>
+      node
+        .ref<EntryCall, boolean>(m)
+        .call(msg, { timeout })
+        .then(
+          () => 1,
+          () => 0,
+        ),
+    ),
+  );
+  return acks.reduce<number>((a, b) => a + b, 0);
+}
+
+/** Tells every connected node's router to drop the entry if older than `version`. */
+export async function broadcastClear(node: StoreNode, namespace: string, name: string, canon: string, version: number, timeout: number): Promise<void> {
+  const id = routerId(namespace);
+  await Promise.all(
+    node.nodes().map((peer) =>
+      node
+        .ref<RouterCall, unknown>({ node: peer, id })
+        .call({ t: 'clear', n: name, k: canon, v: version }, { timeout })
+        .catch(() => undefined), // a node we cannot reach keeps its copy; versions protect the rest
+    ),
+  );
+}
+
+/** The keys every connected node holds for `name` (canonical text -> key). */
+export async function collectKeys(node: StoreNode, namespace: string, name: string, timeout: number): Promise<Map<string, unknown>> {
+  const id = routerId(namespace);
+  const out = new Map<string, unknown>();
+  const lists = await Promise.all(
+    node.nodes().map((peer) =>
+      node
+        .ref<RouterCall, [string, unknown][]>({ node: peer, id })
+        .call({ t: 'keys', n: name }, { timeout })
+        .catch(() => [] as [string, unknown][]),
+    ),
+  );
+  for (const list of lists) for (const [canon, key] of list) out.set(canon, key);
+  return out;
+}
+
+export type { ActorRefData };

@@ -1,0 +1,83 @@
+// One store (the expirables of one `defineExpirables` call) on one node: its engines, its
+// router actor, and the node it runs on, which for the embedded default is started on the
+// first call that needs it. A namespace runs once per node: two stores with the same
+// namespace would answer for each other's entries.
+import { InvalidOptionError } from '../errors.js';
+import type { Node } from '../node.js';
+import { storeNode, type StoreNode } from './cluster.js';
+import { ExpirableEngine, type EngineContext, type EngineSpec } from './engine.js';
+import { routerBehavior, routerId } from './replication.js';
+import type { ActorRef } from '../actors/ref.js';
+
+/** Namespaces taken, per node (or per embedded-node getter). */
+const claimed = new WeakMap<object, Set<string>>();
+
+export interface StoreOptions {
+  namespace: string;
+  /** The node, or a function that starts it on first use. */
+  node: Node | (() => Promise<Node>);
+  /** Milliseconds a peer has to answer an ask, push or clear. @default 2000 */
+  peerTimeout?: number;
+}
+
+export class Store implements EngineContext {
+  readonly namespace: string;
+  readonly peerTimeout: number;
+  readonly engines = new Map<string, ExpirableEngine>();
+  #closed = false;
+  readonly #claimKey: object;
+  readonly #getNode: () => Promise<Node>;
+  #nodePromise: Promise<StoreNode> | undefined = undefined;
+  #node: StoreNode | undefined = undefined;
+  #router: ActorRef | undefined = undefined;
+
+  constructor(options: StoreOptions, specs: ReadonlyMap<string, EngineSpec>) {
+    this.namespace = options.namespace;
+    this.peerTimeout = options.peerTimeout ?? 2_000;
+    const node = options.node;
+    this.#claimKey = node;
+    this.#getNode = typeof node === 'function' ? node : () => Promise.resolve(node);
+    let set = claimed.get(this.#claimKey);
+    if (!set) claimed.set(this.#claimKey, (set = new Set()));
+    if (set.has(this.namespace)) {
+      throw new InvalidOptionError('namespace', 'a namespace not already used by another store on this node (or close() that store first)', this.namespace);
+    }
+    set.add(this.namespace);
+    for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  node(): Promise<StoreNode> {
+    return (this.#nodePromise ??= this.#attach());
+  }
+
+  nodeNow(): StoreNode | undefined {
+    return this.#node;
+  }
+
+  async #attach(): Promise<StoreNode> {
+    const node = storeNode(await this.#getNode());
+    this.#router = node.spawn(
+      routerBehavior({
+        ask: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot() ?? null,
+        clear: (name, canon, v) => this.engines.get(name)?.applyClear(canon, v),
+        keys: (name) => this.engines.get(name)?.keys() ?? [],
+      }),
+      { name: routerId(this.namespace) },
+    ) as ActorRef;
+    this.#node = node;
+    return node;
+  }
+
+  /** Stops timers, replicas and the router here; frees the namespace on this node. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const engine of this.engines.values()) engine.close();
+    claimed.get(this.#claimKey)?.delete(this.namespace);
+    if (this.#router) await this.#router.stop().catch(() => undefined);
+  }
+}
