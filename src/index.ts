@@ -5,6 +5,23 @@ export { ActorRef, sameRef } from './actors/ref.js';
 export type { ActorRefData } from './actors/ref.js';
 export type { Behavior, Reply, NoReply, From, CallOptions, SpawnOptions } from './actors/behavior.js';
 export { Agent } from './actors/agent.js';
+export { defineExpirables } from './dsl/define.js';
+export type { DefineOptions } from './dsl/define.js';
+export { expirable } from './dsl/definition.js';
+export type {
+  ExpirableDefinition,
+  CommonOptions as ExpirableCommonOptions,
+  RefreshOption,
+  ScopeOption,
+  UnkeyedOptions,
+  UnkeyedRequiredStateOptions,
+  KeyedOptions,
+  KeyedRequiredStateOptions,
+} from './dsl/definition.js';
+export { ok, fail } from './dsl/result.js';
+export type { Ok, Fail, FetchOutcome, ExpirableResult } from './dsl/result.js';
+export type { Expirables, ExpirableStats, Definitions } from './dsl/types.js';
+export { expirableChannels } from './store/diagnostics.js';
 export {
   ExpirableStoreError,
   CallTimeoutError,
