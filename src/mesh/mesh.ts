@@ -126,6 +126,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   /** Addresses we keep dialling: seeds, learned members, lost peers. */
   readonly #targets = new Map<string, Target>();
   #ticker: NodeJS.Timeout | undefined = undefined;
+  /** Links that completed a handshake since start (diagnostics). */
+  #linksUp = 0;
   /** Listeners of refusals (kept apart from the Membership events the layers above see). */
   readonly #refusedListeners = new Set<(info: RefusedInfo) => void>();
 
@@ -185,8 +187,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   }
 
   /** Counts for tests and diagnostics. */
-  debugInfo(): { peers: string[]; handshakes: number; targets: string[] } {
-    return { peers: this.nodes(), handshakes: this.#handshakes.size, targets: [...this.#targets.keys()] };
+  debugInfo(): { peers: string[]; handshakes: number; targets: string[]; linksUp: number } {
+    return { peers: this.nodes(), handshakes: this.#handshakes.size, targets: [...this.#targets.keys()], linksUp: this.#linksUp };
   }
 
   /**
@@ -292,6 +294,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
       monotonicNow(),
     );
     this.#peers.set(peer.name, conn);
+    this.#linksUp++;
     const target = this.#targetOf.get(hs);
     if (target) {
       target.name = peer.name;
