@@ -10,6 +10,8 @@ import type { Behavior, SpawnOptions } from './actors/behavior.js';
 import type { ActorRef, ActorRefData } from './actors/ref.js';
 import { StandaloneMembership, type Membership } from './mesh/membership.js';
 import { Mesh, type RefusedInfo } from './mesh/mesh.js';
+import { ProcessGroups } from './mesh/pg.js';
+import { GlobalLocks } from './mesh/global/index.js';
 
 /** PEM material for a mutually authenticated TLS mesh. */
 export interface TlsOptions {
@@ -55,6 +57,10 @@ export class Node extends EventEmitter<NodeEvents> {
   /** The actor runtime of this node. Internal, but stable enough for the layers above. */
   readonly system: ActorSystem;
   readonly #membership: Membership;
+  /** Process groups, as Erlang's `pg` (API §3). */
+  readonly pg: ProcessGroups;
+  /** Global locks, as `:global.trans` (API §4). */
+  readonly global: GlobalLocks;
   #closing: Promise<void> | undefined;
 
   /** @internal use `startNode` */
@@ -63,6 +69,10 @@ export class Node extends EventEmitter<NodeEvents> {
     this.name = system.name;
     this.system = system;
     this.#membership = membership;
+    // Before the node's own listeners: a user's `nodedown` handler already sees the down
+    // node's group members gone and its locks granted on.
+    this.pg = new ProcessGroups(system, membership);
+    this.global = new GlobalLocks(system, membership);
     membership.on('nodeup', (name) => this.emit('nodeup', name));
     membership.on('nodedown', (name, reason) => this.emit('nodedown', name, reason));
   }
@@ -126,8 +136,14 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Stops every actor and leaves the cluster; resolves when done. Idempotent. */
   close(): Promise<void> {
     // Actors stop first (remote monitors hear 'shutdown'), then the mesh says goodbye.
-    this.#closing ??= this.system.close().then(() => (this.#membership instanceof Mesh ? this.#membership.close() : undefined));
+    // Locks are released and groups left first, while the links still carry the news.
+    this.#closing ??= this.#leaveServices().then(() => this.system.close()).then(() => (this.#membership instanceof Mesh ? this.#membership.close() : undefined));
     return this.#closing;
+  }
+
+  async #leaveServices(): Promise<void> {
+    await this.global.close();
+    this.pg.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

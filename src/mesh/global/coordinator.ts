@@ -1,0 +1,401 @@
+// The coordinator side of the lock service: for each lock this node coordinates, who holds
+// it and who waits, in arrival order. Pure protocol logic; the service (./service.ts) gives
+// it a way to send messages and its view of the cluster. See ./index.ts for the design.
+//
+// Invariants of an entry:
+// - It exists only while this node is the lock's rendezvous winner in its own view; when a
+//   view change makes another node the winner, the entry is dropped (its requesters
+//   re-register with the winner, whose recovery round rebuilds the state).
+// - It grants only when it has authority: after its recovery round has heard from every
+//   connected node (`round === undefined`), and only while `holders` is empty.
+// - `holders` has one entry in normal operation; more only when a healed partition or a
+//   takeover reveals several (then nobody is granted until all of them release).
+import { MAX_HOPS, type AcquireMsg, type CoordinatorMsg, type DeclineMsg, type LockMsg, type ProbeMsg, type ReleaseMsg, type ReportMsg, type ReqId, type WireHolder, type WireWaiter } from './messages.js';
+import { nextToken, type TokenMemory } from './fencing.js';
+import { monotonicNow } from '../../util/clock.js';
+
+/** What a coordinator needs from the node it runs on. */
+export interface CoordinatorContext {
+  readonly self: string;
+  send(node: string, msg: LockMsg): void;
+  /** The lock's rendezvous winner among the live nodes of `set` (null: every live node). */
+  winner(lk: string, set: string[] | null): string | undefined;
+  /** Live peers, self excluded. */
+  peers(): Iterable<string>;
+  /** True for self and every live peer. */
+  isUp(node: string): boolean;
+  readonly tokens: TokenMemory;
+  /** This node's own requests for `lk`, which now answer to `coordinator`. */
+  localReport(lk: string, coordinator: string): { holders: WireHolder[]; waiters: WireWaiter[] };
+  /** Called on every grant this node makes, with the time the grantee waited in its queue. */
+  onGrant?(lk: string, waitedMs: number, handoff: boolean): void;
+}
+
+interface Holder {
+  node: string;
+  token: number;
+  since: number;
+}
+
+interface Waiter {
+  req: ReqId;
+  node: string;
+  since: number;
+  /** Refuse at authority time if more than this many are ahead (fresh requests only). */
+  retries: number | null;
+  /** Monotonic ms when queued here, for the wait time. */
+  queuedAt: number;
+}
+
+interface Round {
+  id: number;
+  /** Peers that have not reported yet. */
+  pending: Set<string>;
+  /** Requests released or cancelled during the round: a late report must not bring them back. */
+  released: Set<ReqId>;
+  /** Grants declined during the round (req -> token): a report of that holder means "waiting". */
+  declined: Map<ReqId, number>;
+}
+
+interface Entry {
+  readonly lk: string;
+  readonly set: string[] | null;
+  /** req -> holder; size 1 in normal operation. */
+  readonly holders: Map<ReqId, Holder>;
+  /** Waiters in the order they will be served. */
+  queue: Waiter[];
+  /** Highest token granted or learned for this lock. */
+  last: number;
+  /** Set while the recovery round runs: no grant until it ends. */
+  round: Round | undefined;
+}
+
+export interface QueueInfo {
+  /** The lock's canonical key (resource text, plus `@[nodes]` for an explicit node set). */
+  lock: string;
+  holders: number;
+  waiting: number;
+}
+
+export interface CoordinatorStats {
+  /** Grants made by this node as coordinator. */
+  grants: number;
+  /** Of those, grants straight to the next waiter on a release (one message, no retry). */
+  handoffs: number;
+  /** Recovery rounds started. */
+  rounds: number;
+  /** Requests refused because of `retries`. */
+  refused: number;
+  /** Messages forwarded to the coordinator of this node's view. */
+  forwarded: number;
+  /** Locks coordinated now (with or without holders). */
+  locks: number;
+}
+
+/** How many idle entries (no holder, nobody waiting) are kept for a fast next acquire. */
+const MAX_IDLE = 10_000;
+
+export class Coordinator {
+  readonly #ctx: CoordinatorContext;
+  /** lk -> entry, for the locks this node coordinates; idle ones kept, oldest dropped first. */
+  readonly #entries = new Map<string, Entry>();
+  /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
+  readonly #watches = new Map<string, Map<string, string[] | null>>();
+  #roundSeq = 0;
+  readonly #stats = { grants: 0, handoffs: 0, rounds: 0, refused: 0, forwarded: 0 };
+
+  constructor(ctx: CoordinatorContext) {
+    this.#ctx = ctx;
+  }
+
+  stats(): CoordinatorStats {
+    return { ...this.#stats, locks: this.#entries.size };
+  }
+
+  /** Locks coordinated here that are held or waited for. */
+  queues(): QueueInfo[] {
+    const out: QueueInfo[] = [];
+    for (const e of this.#entries.values()) {
+      if (e.holders.size > 0 || e.queue.length > 0) out.push({ lock: e.lk, holders: e.holders.size, waiting: e.queue.length });
+    }
+    return out;
+  }
+
+  handle(msg: CoordinatorMsg): void {
+    switch (msg.t) {
+      case 'acquire':
+        this.#onAcquire(msg);
+        break;
+      case 'release':
+        this.#onRelease(msg);
+        break;
+      case 'decline':
+        this.#onDecline(msg);
+        break;
+      case 'probe':
+        this.#onProbe(msg);
+        break;
+      case 'report':
+        this.#onReport(msg);
+        break;
+    }
+    // A round that waits for nobody (a cluster of one, or every peer answered) ends here.
+    const e = this.#entries.get(msg.lk);
+    if (e?.round) this.#maybeFinish(e);
+  }
+
+  // A request (or a holder re-registering) arrives.
+  #onAcquire(m: AcquireMsg): void {
+    if (!this.#ctx.isUp(m.node)) return; // its node went down while the message waited in the mailbox
+    const e = this.#entryFor(m);
+    if (!e) return;
+    if (m.held !== null) {
+      // A holder whose coordinator changed: it keeps the lock; we must count it.
+      if (e.round?.released.has(m.req)) return;
+      e.holders.set(m.req, { node: m.node, token: m.held, since: m.since });
+      if (m.held > e.last) e.last = m.held;
+      this.#unqueue(e, m.req);
+      return;
+    }
+    if (e.holders.has(m.req) || e.queue.some((w) => w.req === m.req)) return; // a re-registration we know
+    if (e.round?.released.has(m.req)) return;
+    if (m.retries !== null && e.round === undefined) {
+      const ahead = e.holders.size + e.queue.length;
+      if (ahead > m.retries) {
+        this.#refuse(e, m.req, m.node, ahead);
+        return;
+      }
+    }
+    e.queue.push({ req: m.req, node: m.node, since: m.since, retries: e.round ? m.retries : null, queuedAt: monotonicNow() });
+    if (e.round === undefined) this.#grantNext(e, false);
+    else this.#maybeFinish(e);
+  }
+
+  // The holder is done, or a waiter gives up.
+  #onRelease(m: ReleaseMsg): void {
+    const e = this.#entryFor(m);
+    if (!e) return;
+    e.round?.released.add(m.req);
+    if (e.holders.delete(m.req)) {
+      if (e.round === undefined) this.#grantNext(e, true);
+    } else {
+      this.#unqueue(e, m.req);
+    }
+    this.#maybeFinish(e);
+    this.#touch(e);
+  }
+
+  // A requester refused our grant (it answers to another coordinator now, or had re-registered).
+  #onDecline(m: DeclineMsg): void {
+    const e = this.#entryFor(m);
+    if (!e) return;
+    const h = e.holders.get(m.req);
+    if (e.round) {
+      const d = e.round.declined.get(m.req);
+      if (d === undefined || d < m.token) e.round.declined.set(m.req, m.token);
+    }
+    if (h && h.token === m.token) {
+      // It was next when granted, so it goes back to the head of the line.
+      e.holders.delete(m.req);
+      e.queue.unshift({ req: m.req, node: h.node, since: h.since, retries: null, queuedAt: monotonicNow() });
+      if (e.round === undefined) this.#grantNext(e, true);
+    }
+    this.#maybeFinish(e);
+  }
+
+  // Someone wants to be sure the lock has a coordinator with authority.
+  #onProbe(m: ProbeMsg): void {
+    const e = this.#entryFor(m);
+    if (e) this.#maybeFinish(e);
+  }
+
+  // A node answers our recovery round.
+  #onReport(m: ReportMsg): void {
+    const e = this.#entries.get(m.lk);
+    const round = e?.round;
+    // A report for a round we abandoned (or a finished one) carries nothing we may trust now.
+    if (!e || !round || round.id !== m.round || !round.pending.has(m.from)) return;
+    this.#merge(e, round, m.holders, m.waiters, m.last);
+    round.pending.delete(m.from);
+    this.#maybeFinish(e);
+  }
+
+  /** Answers another node's recovery round: hands over and drops this node's record of `lk`. */
+  surrender(lk: string): { holders: WireHolder[]; waiters: WireWaiter[]; last: number } | undefined {
+    const e = this.#entries.get(lk);
+    if (!e) return undefined;
+    this.#entries.delete(lk);
+    this.#ctx.tokens.bump(lk, e.last);
+    const holders: WireHolder[] = [...e.holders].map(([req, h]) => [req, h.node, h.token, h.since]);
+    const waiters: WireWaiter[] = e.queue.map((w) => [w.req, w.node, w.since]);
+    return { holders, waiters, last: e.last };
+  }
+
+  /** The live view changed: drop what a down node held and waited for, and what we no longer win. */
+  viewChanged(up: string | undefined, down: string | undefined): void {
+    for (const e of [...this.#entries.values()]) {
+      if (this.#ctx.winner(e.lk, e.set) !== this.#ctx.self) {
+        // Another node wins this lock now. Its requesters re-register there (each on its own
+        // view change) and that node's recovery round asks us for what we know.
+        this.#entries.delete(e.lk);
+        this.#ctx.tokens.bump(e.lk, e.last);
+        continue;
+      }
+      if (down !== undefined) {
+        let freed = false;
+        for (const [req, h] of e.holders) {
+          if (h.node === down) {
+            e.holders.delete(req);
+            freed = true;
+          }
+        }
+        e.queue = e.queue.filter((w) => w.node !== down);
+        if (e.round?.pending.delete(down)) this.#maybeFinish(e);
+        else if (freed && e.round === undefined) this.#grantNext(e, true);
+      }
+      if (up !== undefined && e.round && !e.round.pending.has(up)) {
+        // A node that joins during the round may hold the lock from the other side of a
+        // partition: hear it too before granting.
+        e.round.pending.add(up);
+        this.#ctx.send(up, { t: 'inquire', from: this.#ctx.self, lk: e.lk, round: e.round.id });
+      }
+    }
+    if (down !== undefined) {
+      const watched = this.#watches.get(down);
+      this.#watches.delete(down);
+      if (watched) {
+        for (const [lk, set] of watched) this.handle({ t: 'probe', from: this.#ctx.self, lk, set, hops: 0 });
+      }
+    }
+  }
+
+  /**
+   * The entry for a message's lock, starting a recovery round if this node wins the lock and
+   * has no record of it; undefined (after forwarding the message) if another node wins it.
+   */
+  #entryFor(m: AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg): Entry | undefined {
+    const existing = this.#entries.get(m.lk);
+    if (existing) return existing;
+    const ctx = this.#ctx;
+    const w = ctx.winner(m.lk, m.set);
+    if (w === undefined) return undefined;
+    if (w !== ctx.self) {
+      // The sender's view differs from ours (a node it has not seen up, or one we have not
+      // seen down yet). Forward; if that node then goes down, probe so the state is rebuilt.
+      if (m.hops < MAX_HOPS) {
+        this.#stats.forwarded++;
+        ctx.send(w, { ...m, from: ctx.self, hops: m.hops + 1 });
+        let watched = this.#watches.get(w);
+        if (!watched) this.#watches.set(w, (watched = new Map()));
+        watched.set(m.lk, m.set);
+        if (watched.size > MAX_IDLE) watched.delete(watched.keys().next().value as string);
+      }
+      return undefined;
+    }
+    return this.#startRound(m.lk, m.set);
+  }
+
+  // This node becomes the lock's coordinator: learn from every connected node what it holds
+  // and waits for before granting anything.
+  #startRound(lk: string, set: string[] | null): Entry {
+    const ctx = this.#ctx;
+    const round: Round = { id: ++this.#roundSeq, pending: new Set(), released: new Set(), declined: new Map() };
+    const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round };
+    this.#entries.set(lk, e);
+    this.#stats.rounds++;
+    this.#evictIdle();
+    const own = ctx.localReport(lk, ctx.self);
+    this.#merge(e, round, own.holders, own.waiters, 0);
+    for (const peer of ctx.peers()) {
+      round.pending.add(peer);
+      ctx.send(peer, { t: 'inquire', from: ctx.self, lk, round: round.id });
+    }
+    return e;
+  }
+
+  #merge(e: Entry, round: Round, holders: WireHolder[], waiters: WireWaiter[], last: number): void {
+    if (last > e.last) e.last = last;
+    for (const [req, node, token, since] of holders) {
+      if (token > e.last) e.last = token;
+      if (round.released.has(req) || !this.#ctx.isUp(node)) continue;
+      const declined = round.declined.get(req);
+      if (declined !== undefined && token <= declined) {
+        // That grant was refused by its requester, which still waits.
+        if (!e.holders.has(req) && !e.queue.some((w) => w.req === req)) {
+          e.queue.push({ req, node, since, retries: null, queuedAt: monotonicNow() });
+        }
+        continue;
+      }
+      const known = e.holders.get(req);
+      if (!known || known.token < token) e.holders.set(req, { node, token, since });
+      this.#unqueue(e, req);
+    }
+    for (const [req, node, since] of waiters) {
+      if (round.released.has(req) || !this.#ctx.isUp(node) || e.holders.has(req)) continue;
+      if (!e.queue.some((w) => w.req === req)) e.queue.push({ req, node, since, retries: null, queuedAt: monotonicNow() });
+    }
+  }
+
+  // Every connected node has reported: take authority and serve the queue.
+  #maybeFinish(e: Entry): void {
+    const round = e.round;
+    if (!round || round.pending.size > 0) return;
+    e.round = undefined;
+    // Arrival order across the old coordinator and the requesters' reports: when the
+    // requests were made (wall clock; ties by id).
+    e.queue.sort((a, b) => a.since - b.since || (a.req < b.req ? -1 : a.req > b.req ? 1 : 0));
+    for (let i = 0; i < e.queue.length; i++) {
+      const w = e.queue[i]!;
+      const ahead = e.holders.size + i;
+      if (w.retries !== null && ahead > w.retries) {
+        e.queue.splice(i--, 1);
+        this.#refuse(e, w.req, w.node, ahead);
+      }
+    }
+    this.#grantNext(e, false);
+  }
+
+  #grantNext(e: Entry, handoff: boolean): void {
+    if (e.holders.size > 0 || e.round !== undefined) return;
+    const w = e.queue.shift();
+    if (!w) {
+      this.#touch(e);
+      return;
+    }
+    const token = nextToken(e.last);
+    e.last = token;
+    e.holders.set(w.req, { node: w.node, token, since: w.since });
+    this.#stats.grants++;
+    if (handoff) this.#stats.handoffs++;
+    this.#ctx.onGrant?.(e.lk, monotonicNow() - w.queuedAt, handoff);
+    this.#ctx.send(w.node, { t: 'granted', from: this.#ctx.self, lk: e.lk, req: w.req, token, waited: handoff });
+  }
+
+  #refuse(e: Entry, req: ReqId, node: string, ahead: number): void {
+    this.#stats.refused++;
+    this.#ctx.send(node, { t: 'refused', from: this.#ctx.self, lk: e.lk, req, ahead });
+  }
+
+  #unqueue(e: Entry, req: ReqId): void {
+    const i = e.queue.findIndex((w) => w.req === req);
+    if (i >= 0) e.queue.splice(i, 1);
+  }
+
+  /** Moves an idle entry to the young end, so the oldest idle ones are evicted first. */
+  #touch(e: Entry): void {
+    if (e.holders.size > 0 || e.queue.length > 0 || e.round) return;
+    this.#entries.delete(e.lk);
+    this.#entries.set(e.lk, e);
+  }
+
+  #evictIdle(): void {
+    if (this.#entries.size <= MAX_IDLE) return;
+    for (const e of this.#entries.values()) {
+      if (this.#entries.size <= MAX_IDLE) break;
+      if (e.holders.size === 0 && e.queue.length === 0 && !e.round) {
+        this.#entries.delete(e.lk);
+        this.#ctx.tokens.bump(e.lk, e.last);
+      }
+    }
+  }
+}

@@ -1,0 +1,93 @@
+// Global locks: `node.global.trans(resource, fn, options)`, as Erlang's `:global.trans`, but
+// fair (FIFO), without polling, and with fencing tokens.
+//
+// DESIGN NOTE (for the maintainer; the user-facing version is docs/locks.md)
+//
+// Where `:global` sets the lock on every node of the set and, when any refuses, sleeps a
+// random time and tries again (slow and unfair under contention), each lock here has one
+// coordinator that queues its requesters in arrival order and hands the lock to the next
+// one in a single message when the holder lets go.
+//
+// Who coordinates: the rendezvous winner of the lock key over the live nodes of its node
+// set (./rendezvous.ts). Nodes that see the same members agree without talking; a node
+// leaving moves only the locks it coordinated, a node joining only those it now wins.
+// Lock key = canonical text of the resource (./resource-key.ts; equal values, one lock),
+// plus `@[nodes]` for an explicit node set (so `nodes: [node.name]` is a lock of its own and
+// never blocks another node).
+//
+// Messages (catalogue and version in ./messages.ts), all casts between the `global` actors:
+//
+//   requester                      coordinator
+//     acquire(req) ──────────────────▶ queue.push(req); if free: grant
+//     ◀────────────────────────────── granted(req, token)      (0 messages if self)
+//     release(req) ──────────────────▶ holders.delete(req); granted(next) ──▶ next waiter
+//
+// - trans = acquire; run fn in an AsyncLocalStorage context that records the lock
+//   (re-entrance); release in `finally`, as `:global.trans` does in its `after`.
+// - Giving up (timeout, signal) sends `release` for the queued request: no ghost waiter.
+//   `retries: n` is decided by the coordinator once: refused if more than n are ahead.
+// - A grant that finds its request given up is sent straight back (release).
+//
+// Holder's node down: the coordinator drops every holder and waiter of that node on its
+// `nodedown` and grants the next waiter at once (detection time = the mesh's).
+//
+// Coordinator change (its node died, or a joining node wins the lock now): every requester
+// whose lock's winner changed re-registers with the new winner (a holder with its token).
+// A node that receives a message for a lock it wins but has no record of runs a RECOVERY
+// ROUND before granting anything:
+//
+//   new coordinator C                      every other connected node N
+//     inquire(lk, round) ────────────────────▶ hand over own record of lk (if any) and drop it;
+//                                              from now on N's requests for lk answer to C
+//     ◀──────────────────── report(holders, waiters, highest token seen)
+//   when all have reported (or gone down): holders = union, queue = waiters by call time,
+//   token base = highest reported; grant only if no holder.
+//
+// Races, each handled where noted:
+// - Old coordinator alive (node joined): it drops its record on the view change, or hands
+//   it over in its report; either way it grants nothing after answering the inquire.
+// - A grant from the old coordinator still in flight after N answered C: N accepts grants
+//   only from its current coordinator; it sends `decline` to C, which, if it counts N's
+//   request as holder with that token (learned from the old coordinator's report), puts it
+//   back at the head of the queue (requester.ts onGranted, coordinator.ts #onDecline).
+// - A release or decline that reaches C during the round before the report that lists the
+//   request: remembered in the round (`released`, `declined`), so the late report cannot
+//   bring the holder back.
+// - A message sent to C while C still sees the dead coordinator as winner: C forwards it
+//   there and watches; when that node goes down at C, C probes the lock, and the round
+//   rebuilds the state from the requesters themselves (coordinator.ts #entryFor).
+// - A node that joins during a round is inquired too (it may hold the lock from the other
+//   side of a partition).
+// Requesters report facts (what they hold, what they wait for), never beliefs about
+// others, so a round's result does not depend on which old coordinator survived.
+//
+// Fencing tokens (./fencing.ts): token = max(highest known + 1, wall-clock ms × 1024), read
+// from a monotonic clock. Strictly increasing per lock on one coordinator; across a change,
+// the new coordinator starts above every token a surviving node saw, and the clock term
+// covers tokens that died with the old coordinator and its holder, assuming host clocks
+// agree to within the takeover time (failure detection, seconds; NTP gives milliseconds).
+//
+// GUARANTEES
+// - Mutual exclusion among the nodes of the set while their views of the cluster agree
+//   (every node connected to every other, the mesh's steady state): at most one `fn` per
+//   lock runs, including across a holder's or a coordinator's death.
+// - Fairness: waiters are granted in the order their requests reached the coordinator; after
+//   a coordinator change, in the order the calls were made (wall clock of each node).
+// - Liveness: a lock held by a node that goes down is granted to the next waiter as soon as
+//   the coordinator sees that node down; close() releases at once.
+//
+// NON-GUARANTEES: PARTITIONS
+// As with `:global`, a network partition (or a node connected to some peers but not all)
+// gives each side its own coordinator, and each side can grant the same lock: two `fn`s may
+// run at once, one per side. There is no quorum: we keep the cluster available on both
+// sides, as Erlang does. What protects the protected resource is the fencing token: a store
+// that remembers the highest token it has accepted and refuses lower ones makes a stale
+// holder's writes fail. When the partition heals, the holders re-register with the one
+// winner, which lets nobody else in until all of them have released. A holder's `fn` is
+// never interrupted: the library cannot stop code that runs.
+export { GlobalLocks, GLOBAL_ACTOR } from './service.js';
+export type { Lock, LockStats, TransOptions } from './service.js';
+export type { CoordinatorStats, QueueInfo } from './coordinator.js';
+export type { LockAcquireEvent, LockGrantEvent, LockReleaseEvent, LockFailEvent } from './diagnostics.js';
+export { lockChannels } from './diagnostics.js';
+export { resourceKey } from './resource-key.js';

@@ -1,0 +1,217 @@
+// The requester side of the lock service: this node's own `trans` calls that wait for a lock
+// or hold one, each registered with the coordinator of its lock. See ./index.ts for the design.
+//
+// Invariants:
+// - A request is `waiting`, then `holding`, then `done`; it is in the maps until `done`.
+// - `coord` is the one node whose grants it accepts: the rendezvous winner when it was sent,
+//   or the node whose recovery round asked about it since. A grant from anyone else is
+//   declined (told to `coord`), so an old coordinator's late grant can never make a second
+//   holder next to the new coordinator's.
+// - Every `done` request has told its coordinator (release), so no queue keeps a ghost.
+import { randomBytes } from 'node:crypto';
+import { LockNotAcquiredError, type LockFailure } from '../../errors.js';
+import { deferred, type Deferred } from '../../util/deferred.js';
+import { monotonicNow } from '../../util/clock.js';
+import type { TokenMemory } from './fencing.js';
+import type { GrantedMsg, LockMsg, RefusedMsg, ReqId, WireHolder, WireWaiter } from './messages.js';
+
+export interface RequesterContext {
+  readonly self: string;
+  send(node: string, msg: LockMsg): void;
+  winner(lk: string, set: string[] | null): string | undefined;
+  readonly tokens: TokenMemory;
+}
+
+export type RequestState = 'waiting' | 'holding' | 'done';
+
+export class Request {
+  readonly req: ReqId;
+  /** Lock key: canonical resource text, plus the explicit node set if any. */
+  readonly lk: string;
+  readonly set: string[] | null;
+  readonly resource: unknown;
+  readonly retries: number | null;
+  /** Wall-clock ms of the call (orders waiters after a coordinator change). */
+  readonly since: number;
+  /** Monotonic ms of the call. */
+  readonly startedAt: number;
+  state: RequestState = 'waiting';
+  /** The node whose grants this request accepts, and to which it reports. */
+  coord: string;
+  token = 0;
+  /** Monotonic ms of the grant. */
+  grantedAt = 0;
+  /** True when the coordinator queued it behind another holder. */
+  waited = false;
+  readonly granted: Deferred<number> = deferred<number>();
+  /** Undoes the timeout timer and the abort listener. */
+  cleanup: (() => void) | undefined = undefined;
+
+  constructor(req: ReqId, lk: string, set: string[] | null, resource: unknown, retries: number | null, coord: string) {
+    this.req = req;
+    this.lk = lk;
+    this.set = set;
+    this.resource = resource;
+    this.retries = retries;
+    this.coord = coord;
+    this.since = Date.now();
+    this.startedAt = monotonicNow();
+  }
+}
+
+export interface RequesterHooks {
+  onGranted(r: Request): void;
+  onFailed(r: Request, reason: LockFailure): void;
+}
+
+export class Requester {
+  readonly #ctx: RequesterContext;
+  readonly #hooks: RequesterHooks;
+  readonly #byReq = new Map<ReqId, Request>();
+  /** lk -> this node's live requests for it (answers recovery rounds). */
+  readonly #byLock = new Map<string, Set<Request>>();
+  /** Request ids are unique per process incarnation, even for a node restarted under the same name. */
+  readonly #prefix: string;
+  #seq = 0;
+
+  constructor(ctx: RequesterContext, hooks: RequesterHooks) {
+    this.#ctx = ctx;
+    this.#hooks = hooks;
+    this.#prefix = `${ctx.self}#${randomBytes(4).toString('hex')}.`;
+  }
+
+  get waiting(): number {
+    let n = 0;
+    for (const r of this.#byReq.values()) if (r.state === 'waiting') n++;
+    return n;
+  }
+
+  get holding(): number {
+    return this.#byReq.size - this.waiting;
+  }
+
+  /** Registers a request with `coord` and returns it; `r.granted` resolves with the token. */
+  start(lk: string, set: string[] | null, resource: unknown, retries: number | null, coord: string): Request {
+    const r = new Request(this.#prefix + ++this.#seq, lk, set, resource, retries, coord);
+    this.#byReq.set(r.req, r);
+    let same = this.#byLock.get(lk);
+    if (!same) this.#byLock.set(lk, (same = new Set()));
+    same.add(r);
+    this.#sendAcquire(r, retries, null);
+    return r;
+  }
+
+  #sendAcquire(r: Request, retries: number | null, held: number | null): void {
+    const self = this.#ctx.self;
+    this.#ctx.send(r.coord, { t: 'acquire', from: self, lk: r.lk, req: r.req, node: self, since: r.since, set: r.set, retries, held, hops: 0 });
+  }
+
+  /** Gives up a waiting request: its place in the queue is removed and it rejects with `reason`. */
+  giveUp(r: Request, reason: LockFailure, detail?: string): void {
+    if (r.state !== 'waiting') return;
+    this.#finish(r);
+    this.#hooks.onFailed(r, reason);
+    r.granted.reject(new LockNotAcquiredError(r.resource, reason, detail));
+  }
+
+  /** The holder is done: the coordinator hands the lock to the next waiter. */
+  release(r: Request): void {
+    if (r.state !== 'holding') return;
+    this.#finish(r);
+  }
+
+  #finish(r: Request): void {
+    r.state = 'done';
+    r.cleanup?.();
+    r.cleanup = undefined;
+    this.#byReq.delete(r.req);
+    const same = this.#byLock.get(r.lk);
+    if (same) {
+      same.delete(r);
+      if (same.size === 0) this.#byLock.delete(r.lk);
+    }
+    this.#ctx.send(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
+  }
+
+  // The coordinator grants a lock.
+  onGranted(m: GrantedMsg): void {
+    this.#ctx.tokens.bump(m.lk, m.token);
+    const r = this.#byReq.get(m.req);
+    if (!r) {
+      // Given up (or released) while the grant was on its way: hand it straight back.
+      this.#ctx.send(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
+      return;
+    }
+    if (r.state === 'holding') return; // a duplicate after a re-registration
+    if (m.from !== r.coord) {
+      // A late grant from a coordinator we no longer answer to: the current one may already
+      // count someone else as holder. Refuse it and keep waiting at the current one.
+      this.#ctx.send(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
+      return;
+    }
+    r.state = 'holding';
+    r.token = m.token;
+    r.waited = m.waited;
+    r.grantedAt = monotonicNow();
+    r.cleanup?.();
+    r.cleanup = undefined;
+    this.#hooks.onGranted(r);
+    r.granted.resolve(m.token);
+  }
+
+  // The coordinator refuses a request made with `retries`.
+  onRefused(m: RefusedMsg): void {
+    const r = this.#byReq.get(m.req);
+    if (!r || r.state !== 'waiting') return;
+    // Nothing to release at the coordinator: it already dropped the request.
+    r.state = 'done';
+    r.cleanup?.();
+    r.cleanup = undefined;
+    this.#byReq.delete(r.req);
+    const same = this.#byLock.get(r.lk);
+    same?.delete(r);
+    if (same?.size === 0) this.#byLock.delete(r.lk);
+    this.#hooks.onFailed(r, 'retries');
+    r.granted.reject(
+      new LockNotAcquiredError(r.resource, 'retries', `${m.ahead} holder(s) ahead, retries: ${r.retries}`),
+    );
+  }
+
+  /** Answers a recovery round of `coordinator`: our holders and waiters of `lk`, which now answer to it. */
+  report(lk: string, coordinator: string): { holders: WireHolder[]; waiters: WireWaiter[] } {
+    const holders: WireHolder[] = [];
+    const waiters: WireWaiter[] = [];
+    const same = this.#byLock.get(lk);
+    if (same) {
+      for (const r of same) {
+        r.coord = coordinator;
+        if (r.state === 'holding') holders.push([r.req, this.#ctx.self, r.token, r.since]);
+        else waiters.push([r.req, this.#ctx.self, r.since]);
+      }
+    }
+    return { holders, waiters };
+  }
+
+  /**
+   * The live view changed: each request whose coordinator is no longer its lock's winner
+   * re-registers with the winner (a holder with its token, so the winner counts it).
+   */
+  viewChanged(): void {
+    for (const r of [...this.#byReq.values()]) {
+      const w = this.#ctx.winner(r.lk, r.set);
+      if (w === undefined) {
+        // Every node of an explicit node set is down: nobody can grant it.
+        this.giveUp(r, 'unreachable', 'no node of its node set is connected');
+        continue;
+      }
+      if (w === r.coord) continue;
+      r.coord = w;
+      this.#sendAcquire(r, null, r.state === 'holding' ? r.token : null);
+    }
+  }
+
+  /** Every live request, for `close`. */
+  all(): Request[] {
+    return [...this.#byReq.values()];
+  }
+}

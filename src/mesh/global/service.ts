@@ -1,0 +1,383 @@
+// `node.global`: the lock service facade. Validates `trans` options, keeps re-entrance in an
+// AsyncLocalStorage, runs the `global` actor that receives the protocol's casts, and wires
+// the membership view to the coordinator (./coordinator.ts) and requester (./requester.ts)
+// sides. The design, guarantees and failure model are in ./index.ts.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { InvalidOptionError, LockNotAcquiredError, type LockFailure } from '../../errors.js';
+import type { ActorSystem } from '../../actors/system.js';
+import type { Membership } from '../membership.js';
+import { longTimeout, type TimerHandle } from '../../util/timers.js';
+import { monotonicNow } from '../../util/clock.js';
+import { resourceKey } from './resource-key.js';
+import { rendezvous } from './rendezvous.js';
+import { TokenMemory } from './fencing.js';
+import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
+import { Requester, type Request } from './requester.js';
+import { lockChannels } from './diagnostics.js';
+import type { LockMsg } from './messages.js';
+
+/** The well-known actor id of the lock service on every node. */
+export const GLOBAL_ACTOR = 'global';
+
+export interface TransOptions {
+  /**
+   * Nodes among which the lock is exclusive. `[node.name]` is a node-local lock. Calls on the
+   * same resource with different node sets are different locks (use one set per resource).
+   * @default this node and every node connected now
+   */
+  nodes?: readonly string[];
+  /**
+   * Give up at once (LockNotAcquiredError, reason `'retries'`) when more than this many
+   * holders are ahead in the queue; `0` is a try-lock. As `:global.trans`, where each retry
+   * waits for one holder to let go, but decided once, with no polling.
+   * @default Infinity (wait as long as it takes)
+   */
+  retries?: number;
+  /** Milliseconds to wait for the lock before giving up (reason `'timeout'`). @default Infinity */
+  timeout?: number;
+  /** Gives up (reason `'aborted'`) when aborted before the lock is granted. */
+  signal?: AbortSignal;
+}
+
+/** What `fn` receives: the lock it runs under. */
+export interface Lock {
+  readonly resource: unknown;
+  /**
+   * Fencing token: strictly greater for every grant of this lock, also across the death of
+   * a holder or of the coordinator. Pass it to the protected store and let it refuse writes
+   * carrying a token lower than one it has seen.
+   */
+  readonly token: number;
+  /** False once the lock is released (fn settled) or lost (the node closed). */
+  readonly held: boolean;
+}
+
+export interface LockStats {
+  /** `trans` calls that asked for a lock (re-entrant calls not counted). */
+  acquires: number;
+  /** Of those, granted. */
+  grants: number;
+  /** Of the grants, those that queued behind another holder. */
+  waits: number;
+  /** `trans` calls that ran at once under a lock their context already held. */
+  reentries: number;
+  /** `trans` calls that gave up, by reason. */
+  failures: Record<LockFailure, number>;
+  /** Milliseconds from `trans` to grant, over all grants. */
+  waitMs: { total: number; max: number };
+  /** This node's requests now. */
+  holding: number;
+  waiting: number;
+  /** This node as coordinator. */
+  coordinator: CoordinatorStats;
+  /** Locks coordinated here that are held or waited for now, with their queue lengths. */
+  queues: QueueInfo[];
+}
+
+class HeldLock implements Lock {
+  readonly resource: unknown;
+  readonly token: number;
+  readonly #request: Request;
+  constructor(request: Request) {
+    this.resource = request.resource;
+    this.token = request.token;
+    this.#request = request;
+  }
+  get held(): boolean {
+    return this.#request.state === 'holding';
+  }
+  get request(): Request {
+    return this.#request;
+  }
+}
+
+export class GlobalLocks {
+  readonly #self: string;
+  readonly #system: ActorSystem;
+  readonly #membership: Membership;
+  readonly #actorId: string;
+  /** Live peers, self excluded, as this service has seen the nodeup/nodedown events. */
+  readonly #up = new Set<string>();
+  /** lk -> winner of the default node set, cleared on each view change. */
+  #winners = new Map<string, string | undefined>();
+  readonly #tokens = new TokenMemory();
+  readonly #coordinator: Coordinator;
+  readonly #requester: Requester;
+  /** The locks held by the current async context: lk -> lock. */
+  readonly #context = new AsyncLocalStorage<Map<string, HeldLock>>();
+  #closed = false;
+  readonly #counts = {
+    acquires: 0,
+    grants: 0,
+    waits: 0,
+    reentries: 0,
+    waitTotal: 0,
+    waitMax: 0,
+    failures: { timeout: 0, retries: 0, aborted: 0, closed: 0, unreachable: 0 } as Record<LockFailure, number>,
+  };
+
+  constructor(system: ActorSystem, membership: Membership, options: { actorId?: string } = {}) {
+    this.#self = membership.self;
+    this.#system = system;
+    this.#membership = membership;
+    this.#actorId = options.actorId ?? GLOBAL_ACTOR;
+    for (const n of membership.nodes()) this.#up.add(n);
+    const ctx = {
+      self: this.#self,
+      send: this.#send,
+      winner: (lk: string, set: string[] | null) => this.#winner(lk, set),
+      tokens: this.#tokens,
+    };
+    this.#coordinator = new Coordinator({
+      ...ctx,
+      peers: () => this.#up,
+      isUp: (node) => node === this.#self || this.#up.has(node),
+      localReport: (lk, coordinator) => this.#requester.report(lk, coordinator),
+    });
+    this.#requester = new Requester(ctx, {
+      onGranted: (r) => this.#onGranted(r),
+      onFailed: (r, reason) => this.#onFailed(r, reason),
+    });
+    system.spawn<null, never, never, LockMsg>(
+      {
+        init: () => null,
+        handleCast: (msg) => {
+          this.#dispatch(msg);
+          return null;
+        },
+      },
+      { name: this.#actorId },
+    );
+    membership.on('nodeup', this.#onNodeUp);
+    membership.on('nodedown', this.#onNodeDown);
+  }
+
+  /**
+   * Runs `fn` while holding the lock on `resource` among `options.nodes`, and releases it when
+   * `fn` settles; resolves or rejects as `fn` does. Rejects with LockNotAcquiredError (and
+   * `fn` never runs) when `retries`, `timeout` or `signal` make it give up, when the node is
+   * closed, or when no node of an explicit node set is connected.
+   */
+  async trans<T>(resource: unknown, fn: (lock: Lock) => T | Promise<T>, options: TransOptions = {}): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'a function', fn);
+    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'an object', options);
+    const { lk, set } = this.#lockKey(resource, options.nodes);
+    const retries = checkRetries(options.retries);
+    const timeout = checkTimeout(options.timeout);
+    const signal = checkSignal(options.signal);
+
+    // Re-entrance: the same lock held by this async context runs fn at once.
+    const held = this.#context.getStore()?.get(lk);
+    if (held?.held) {
+      this.#counts.reentries++;
+      return await fn(held);
+    }
+    if (this.#closed) throw this.#fail(resource, lk, 'closed', `node ${this.#self} is closed`);
+    if (signal?.aborted) throw this.#fail(resource, lk, 'aborted', abortDetail(signal));
+    const coord = this.#winner(lk, set);
+    if (coord === undefined) throw this.#fail(resource, lk, 'unreachable', 'no node of its node set is connected');
+
+    this.#counts.acquires++;
+    if (lockChannels.acquire.hasSubscribers) {
+      lockChannels.acquire.publish({ node: this.#self, resource, lock: lk, nodes: options.nodes });
+    }
+    const r = this.#requester.start(lk, set, resource, retries, coord);
+    if (r.state === 'waiting' && (timeout !== Infinity || signal)) {
+      let timer: TimerHandle | undefined;
+      if (timeout !== Infinity) timer = longTimeout(() => this.#requester.giveUp(r, 'timeout', `waited ${timeout} ms`), timeout);
+      const onAbort = (): void => this.#requester.giveUp(r, 'aborted', abortDetail(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      r.cleanup = () => {
+        timer?.cancel();
+        signal?.removeEventListener('abort', onAbort);
+      };
+    }
+    await r.granted.promise;
+
+    const lock = new HeldLock(r);
+    const parent = this.#context.getStore();
+    const locks = new Map(parent);
+    locks.set(lk, lock);
+    try {
+      return await this.#context.run(locks, () => fn(lock));
+    } finally {
+      this.#release(r);
+    }
+  }
+
+  /** Counters, current holders and waiters, and queue lengths of the locks coordinated here. */
+  stats(): LockStats {
+    const c = this.#counts;
+    return {
+      acquires: c.acquires,
+      grants: c.grants,
+      waits: c.waits,
+      reentries: c.reentries,
+      failures: { ...c.failures },
+      waitMs: { total: c.waitTotal, max: c.waitMax },
+      holding: this.#requester.holding,
+      waiting: this.#requester.waiting,
+      coordinator: this.#coordinator.stats(),
+      queues: this.#coordinator.queues(),
+    };
+  }
+
+  /**
+   * Leaves the lock service: waiting `trans` calls reject (reason `'closed'`), held locks are
+   * released (their `fn` keeps running, but `lock.held` turns false and the next waiter gets
+   * the lock), and the messages saying so are on their way before this resolves.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const r of this.#requester.all()) {
+      if (r.state === 'waiting') this.#requester.giveUp(r, 'closed', `node ${this.#self} is closed`);
+      else this.#release(r);
+    }
+    // Let grants this node makes as coordinator for its own releases reach the mailbox.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.#membership.off('nodeup', this.#onNodeUp);
+    this.#membership.off('nodedown', this.#onNodeDown);
+  }
+
+  #release(r: Request): void {
+    if (r.state !== 'holding') return;
+    this.#requester.release(r);
+    if (lockChannels.release.hasSubscribers) {
+      lockChannels.release.publish({ node: this.#self, resource: r.resource, lock: r.lk, token: r.token, heldMs: monotonicNow() - r.grantedAt });
+    }
+  }
+
+  #onGranted(r: Request): void {
+    const c = this.#counts;
+    const waitMs = r.grantedAt - r.startedAt;
+    c.grants++;
+    if (r.waited) c.waits++;
+    c.waitTotal += waitMs;
+    if (waitMs > c.waitMax) c.waitMax = waitMs;
+    if (lockChannels.grant.hasSubscribers) {
+      lockChannels.grant.publish({ node: this.#self, resource: r.resource, lock: r.lk, token: r.token, waitMs, waited: r.waited });
+    }
+  }
+
+  #onFailed(r: Request, reason: LockFailure): void {
+    this.#counts.failures[reason]++;
+    if (lockChannels.fail.hasSubscribers) {
+      lockChannels.fail.publish({ node: this.#self, resource: r.resource, lock: r.lk, reason, waitMs: monotonicNow() - r.startedAt });
+    }
+  }
+
+  #fail(resource: unknown, lk: string, reason: LockFailure, detail: string): LockNotAcquiredError {
+    this.#counts.failures[reason]++;
+    if (lockChannels.fail.hasSubscribers) {
+      lockChannels.fail.publish({ node: this.#self, resource, lock: lk, reason, waitMs: 0 });
+    }
+    return new LockNotAcquiredError(resource, reason, detail);
+  }
+
+  // Messages to self skip the mailbox but not the order: a microtask, as the actor would.
+  #send = (node: string, msg: LockMsg): void => {
+    if (node === this.#self) queueMicrotask(() => this.#dispatch(msg));
+    else this.#system.cast({ node, id: this.#actorId }, msg);
+  };
+
+  #dispatch(msg: LockMsg): void {
+    // A message from a node that went down while it waited in the mailbox: its state is gone.
+    if (msg.from !== this.#self && !this.#up.has(msg.from)) return;
+    switch (msg.t) {
+      case 'granted':
+        return this.#requester.onGranted(msg);
+      case 'refused':
+        return this.#requester.onRefused(msg);
+      case 'inquire': {
+        // Another node coordinates `lk` now: hand over what we know and answer to it from now on.
+        const own = this.#coordinator.surrender(msg.lk);
+        const mine = this.#requester.report(msg.lk, msg.from);
+        this.#send(msg.from, {
+          t: 'report',
+          from: this.#self,
+          lk: msg.lk,
+          round: msg.round,
+          holders: own ? [...own.holders, ...mine.holders] : mine.holders,
+          waiters: own ? [...own.waiters, ...mine.waiters] : mine.waiters,
+          last: Math.max(own?.last ?? 0, this.#tokens.get(msg.lk)),
+        });
+        return;
+      }
+      default:
+        return this.#coordinator.handle(msg);
+    }
+  }
+
+  #onNodeUp = (name: string): void => {
+    if (name === this.#self || this.#up.has(name)) return;
+    this.#up.add(name);
+    this.#viewChanged(name, undefined);
+  };
+
+  #onNodeDown = (name: string): void => {
+    if (!this.#up.delete(name)) return;
+    this.#viewChanged(undefined, name);
+  };
+
+  #viewChanged(up: string | undefined, down: string | undefined): void {
+    this.#winners = new Map();
+    // Coordinator first: it drops a down node's holders and grants to the next waiter, and
+    // drops the locks another node wins now; then requesters re-register where needed.
+    this.#coordinator.viewChanged(up, down);
+    this.#requester.viewChanged();
+  }
+
+  #winner(lk: string, set: string[] | null): string | undefined {
+    if (set === null) {
+      let w = this.#winners.get(lk);
+      if (w === undefined) {
+        w = rendezvous(lk, [this.#self, ...this.#up]);
+        if (this.#winners.size >= 10_000) this.#winners.clear();
+        this.#winners.set(lk, w);
+      }
+      return w;
+    }
+    return rendezvous(lk, set.filter((n) => n === this.#self || this.#up.has(n)));
+  }
+
+  #lockKey(resource: unknown, nodes: readonly string[] | undefined): { lk: string; set: string[] | null } {
+    const rk = resourceKey(resource);
+    if (nodes === undefined) return { lk: rk, set: null };
+    if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && n.length > 0)) {
+      throw new InvalidOptionError('nodes', 'a non-empty array of node names', nodes);
+    }
+    const set = [...new Set(nodes)].sort();
+    return { lk: `${rk}@[${set.join(',')}]`, set };
+  }
+}
+
+function checkRetries(v: unknown): number | null {
+  if (v === undefined || v === Infinity) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new InvalidOptionError('retries', 'a non-negative integer or Infinity', v);
+  }
+  return v;
+}
+
+function checkTimeout(v: unknown): number {
+  if (v === undefined) return Infinity;
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {
+    throw new InvalidOptionError('timeout', 'a non-negative number of milliseconds (or Infinity)', v);
+  }
+  return v;
+}
+
+function checkSignal(v: unknown): AbortSignal | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || typeof (v as AbortSignal).aborted !== 'boolean' || typeof (v as AbortSignal).addEventListener !== 'function') {
+    throw new InvalidOptionError('signal', 'an AbortSignal', v);
+  }
+  return v as AbortSignal;
+}
+
+function abortDetail(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return `signal aborted: ${reason.message}`;
+  return reason === undefined ? 'signal aborted' : `signal aborted: ${String(reason)}`;
+}
