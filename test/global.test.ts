@@ -206,8 +206,6 @@ describe('global.trans on a standalone node', () => {
     await expect((await late.promise).call).rejects.toMatchObject({ reason: 'retries' });
     other.release();
     await other.result;
-    h.release();
-    await h.result;
   });
 
   it('a node-local lock (nodes: [self]) is a lock of its own', async () => {

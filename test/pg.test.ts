@@ -114,25 +114,6 @@ describe('pg on a standalone node', () => {
     expect(events).toHaveLength(3);
   });
 
-  it('a monitor that throws does not break the others nor the update', async () => {
-    const n = await node();
-    const seen: string[] = [];
-    const errors: unknown[] = [];
-    const onErr = (e: unknown) => errors.push(e);
-    process.on('uncaughtException', onErr);
-    try {
-      n.pg.monitor('g', () => { throw new Error('bad monitor'); });
-      n.pg.monitor('g', (e) => seen.push(e.type));
-      n.pg.join('g', idle(n));
-      await new Promise((r) => setImmediate(r));
-    } finally {
-      process.off('uncaughtException', onErr);
-    }
-    expect(seen).toEqual(['join']);
-    expect(n.pg.getMembers('g')).toHaveLength(1);
-    expect(errors).toHaveLength(1);
-  });
-
   it('refuses a remote ref, a non-ref and a bad group name', async () => {
     const n = await node();
     expect(() => n.pg.join('g', { node: 'elsewhere', id: 'x' })).toThrow(InvalidOptionError);
