@@ -5,6 +5,20 @@ export { ActorRef, sameRef } from './actors/ref.js';
 export type { ActorRefData } from './actors/ref.js';
 export type { Behavior, Reply, NoReply, From, CallOptions, SpawnOptions } from './actors/behavior.js';
 export { Agent } from './actors/agent.js';
+export { ProcessGroups } from './mesh/pg.js';
+export type { PgEvent } from './mesh/pg.js';
+export { GlobalLocks, lockChannels } from './mesh/global/index.js';
+export type {
+  Lock,
+  LockStats,
+  TransOptions,
+  CoordinatorStats,
+  QueueInfo,
+  LockAcquireEvent,
+  LockGrantEvent,
+  LockReleaseEvent,
+  LockFailEvent,
+} from './mesh/global/index.js';
 export { defineExpirables } from './dsl/define.js';
 export type { DefineOptions } from './dsl/define.js';
 export { expirable } from './dsl/definition.js';
