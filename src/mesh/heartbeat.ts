@@ -32,8 +32,8 @@ export interface HeartbeatOptions {
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024 * 1024;
 
 export class HeartbeatMonitor {
-  /** Set by the connection on every frame received. */
-  received = true;
+  /** Set by the connection on every frame received; cleared by each tick. */
+  received = false;
   /** Set by the connection on every frame sent. */
   sent = false;
   readonly #link: HeartbeatLink;
