@@ -21,9 +21,13 @@ export type StoreNode = Node & { readonly pg: PgPort; readonly global: GlobalPor
 
 /** The node as the engine sees it. */
 export function storeNode(node: Node): StoreNode {
-  const n = node as unknown as Partial<StoreNode>;
+  return node as unknown as StoreNode;
+}
+
+/** Throws unless the node has process groups and global locks (cluster scope needs both). */
+export function requireCluster(node: StoreNode): void {
+  const n = node as Partial<StoreNode>;
   if (typeof n.pg?.join !== 'function' || typeof n.global?.trans !== 'function') {
     throw new Error(`node ${node.name} has no process groups or global locks (node.pg / node.global)`);
   }
-  return node as unknown as StoreNode;
 }

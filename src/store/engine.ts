@@ -8,7 +8,7 @@ import type { ExpirableResult } from '../dsl/result.js';
 import { monotonicNow } from '../util/clock.js';
 import { longTimeout } from '../util/timers.js';
 import { canonicalKey } from './canonical-key.js';
-import type { StoreNode } from './cluster.js';
+import { requireCluster, type StoreNode } from './cluster.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
 import { runFetch } from './fetch-runner.js';
@@ -153,7 +153,10 @@ export class ExpirableEngine {
   async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
     const node = await this.#ctx.node();
-    if (this.spec.scope === 'cluster') return node.global.trans(e.resource, (lock) => fn(node, lock.token));
+    if (this.spec.scope === 'cluster') {
+      requireCluster(node);
+      return node.global.trans(e.resource, (lock) => fn(node, lock.token));
+    }
     const prev = e.localTail;
     let release!: () => void;
     e.localTail = new Promise<void>((r) => (release = r));
@@ -319,6 +322,7 @@ export class ExpirableEngine {
     const canons = new Set(this.keys().map(([c]) => c));
     if (this.spec.scope === 'cluster' && !this.#ctx.closed) {
       const node = await this.#ctx.node();
+      requireCluster(node);
       for (const c of (await collectKeys(node, this.#ctx.namespace, this.name, this.#ctx.peerTimeout)).keys()) canons.add(c);
     }
     await Promise.all([...canons].map((c) => this.#clearCanon(c)));
@@ -335,6 +339,7 @@ export class ExpirableEngine {
       await this.#withLock(existing, async (_n, token) => this.#applyClear(existing, token, 'local'));
       return;
     }
+    requireCluster(node);
     await node.global.trans(this.#resource(canon), async (lock) => {
       const e = this.peek(canon);
       if (e) this.#applyClear(e, lock.token, 'local');
@@ -382,6 +387,7 @@ export class ExpirableEngine {
     if (!node) return [];
     const canon = this.spec.keyed ? canonicalKey(key) : '';
     if (this.spec.scope === 'local') return this.peek(canon)?.hasValue ? [node.name] : [];
+    if (!node.pg) return [];
     const names = new Set<string>();
     for (const m of node.pg.getMembers(this.#resource(canon))) names.add(m.node);
     return [...names].sort();

@@ -76,7 +76,8 @@ function validate(name: string, returned: unknown): FetchRun {
     };
   }
   // The one place wall time enters: converted to a duration at once, then kept monotonic.
-  const ttl = expiresAt === Infinity ? Infinity : expiresAt - Date.now();
+  // Date.now() truncates to the millisecond, so one ms is taken off: never served past expiresAt.
+  const ttl = expiresAt === Infinity ? Infinity : expiresAt - Date.now() - 1;
   if (ttl <= 0) {
     return {
       ok: false,
