@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
+import type { Definitions, NoReservedNames } from '../src/dsl/types.js';
 import { fail, ok } from '../src/dsl/result.js';
 import { ExpirableError, InvalidOptionError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
@@ -20,7 +21,7 @@ afterAll(async () => {
 const scopes = ['local', 'cluster'] as const;
 
 describe.each(scopes)('scope %s on one node', (scope) => {
-  const define = <D extends Parameters<typeof defineExpirables>[0]>(defs: D) => {
+  const define = <const D extends Definitions>(defs: D & NoReservedNames<D>) => {
     const namespace = uniqueNamespace(scope);
     const E = defineExpirables(defs, { node, namespace });
     return Object.assign(E, { namespace });
