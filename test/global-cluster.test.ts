@@ -134,6 +134,8 @@ describe('global.trans across nodes over TCP', () => {
     h.release();
     await h.result;
     expect(ran).toBe(false);
+    // The release is one message to the coordinator: once it has arrived, the lock is free.
+    await until(() => nodes.every((n) => n.global.stats().queues.length === 0));
     await expect(b.global.trans('busy', () => 'free', { retries: 0 })).resolves.toBe('free');
   });
 
