@@ -213,6 +213,11 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     if (this.#status !== 'running') return Promise.resolve();
     const target = this.#target(address, seed, undefined);
     const done = new Promise<void>((resolve) => target.settled.push(resolve));
+    // Asked to dial now: skip the backoff wait, if any.
+    if (target.timer !== undefined) {
+      clearTimeout(target.timer);
+      target.timer = undefined;
+    }
     this.#kick(target);
     if (!target.dialing) this.#settle(target);
     return done;
