@@ -24,6 +24,8 @@ describe('failure detection', () => {
     const types = a.events.map((e) => `${e.type}:${String(e.args[0])}`);
     expect(types.indexOf(`nodedown:${b.name}`)).toBeGreaterThanOrEqual(0);
     expect(types.indexOf(`nodedown:${b.name}`)).toBeLessThan(types.indexOf('settled:pending'));
+    const [, reason] = await a.waitEvent('nodedown', (n) => n === b.name);
+    expect(['connection_closed', 'ECONNRESET']).toContain(reason); // not 'closed': no goodbye was said
     expect(await a.waitEvent('down', (tag) => tag === 'slow-actor')).toEqual(['slow-actor', 'noconnection']);
     await d.waitEvent('nodedown', (n) => n === b.name);
     // The rest of the cluster is undisturbed.

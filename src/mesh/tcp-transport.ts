@@ -5,7 +5,7 @@
 // - Writing: frames sent in one tick are corked and flushed together on the next tick
 //   (one writev instead of a syscall per frame); Nagle is off so a lone frame goes at once.
 // - Closing: `onClose` runs once, from the socket's 'close' event, with the first reason
-//   recorded (our own destroy reason, a socket error code, or 'closed' for an orderly end).
+//   recorded (our own destroy reason, a socket error code, or 'connection_closed' when the other end closed it).
 import net from 'node:net';
 import { debuglog } from 'node:util';
 import { ProtocolError } from '../errors.js';
@@ -38,7 +38,7 @@ export class TcpTransport implements Transport {
       socket.once('close', () => {
         this.#closed = true;
         this.#corked = false;
-        const info = this.#reason ?? { reason: 'closed' };
+        const info = this.#reason ?? { reason: 'connection_closed' };
         this.onFrame = () => {};
         try {
           this.onClose(info);
