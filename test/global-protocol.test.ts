@@ -1,0 +1,384 @@
+// The lock protocol's races, made to happen on purpose. Real TCP cannot force one message to
+// overtake another on a different link, so these tests drive the protocol's own code (the
+// Coordinator state machine, and whole GlobalLocks services on real ActorSystems) through a
+// network whose deliveries the test orders by hand. The same code runs over the mesh in
+// global-cluster and global-processes tests.
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { Coordinator, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
+import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
+import type { LockMsg, WireHolder, WireWaiter } from '../src/mesh/global/messages.js';
+import { rendezvous } from '../src/mesh/global/rendezvous.js';
+import { resourceKey } from '../src/mesh/global/resource-key.js';
+import { GlobalLocks } from '../src/mesh/global/index.js';
+import { ActorSystem, type RemoteRouter } from '../src/actors/system.js';
+import type { MembershipEvents, Membership } from '../src/mesh/membership.js';
+import type { Lock } from '../src/mesh/global/index.js';
+import { deferred } from '../src/util/deferred.js';
+
+// ---------------------------------------------------------------------------------------
+// Coordinator alone, fed messages one by one.
+
+function coordinator(self: string, peers: string[]) {
+  const sent: [string, LockMsg][] = [];
+  const up = new Set(peers);
+  let local: { holders: WireHolder[]; waiters: WireWaiter[] } = { holders: [], waiters: [] };
+  const ctx: CoordinatorContext = {
+    self,
+    send: (node, msg) => sent.push([node, msg]),
+    winner: () => self,
+    peers: () => up,
+    isUp: (n) => n === self || up.has(n),
+    tokens: new TokenMemory(),
+    localReport: () => local,
+  };
+  const c = new Coordinator(ctx);
+  return {
+    c,
+    sent,
+    up,
+    setLocal: (l: typeof local) => (local = l),
+    grants: () => sent.filter(([, m]) => m.t === 'granted').map(([n, m]) => [n, (m as { req: string }).req]),
+    inquiries: () => sent.filter(([, m]) => m.t === 'inquire').map(([n, m]) => [n, (m as { round: number }).round] as const),
+  };
+}
+
+const acquire = (from: string, req: string, extra: Partial<{ held: number; retries: number; since: number }> = {}): LockMsg => ({
+  t: 'acquire', from, lk: 'L', req, node: from, since: extra.since ?? 1, set: null, retries: extra.retries ?? null, held: extra.held ?? null, hops: 0,
+});
+const release = (from: string, req: string): LockMsg => ({ t: 'release', from, lk: 'L', req, set: null, hops: 0 });
+const report = (from: string, round: number, holders: WireHolder[], waiters: WireWaiter[], last = 0): LockMsg => ({
+  t: 'report', from, lk: 'L', round, holders, waiters, last,
+});
+const handle = (c: Coordinator, m: LockMsg) => c.handle(m as Parameters<Coordinator['handle']>[0]);
+
+describe('coordinator recovery round', () => {
+  it('grants nothing until every connected node has reported, then honours the surviving holder', () => {
+    const k = coordinator('C', ['B', 'D']);
+    handle(k.c, acquire('D', 'd1', { since: 5 }));
+    const rounds = k.inquiries();
+    expect(rounds.map(([n]) => n).sort()).toEqual(['B', 'D']);
+    expect(k.grants()).toEqual([]);
+    const id = rounds[0]![1];
+    handle(k.c, report('D', id, [], [['d1', 'D', 5]]));
+    expect(k.grants()).toEqual([]); // B has not answered
+    handle(k.c, report('B', id, [['b1', 'B', 777, 1]], [], 700));
+    expect(k.grants()).toEqual([]); // b1 holds: nobody else may
+    handle(k.c, release('B', 'b1'));
+    expect(k.grants()).toEqual([['D', 'd1']]);
+    const granted = k.sent.find(([, m]) => m.t === 'granted')![1] as { token: number };
+    expect(granted.token).toBeGreaterThan(777);
+  });
+
+  it('a release that overtakes the report listing its holder does not bring the holder back', () => {
+    const k = coordinator('C', ['B']);
+    handle(k.c, acquire('C', 'c1'));
+    const id = k.inquiries()[0]![1];
+    handle(k.c, release('B', 'b1')); // came first, by another path
+    handle(k.c, report('B', id, [['b1', 'B', 50, 1]], []));
+    expect(k.grants()).toEqual([['C', 'c1']]);
+  });
+
+  it('a declined grant reported later as holding counts as waiting', () => {
+    const k = coordinator('C', ['A', 'B']);
+    handle(k.c, acquire('C', 'c1', { since: 9 }));
+    const id = k.inquiries()[0]![1];
+    // B refused a late grant of b1 (token 40) from the old coordinator A...
+    handle(k.c, { t: 'decline', from: 'B', lk: 'L', req: 'b1', token: 40, set: null, hops: 0 });
+    handle(k.c, report('B', id, [], [['b1', 'B', 3]]));
+    // ... which A's report still lists as its holder.
+    handle(k.c, report('A', id, [['b1', 'B', 40, 3]], [], 40));
+    // b1 waits (it asked first), and is granted, not counted as a second holder.
+    expect(k.grants()).toEqual([['B', 'b1']]);
+    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 1, waiting: 1 }]);
+  });
+
+  it('a decline for the current holder puts it back at the head of the queue', () => {
+    const k = coordinator('C', []);
+    handle(k.c, acquire('C', 'c1'));
+    k.up.add('B'); // connected after the round: not asked
+    handle(k.c, acquire('B', 'b1'));
+    const first = k.sent.find(([, m]) => m.t === 'granted')![1] as { token: number };
+    handle(k.c, { t: 'decline', from: 'C', lk: 'L', req: 'c1', token: first.token, set: null, hops: 0 });
+    // c1 again (it was next), with a new token; b1 still waits.
+    expect(k.grants()).toEqual([['C', 'c1'], ['C', 'c1']]);
+    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 1, waiting: 1 }]);
+  });
+
+  it('a node that goes down during the round is not waited for, and its holders and waiters go', () => {
+    const k = coordinator('C', ['B', 'D']);
+    handle(k.c, acquire('C', 'c1'));
+    const id = k.inquiries()[0]![1];
+    handle(k.c, report('D', id, [['d1', 'D', 10, 1]], []));
+    expect(k.grants()).toEqual([]);
+    k.up.delete('D');
+    k.c.viewChanged(undefined, 'D');
+    expect(k.grants()).toEqual([]); // B still pending
+    k.up.delete('B');
+    k.c.viewChanged(undefined, 'B');
+    expect(k.grants()).toEqual([['C', 'c1']]);
+  });
+
+  it('a node that comes up during the round is asked too', () => {
+    const k = coordinator('C', ['B']);
+    handle(k.c, acquire('C', 'c1'));
+    const id = k.inquiries()[0]![1];
+    k.up.add('E');
+    k.c.viewChanged('E', undefined);
+    handle(k.c, report('B', id, [], []));
+    expect(k.grants()).toEqual([]);
+    expect(k.inquiries().map(([n]) => n)).toEqual(['B', 'E']);
+    handle(k.c, report('E', id, [], []));
+    expect(k.grants()).toEqual([['C', 'c1']]);
+  });
+
+  it('retries are decided at the end of the round for requests that arrived during it', () => {
+    const k = coordinator('C', ['B']);
+    handle(k.c, acquire('C', 'c1', { retries: 0, since: 10 }));
+    const id = k.inquiries()[0]![1];
+    handle(k.c, report('B', id, [['b1', 'B', 5, 1]], []));
+    expect(k.sent.filter(([, m]) => m.t === 'refused').map(([n]) => n)).toEqual(['C']);
+    expect(k.grants()).toEqual([]);
+  });
+
+  it('surrender hands over the record and forgets it', () => {
+    const k = coordinator('C', []);
+    handle(k.c, acquire('C', 'c1', { since: 1 }));
+    handle(k.c, acquire('C', 'c2', { since: 2 }));
+    const handed = k.c.surrender('L')!;
+    expect(handed.holders.map((h) => h[0])).toEqual(['c1']);
+    expect(handed.waiters.map((w) => w[0])).toEqual(['c2']);
+    expect(handed.last).toBeGreaterThan(0);
+    expect(k.c.queues()).toEqual([]);
+  });
+});
+
+describe('fencing tokens and coordinator choice', () => {
+  it('nextToken is strictly increasing and above the clock term', () => {
+    let t = 0;
+    for (let i = 0; i < 5000; i++) {
+      const n = nextToken(t);
+      expect(n).toBeGreaterThan(t);
+      t = n;
+    }
+    const ahead = clockToken() + 10_000_000;
+    expect(nextToken(ahead)).toBe(ahead + 1);
+    expect(Number.isSafeInteger(nextToken(0))).toBe(true);
+  });
+
+  it('token memory keeps the highest token and forgets the oldest lock beyond its bound', () => {
+    const m = new TokenMemory(2);
+    m.bump('a', 5);
+    m.bump('a', 3);
+    expect(m.get('a')).toBe(5);
+    m.bump('b', 1);
+    m.bump('c', 1);
+    expect(m.get('a')).toBe(0);
+    expect(m.get('c')).toBe(1);
+  });
+
+  it('rendezvous: every node agrees, and a leaving node moves only its own locks', () => {
+    const nodes = ['n1', 'n2', 'n3', 'n4'];
+    const keys = Array.from({ length: 400 }, (_, i) => `k${i}`);
+    const before = keys.map((k) => rendezvous(k, nodes));
+    expect(keys.map((k) => rendezvous(k, [...nodes].reverse()))).toEqual(before);
+    const after = keys.map((k) => rendezvous(k, ['n1', 'n2', 'n4']));
+    keys.forEach((_, i) => {
+      if (before[i] !== 'n3') expect(after[i]).toBe(before[i]);
+    });
+    const share = before.filter((w) => w === 'n3').length / keys.length;
+    expect(share).toBeGreaterThan(0.15);
+    expect(share).toBeLessThan(0.35);
+    expect(rendezvous('k', [])).toBeUndefined();
+  });
+
+  it('resource keys: equal values give one key, different types and values do not', () => {
+    expect(resourceKey({ a: 1, b: [2, { c: 3 }] })).toBe(resourceKey({ b: [2, { c: 3 }], a: 1 }));
+    expect(resourceKey(1)).not.toBe(resourceKey('1'));
+    expect(resourceKey(0)).toBe(resourceKey(-0));
+    expect(resourceKey(1n)).not.toBe(resourceKey(1));
+    expect(resourceKey(new Map([['x', 1], ['y', 2]]))).toBe(resourceKey(new Map([['y', 2], ['x', 1]])));
+    expect(resourceKey(new Set([1, 2]))).toBe(resourceKey(new Set([2, 1])));
+    expect(resourceKey(Buffer.from('ab'))).toBe(resourceKey(new Uint8Array([97, 98])));
+    expect(resourceKey(new Date(5))).toBe('date(5)');
+    expect(resourceKey(['a', null, undefined, true])).toBe('["a",null,undefined,true]');
+    expect(() => resourceKey(() => 1)).toThrow(/function/);
+    expect(() => resourceKey('x'.repeat(20_000))).toThrow(/at most/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Whole services on real actor systems, over a network whose deliveries the test orders.
+
+class Net {
+  readonly systems = new Map<string, ActorSystem>();
+  readonly views = new Map<string, SimMembership>();
+  readonly locks = new Map<string, GlobalLocks>();
+  /** Messages not yet delivered, in send order. */
+  pending: { from: string; to: string; id: string; msg: unknown }[] = [];
+
+  add(name: string): GlobalLocks {
+    const system = new ActorSystem({ name });
+    const view = new SimMembership(name);
+    const router: RemoteRouter = {
+      call: (_ref, _msg, slot) => slot.fail(new Error('no calls in this network')),
+      cast: (ref, msg) => this.pending.push({ from: name, to: ref.node, id: ref.id, msg }),
+      stop: () => Promise.resolve(),
+      monitor: () => () => {},
+    };
+    system.setRemote(router);
+    this.systems.set(name, system);
+    this.views.set(name, view);
+    const locks = new GlobalLocks(system, view);
+    this.locks.set(name, locks);
+    return locks;
+  }
+
+  /** `a` sees `b` up (one side only). */
+  up(a: string, b: string): void {
+    this.views.get(a)!.setUp(b, true);
+  }
+
+  /** `a` sees `b` down (one side only); `a` drops what was in flight from `b`. */
+  down(a: string, b: string): void {
+    this.pending = this.pending.filter((p) => !(p.from === b && p.to === a));
+    this.views.get(a)!.setUp(b, false);
+  }
+
+  /** Delivers pending messages (those `pick` accepts; the rest wait) until none is left to deliver. */
+  async deliver(pick: (p: { from: string; to: string; msg: unknown }) => boolean = () => true): Promise<void> {
+    for (;;) {
+      await settle();
+      const i = this.pending.findIndex(pick);
+      if (i < 0) return;
+      const [p] = this.pending.splice(i, 1);
+      this.systems.get(p!.to)?.cast({ node: p!.to, id: p!.id }, p!.msg);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const [name, l] of this.locks) {
+      await l.close();
+      await this.systems.get(name)!.close();
+    }
+  }
+}
+
+class SimMembership extends EventEmitter<MembershipEvents> implements Membership {
+  readonly self: string;
+  readonly #up = new Set<string>();
+  constructor(self: string) {
+    super();
+    this.self = self;
+  }
+  nodes(): string[] {
+    return [...this.#up];
+  }
+  setUp(peer: string, up: boolean): void {
+    if (up && !this.#up.has(peer)) {
+      this.#up.add(peer);
+      this.emit('nodeup', peer);
+    } else if (!up && this.#up.delete(peer)) {
+      this.emit('nodedown', peer, 'test');
+    }
+  }
+}
+
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+};
+const msgType = (p: { msg: unknown }) => (p.msg as { t: string }).t;
+
+describe('lock services under forced message orders', () => {
+  it("an old coordinator's grant that arrives after the requester answered the new one is declined: no double grant", async () => {
+    const net = new Net();
+    const names = ['A', 'B', 'C', 'D'];
+    // A resource A wins among all four, and D wins once A is gone.
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `race-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, names) === 'A' && rendezvous(lk, ['B', 'C', 'D']) === 'D') break;
+    }
+    for (const n of names) net.add(n);
+    for (const a of names) for (const b of names) if (a !== b) net.up(a, b);
+    let inside = 0;
+    let violations = 0;
+    const order: string[] = [];
+    const critical = (tag: string, gate?: Promise<void>) => async (_l: Lock) => {
+      if (++inside > 1) violations++;
+      order.push(tag);
+      await (gate ?? settle());
+      inside--;
+    };
+    const [A, B, C, D] = names.map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks, GlobalLocks];
+    void A;
+    // B holds (granted by A).
+    const gateB = deferred<void>();
+    const b = B.trans(r, critical('b', gateB.promise));
+    await net.deliver();
+    expect(order).toEqual(['b']);
+    // D asks first (earlier call time) but its message to A is held back; C's reaches A.
+    const gateD = deferred<void>();
+    const d = D.trans(r, critical('d', gateD.promise));
+    await settle();
+    await new Promise((res) => setTimeout(res, 5));
+    const c = C.trans(r, critical('c'));
+    await net.deliver((p) => !(p.from === 'D' && p.to === 'A'));
+    // B lets go: A grants C, and that grant stays on the wire.
+    gateB.resolve();
+    await net.deliver((p) => !(p.from === 'D' && p.to === 'A') && !(p.from === 'A' && p.to === 'C' && msgType(p) === 'granted'));
+    // D sees A down first and takes over; C answers D's round and now answers to D.
+    net.down('D', 'A');
+    await net.deliver((p) => p.from !== 'A' && p.to !== 'A');
+    // D asked first, so D runs; only now does A's late grant reach C.
+    expect(order).toEqual(['b', 'd']);
+    await net.deliver((p) => p.from === 'A' && p.to === 'C');
+    await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
+    expect(order).toEqual(['b', 'd']); // C still waits: it declined A's grant
+    gateD.resolve();
+    await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
+    net.down('B', 'A');
+    net.down('C', 'A');
+    await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
+    await Promise.all([b, c, d]);
+    expect(violations).toBe(0);
+    expect(order).toEqual(['b', 'd', 'c']);
+    await net.close();
+  });
+
+  it('a message forwarded to a coordinator that then goes down is not lost: the lock is rebuilt', async () => {
+    const net = new Net();
+    const names = ['A', 'B', 'C'];
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `forward-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, names) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
+    }
+    for (const n of names) net.add(n);
+    for (const a of names) for (const b of names) if (a !== b) net.up(a, b);
+    const [, B, C] = names.map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
+    const gate = deferred<void>();
+    const held = B.trans(r, () => gate.promise);
+    await net.deliver();
+    const got = deferred<number>();
+    // B sees A down and re-registers its holder with C, which still sees A up: C forwards to A.
+    net.down('B', 'A');
+    await net.deliver((p) => p.to !== 'A');
+    expect(net.pending.some((p) => p.from === 'C' && p.to === 'A')).toBe(true);
+    // Then C sees A down: it probes the lock and rebuilds it from B's report.
+    net.down('C', 'A');
+    await net.deliver((p) => p.to !== 'A');
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, waiting: 0 }]);
+    const waiter = C.trans(r, (l) => got.resolve(l.token));
+    await net.deliver((p) => p.to !== 'A');
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, waiting: 1 }]);
+    gate.resolve();
+    await held;
+    await net.deliver((p) => p.to !== 'A');
+    await waiter;
+    expect(await got.promise).toBeGreaterThan(0);
+    await net.close();
+  });
+});
