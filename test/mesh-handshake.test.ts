@@ -142,6 +142,20 @@ describe('simultaneous dial', () => {
     }
   });
 
+  test('the side that lost the race does not keep redialling the winner', async () => {
+    await using x = await startNode({ ...OPTS, port: 0, name: 'race-a' });
+    await using y = await startNode({ ...OPTS, port: 0, name: 'race-b' });
+    const mx = x.membership as Mesh;
+    const my = y.membership as Mesh;
+    await Promise.all([mx.connect(y.address!), my.connect(x.address!)]);
+    await Promise.all([x.onNodeUp(y.name), y.onNodeUp(x.name)]);
+    const before = mx.debugInfo().dials + my.debugInfo().dials;
+    // Several backoff periods (100 ms, doubling): a redial loop would show up here.
+    await new Promise((r) => setTimeout(r, 800));
+    expect(mx.debugInfo().dials + my.debugInfo().dials).toBe(before);
+    expect(mx.debugInfo().linksUp + my.debugInfo().linksUp).toBe(2);
+  });
+
   test('two processes dialling each other at once end with one link', async () => {
     await using x = await spawnPeer();
     await using y = await spawnPeer();

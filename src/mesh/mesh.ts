@@ -128,6 +128,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   #ticker: NodeJS.Timeout | undefined = undefined;
   /** Links that completed a handshake since start (diagnostics). */
   #linksUp = 0;
+  /** Dial attempts since start (diagnostics). */
+  #dials = 0;
   /** Listeners of refusals (kept apart from the Membership events the layers above see). */
   readonly #refusedListeners = new Set<(info: RefusedInfo) => void>();
 
@@ -187,8 +189,14 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   }
 
   /** Counts for tests and diagnostics. */
-  debugInfo(): { peers: string[]; handshakes: number; targets: string[]; linksUp: number } {
-    return { peers: this.nodes(), handshakes: this.#handshakes.size, targets: [...this.#targets.keys()], linksUp: this.#linksUp };
+  debugInfo(): { peers: string[]; handshakes: number; targets: string[]; linksUp: number; dials: number } {
+    return {
+      peers: this.nodes(),
+      handshakes: this.#handshakes.size,
+      targets: [...this.#targets.keys()],
+      linksUp: this.#linksUp,
+      dials: this.#dials,
+    };
   }
 
   /**
@@ -329,6 +337,9 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     }
     if (!target) return;
     target.dialing = false;
+    // Lost a race to another link with the same node: remember who lives at this address,
+    // so the redial below finds it connected instead of dialling again and again.
+    if (hs.peer && (f.reason === 'simultaneous' || f.reason === 'already_connected')) target.name = hs.peer.name;
     if (f.reason === 'self') {
       this.#dropTarget(target);
       return;
@@ -415,6 +426,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     if (this.#status !== 'running' || t.dialing || t.timer !== undefined || this.#connected(t)) return;
     if (t.address === this.address) return this.#dropTarget(t);
     t.dialing = true;
+    this.#dials++;
     this.#factory.dial(t.address, this.#opts.handshakeTimeout).then(
       (transport) => {
         if (this.#targets.get(t.address) !== t || this.#status !== 'running') {

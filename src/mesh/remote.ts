@@ -90,7 +90,14 @@ export class Remote implements RemoteRouter {
     const once: DownListener = (reason) => {
       if (fired) return;
       fired = true;
-      fn(reason);
+      try {
+        fn(reason);
+      } catch (err) {
+        // A throwing monitor callback must neither break the link nor skip the other monitors.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
     };
     if (!this.#links.isUp(node)) {
       queueMicrotask(() => once('noconnection'));
