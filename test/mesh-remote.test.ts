@@ -73,6 +73,16 @@ describe('remote actors', () => {
     expect(reason).toMatchObject({ crashed: { message: 'asked to crash' } });
   });
 
+  test('a cancelled remote monitor stays silent', async () => {
+    const one = await b.run<Ref>(FIXTURES, 'spawnCounter');
+    await a.run(FIXTURES, 'monitorAndCancel', one, 'cancelled');
+    await a.run(FIXTURES, 'monitor', one, 'kept');
+    await a.run(FIXTURES, 'stop', one);
+    // Both monitors were set on the same link in order; the kept one fires, the other never.
+    await a.waitEvent('down', (tag) => tag === 'kept');
+    expect(a.events.some((e) => e.type === 'down' && e.args[0] === 'cancelled')).toBe(false);
+  });
+
   test('a monitor of an actor that is already gone fires noproc', async () => {
     await a.run(FIXTURES, 'monitor', { node: b.name, id: 'never-was' }, 'gone');
     expect(await a.waitEvent('down', (tag) => tag === 'gone')).toEqual(['gone', 'noproc']);

@@ -56,6 +56,13 @@ export function monitor(ctx: PeerContext, ref: ActorRefData, tag: string): null 
   return null;
 }
 
+/** Monitors `ref` and cancels the monitor at once; a later down must not be reported. */
+export function monitorAndCancel(ctx: PeerContext, ref: ActorRefData, tag: string): null {
+  const off = nodeOf(ctx).monitor(ref, (reason) => ctx.emit('down', tag, reason));
+  off();
+  return null;
+}
+
 /** Starts a call that settles later: its outcome arrives as event `settled` with `tag`. */
 export function callInBackground(ctx: PeerContext, ref: ActorRefData, msg: unknown, tag: string, timeout?: number): null {
   const started = Date.now();
