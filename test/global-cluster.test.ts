@@ -195,6 +195,23 @@ describe('global.trans across nodes over TCP', () => {
     h.release();
   });
 
+  it('a malformed message to the lock service is dropped and the service keeps working', async () => {
+    const nodes = await cluster(2);
+    const [a, b] = nodes as [Node, Node];
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const r = resourceWonBy(nodes.map((n) => n.name), b.name, 'garbage');
+      a.system.cast({ node: b.name, id: 'global' }, ['not', 'a', 'lock', 'message']);
+      a.system.cast({ node: b.name, id: 'global' }, { t: 'acquire' });
+      await until(() => warnings.filter((m) => m.includes('malformed')).length === 2);
+      await expect(a.global.trans(r, () => 'still works')).resolves.toBe('still works');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a node that joins and now wins the lock takes over without a second grant', async () => {
     const nodes = await cluster(3);
     const names = nodes.map((n) => n.name);

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Coordinator, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
-import type { LockMsg, WireHolder, WireWaiter } from '../src/mesh/global/messages.js';
+import { decodeLockMsg, encodeLockMsg, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
 import { resourceKey } from '../src/mesh/global/resource-key.js';
 import { GlobalLocks } from '../src/mesh/global/index.js';
@@ -192,6 +192,23 @@ describe('fencing tokens and coordinator choice', () => {
     expect(rendezvous('k', [])).toBeUndefined();
   });
 
+  it('wire tuples decode to the same messages; malformed ones are refused', () => {
+    const msgs: LockMsg[] = [
+      acquire('A', 'r1', { held: 7, retries: 2 }),
+      release('A', 'r1'),
+      { t: 'decline', from: 'A', lk: 'L', req: 'r', token: 3, set: ['A', 'B'], hops: 1 },
+      { t: 'probe', from: 'A', lk: 'L', set: null, hops: 0 },
+      { t: 'granted', from: 'A', lk: 'L', req: 'r', token: 9, waited: true },
+      { t: 'refused', from: 'A', lk: 'L', req: 'r', ahead: 2 },
+      { t: 'inquire', from: 'A', lk: 'L', round: 4 },
+      report('A', 4, [['r', 'A', 5, 1]], [['w', 'B', 2]], 5),
+    ];
+    for (const m of msgs) expect(decodeLockMsg(encodeLockMsg(m))).toEqual(m);
+    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [8, 'A', 'L', 1, [[1]], [], 0]]) {
+      expect(decodeLockMsg(bad)).toBeUndefined();
+    }
+  });
+
   it('resource keys: equal values give one key, different types and values do not', () => {
     expect(resourceKey({ a: 1, b: [2, { c: 3 }] })).toBe(resourceKey({ b: [2, { c: 3 }], a: 1 }));
     expect(resourceKey(1)).not.toBe(resourceKey('1'));
@@ -287,7 +304,7 @@ class SimMembership extends EventEmitter<MembershipEvents> implements Membership
 const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
 };
-const msgType = (p: { msg: unknown }) => (p.msg as { t: string }).t;
+const msgType = (p: { msg: unknown }) => decodeLockMsg(p.msg)?.t;
 
 describe('lock services under forced message orders', () => {
   it("an old coordinator's grant that arrives after the requester answered the new one is declined: no double grant", async () => {

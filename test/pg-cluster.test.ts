@@ -125,6 +125,24 @@ describe('pg across nodes over TCP', () => {
     expect(events).toHaveLength(2);
   });
 
+  it('a malformed message to pg is dropped and the groups keep working', async () => {
+    const nodes = await cluster(2);
+    const [a, b] = nodes as [Node, Node];
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      a.system.cast({ node: b.name, id: 'pg' }, { t: 'join', from: a.name, group: 'g', ids: [42] });
+      a.system.cast({ node: b.name, id: 'pg' }, 'garbage');
+      await until(() => warnings.filter((m) => m.includes('malformed')).length === 2);
+      const x = idle(a);
+      a.pg.join('g', x);
+      await converged(nodes, 'g', [x]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('refuses to join an actor of another node', async () => {
     const nodes = await cluster(2);
     const [a, b] = nodes as [Node, Node];

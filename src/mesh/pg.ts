@@ -91,11 +91,11 @@ export class ProcessGroups {
     this.#system = system;
     this.#membership = membership;
     this.#scope = options.scope ?? PG_SCOPE;
-    system.spawn<null, never, never, PgMsg>(
+    system.spawn<null, never, never, unknown>(
       {
         init: () => null,
         handleCast: (msg) => {
-          this.#onMessage(msg);
+          this.#onMessage(msg as PgMsg);
           return null;
         },
       },
@@ -263,6 +263,11 @@ export class ProcessGroups {
   };
 
   #onMessage(msg: PgMsg): void {
+    // A malformed message (another version, a bug) is dropped, never crashes the scope's actor.
+    if (!wellFormed(msg)) {
+      process.emitWarning(`pg scope ${this.#scope} on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_PG_MSG' });
+      return;
+    }
     // Sent before its node went down (and waited in our mailbox): that node's part is gone.
     const theirs = this.#remote.get(msg.from);
     if (!theirs || !this.#up.has(msg.from)) return;
@@ -331,6 +336,23 @@ export class ProcessGroups {
 
 function checkGroup(group: unknown): asserts group is string {
   if (typeof group !== 'string' || group.length === 0) throw new InvalidOptionError('group', 'a non-empty string', group);
+}
+
+const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+function wellFormed(m: unknown): m is PgMsg {
+  if (typeof m !== 'object' || m === null) return false;
+  const msg = m as Record<string, unknown>;
+  if (typeof msg.from !== 'string') return false;
+  switch (msg.t) {
+    case 'sync':
+      return Array.isArray(msg.groups) && msg.groups.every((g) => Array.isArray(g) && typeof g[0] === 'string' && strings(g[1]));
+    case 'join':
+    case 'leave':
+      return typeof msg.group === 'string' && strings(msg.ids);
+    default:
+      return false;
+  }
 }
 
 /** Multiset difference by ref id. */

@@ -14,7 +14,7 @@ import { TokenMemory } from './fencing.js';
 import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
 import { Requester, type Request } from './requester.js';
 import { lockChannels } from './diagnostics.js';
-import type { LockMsg } from './messages.js';
+import { decodeLockMsg, encodeLockMsg, type LockMsg } from './messages.js';
 
 /** The well-known actor id of the lock service on every node. */
 export const GLOBAL_ACTOR = 'global';
@@ -138,11 +138,15 @@ export class GlobalLocks {
       onGranted: (r) => this.#onGranted(r),
       onFailed: (r, reason) => this.#onFailed(r, reason),
     });
-    system.spawn<null, never, never, LockMsg>(
+    system.spawn<null, never, never, unknown>(
       {
         init: () => null,
-        handleCast: (msg) => {
-          this.#dispatch(msg);
+        handleCast: (wire) => {
+          // A malformed message (another version, a bug) is dropped: it must not crash the
+          // actor, which would leave this node without a lock service.
+          const msg = decodeLockMsg(wire);
+          if (msg) this.#dispatch(msg);
+          else process.emitWarning(`lock service on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
           return null;
         },
       },
@@ -278,7 +282,7 @@ export class GlobalLocks {
   // Messages to self skip the mailbox but not the order: a microtask, as the actor would.
   #send = (node: string, msg: LockMsg): void => {
     if (node === this.#self) queueMicrotask(() => this.#dispatch(msg));
-    else this.#system.cast({ node, id: this.#actorId }, msg);
+    else this.#system.cast({ node, id: this.#actorId }, encodeLockMsg(msg));
   };
 
   #dispatch(msg: LockMsg): void {
