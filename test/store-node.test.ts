@@ -184,11 +184,13 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     const inflight = E.token();
     await sleep(10);
     const cleared = E.clear('token');
+    const afterClear = E.token(); // called after clear: must not join the older refresh
     g.open();
     expect(await inflight).toMatchObject({ ok: true, value: 't3' }); // its own callers get it
     await cleared;
     hold = undefined;
-    expect(await E.tokenOrThrow()).toBe('t4'); // later callers do not
+    expect(await afterClear).toMatchObject({ ok: true, value: 't4' });
+    expect(await E.tokenOrThrow()).toBe('t4'); // later callers do not see t3 either
     await E.close();
   });
 

@@ -117,7 +117,9 @@ export class ExpirableEngine {
   /** A call that found no valid value here: joins the refresh in flight or starts one. */
   miss(e: Entry): Promise<ExpirableResult<unknown>> {
     this.stats.misses++;
-    return e.inflight ?? this.#start(e, 'miss', -1);
+    // A refresh that started before a clear may bring the cleared value: do not join it.
+    if (e.inflight && e.inflightEpoch === e.epoch) return e.inflight;
+    return this.#start(e, 'miss', -1);
   }
 
   /** `miss`, unwrapped for the `…OrThrow` functions. */
@@ -132,6 +134,7 @@ export class ExpirableEngine {
       return r;
     });
     e.inflight = p;
+    e.inflightEpoch = e.epoch;
     return p;
   }
 
@@ -152,20 +155,23 @@ export class ExpirableEngine {
    */
   async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
-    const node = await this.#ctx.node();
-    if (this.spec.scope === 'cluster') {
-      requireCluster(node);
-      return node.global.trans(e.resource, (lock) => fn(node, lock.token));
+    if (this.spec.scope === 'local') {
+      // The place in the chain is taken synchronously, so writes run in call order.
+      const prev = e.localTail;
+      let release!: () => void;
+      e.localTail = new Promise<void>((r) => (release = r));
+      try {
+        await prev;
+        await this.#ctx.node();
+        return await fn(undefined, Math.max(++this.#localVersion, e.version + 1));
+      } finally {
+        release();
+      }
     }
-    const prev = e.localTail;
-    let release!: () => void;
-    e.localTail = new Promise<void>((r) => (release = r));
-    await prev;
-    try {
-      return await fn(undefined, Math.max(++this.#localVersion, e.version + 1));
-    } finally {
-      release();
-    }
+    // Without an await when the node is up, so lock requests leave in call order.
+    const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
+    requireCluster(node);
+    return node.global.trans(e.resource, (lock) => fn(node, lock.token));
   }
 
   /** True when what `e` holds answers this refresh (a miss needs a valid value, an eager refresh a newer one). */
@@ -331,14 +337,16 @@ export class ExpirableEngine {
   async #clearCanon(canon: string): Promise<void> {
     if (this.#ctx.closed) return;
     const existing = this.peek(canon);
-    // A refresh in flight here stores nothing when it ends.
+    // A refresh in flight here stores nothing when it ends, and later callers do not join it.
     if (existing) existing.epoch++;
-    const node = await this.#ctx.node();
     if (this.spec.scope === 'local') {
       if (!existing) return;
       await this.#withLock(existing, async (_n, token) => this.#applyClear(existing, token, 'local'));
       return;
     }
+    // Without an await when the node is up: the clear is queued on the lock before any
+    // refresh a caller starts after this call.
+    const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
     requireCluster(node);
     await node.global.trans(this.#resource(canon), async (lock) => {
       const e = this.peek(canon);

@@ -11,8 +11,10 @@
 //   snapshot without value whose version is the clear's lock token (a tombstone).
 // - `deadline` is monotonic milliseconds (performance.now()), computed once on receipt from
 //   the time left; wall-clock jumps after receipt do not move it.
-// - `epoch` grows on every clear that reaches this node; a refresh that started in an older
-//   epoch stores nothing when it ends (a cleared value is not brought back).
+// - `epoch` grows when `clear` is called on this node; a refresh that started in an older
+//   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
+//   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
+//   version (its fencing token) drops every older value wherever it arrives.
 import type { ActorRef } from '../actors/ref.js';
 import type { ExpirableResult } from '../dsl/result.js';
 import { monotonicNow } from '../util/clock.js';
@@ -48,10 +50,12 @@ export class Entry {
   expiresAt = 0;
   hasState = false;
   state: unknown = undefined;
-  /** Grows on every clear; refreshes compare it at their end. */
+  /** Grows when `clear` is called here; refreshes compare it at their end. */
   epoch = 0;
   /** The refresh running for this entry on this node (single flight), shared by its callers. */
   inflight: Promise<ExpirableResult<unknown>> | undefined = undefined;
+  /** `epoch` when `inflight` started: callers after a clear do not join an older refresh. */
+  inflightEpoch = 0;
   /** The eager-refresh (or retry) timer, armed for `armedVersion`. */
   timer: TimerHandle | undefined = undefined;
   armedVersion = -1;
@@ -107,9 +111,12 @@ export class Entry {
     return true;
   }
 
-  /** Drops value and state (a clear); `version` becomes the clear's version if that is newer. */
+  /**
+   * Drops value and state (a clear); `version` becomes the clear's version if that is newer.
+   * The epoch is bumped by the clearing node when `clear` is called, not here: a refresh
+   * queued behind the clear on the lock runs after it and may store what it fetches.
+   */
   clear(version: number): void {
-    this.epoch++;
     if (version > this.version) this.version = version;
     this.hasState = false;
     this.state = undefined;

@@ -1,0 +1,70 @@
+// Pure parts of the store engine: canonical keys, refresh scheduling (jitter, backoff).
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalKey } from '../src/store/canonical-key.js';
+import { eagerDelay, retryDelay } from '../src/store/schedule.js';
+import { InvalidOptionError } from '../src/errors.js';
+
+describe('canonicalKey', () => {
+  it('equal keys by value are one key; different types are different keys', () => {
+    expect(canonicalKey({ a: 1, b: [1, 'x'] })).toBe(canonicalKey({ b: [1, 'x'], a: 1 }));
+    expect(canonicalKey('t-1')).toBe('t-1'); // a string is its own text (no allocation)
+    const distinct = ['1', 1, true, 'true', null, 'null', [1], { 0: 1 }, '', [], {}, '\u0001#1'];
+    expect(new Set(distinct.map(canonicalKey)).size).toBe(distinct.length);
+    expect(canonicalKey(-0)).toBe(canonicalKey(0));
+  });
+
+  it('is stable under key order for any plain object', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.oneof(fc.integer(), fc.string(), fc.boolean())), (obj) => {
+        const reversed = Object.fromEntries(Object.entries(obj).reverse());
+        expect(canonicalKey(reversed)).toBe(canonicalKey(obj));
+      }),
+    );
+  });
+
+  it('refuses what the codec cannot carry', () => {
+    for (const bad of [undefined, () => 1, Symbol('s'), 1n, Number.NaN, Infinity, new Date(), new Map()]) {
+      expect(() => canonicalKey(bad)).toThrow(InvalidOptionError);
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => canonicalKey(cyclic)).toThrow(/cycle/);
+    expect(() => canonicalKey('x'.repeat(10_000))).toThrow(InvalidOptionError);
+  });
+});
+
+describe('eager refresh schedule', () => {
+  it('starts beforeExpiry before expiry, earlier by a jitter of at most 10% (5 s cap), never later', () => {
+    expect(eagerDelay(10_000, 1_000, () => 0)).toBe(9_000);
+    expect(eagerDelay(10_000, 1_000, () => 1)).toBe(8_900);
+    expect(eagerDelay(600_000, 300_000, () => 1)).toBe(295_000);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10 ** 9 }), fc.integer({ min: 0, max: 10 ** 7 }), fc.double({ min: 0, max: 0.999 }), (left, before, r) => {
+        const d = eagerDelay(left, before, () => r);
+        expect(d).toBeGreaterThanOrEqual(0);
+        expect(d).toBeLessThanOrEqual(left);
+        if (left > before * 1.1 + 5_000) expect(d).toBeLessThanOrEqual(left - before);
+      }),
+    );
+  });
+
+  it('different replicas get different delays (no lockstep)', () => {
+    const delays = new Set(Array.from({ length: 20 }, () => eagerDelay(60_000, 10_000)));
+    expect(delays.size).toBeGreaterThan(15);
+  });
+
+  it('refreshes a value shorter-lived than beforeExpiry halfway through its life, not in a loop', () => {
+    expect(eagerDelay(1_000, 5_000, () => 0)).toBe(500);
+    expect(eagerDelay(Infinity, 5_000)).toBe(Infinity);
+  });
+
+  it('backs off exponentially with ±20% jitter, capped', () => {
+    const mid = (n: number) => retryDelay(n, 10_000, () => 0.5);
+    expect([1, 2, 3, 4].map(mid)).toEqual([1_000, 2_000, 4_000, 5_000]);
+    expect(retryDelay(1, 10_000, () => 0)).toBeCloseTo(800);
+    expect(retryDelay(1, 10_000, () => 1)).toBeCloseTo(1_200);
+    expect(retryDelay(50, 10 ** 9, () => 0.5)).toBe(60_000);
+    expect(retryDelay(1, 0, () => 0.5)).toBe(10);
+  });
+});
