@@ -165,4 +165,40 @@ describe('global.trans across processes', () => {
     const got = await entered(b, 'w');
     expect(got.token).toBeGreaterThan(held.token);
   });
+
+  it('partition: each side may grant; on heal the holders re-register and nobody else gets in until both released', async () => {
+    await using c = await startCluster(3, OPTS);
+    const [a, b, d] = c.peers as [Peer, Peer, Peer];
+    const r = wonBy(c, b, 'partition');
+    await a.run(GLOBAL_PEER, 'transInBackground', r, 'a', {});
+    const ta = await entered(a, 'a');
+    await d.run(GLOBAL_PEER, 'transInBackground', r, 'd', {});
+    await eventually(async () => (await queued([b, d], JSON.stringify(r))) === 1);
+    // a goes silent: the others declare it down and the lock moves on (a's fn still runs).
+    a.pause();
+    const td = await entered(d, 'd');
+    expect(td.token).toBeGreaterThan(ta.token); // the fence: a's writes would be refused now
+    await b.run(GLOBAL_PEER, 'transInBackground', r, 'b', {}, null, 1);
+    await eventually(async () => (await queued([b, d], JSON.stringify(r))) === 1);
+    // Heal: a is back and its holder re-registers; the coordinator counts two holders.
+    a.resume();
+    await Promise.all(c.peers.map((p) => p.waitNodes(c.peers.filter((q) => q !== p).map((q) => q.name))));
+    const lockOf = async (): Promise<{ holders: number; waiting: number } | undefined> => {
+      for (const p of c.peers) {
+        const q = (await stats(p)).queues.find((x) => x.lock === JSON.stringify(r));
+        if (q) return q;
+      }
+      return undefined;
+    };
+    await eventually(async () => (await lockOf())?.holders === 2);
+    await d.run(GLOBAL_PEER, 'letGo', 'd');
+    await eventually(async () => {
+      const q = await lockOf();
+      return q?.holders === 1 && q.waiting === 1;
+    });
+    expect(b.events.some((e) => e.type === 'entered')).toBe(false);
+    await a.run(GLOBAL_PEER, 'letGo', 'a');
+    const tb = await entered(b, 'b');
+    expect(tb.token).toBeGreaterThan(td.token);
+  });
 });
