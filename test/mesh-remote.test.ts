@@ -61,6 +61,12 @@ describe('remote actors', () => {
     expect(await a.nodes()).toContain(b.name);
   });
 
+  test('a reply that cannot be encoded fails the remote call with SerializationError', async () => {
+    const counter = await b.run<Ref>(FIXTURES, 'spawnCounter');
+    await expect(a.run(FIXTURES, 'call', counter, 'fn')).rejects.toBeInstanceOf(SerializationError);
+    expect(await a.run(FIXTURES, 'call', counter, { add: 1 })).toBe(1);
+  });
+
   test('monitors of remote actors fire on stop and on crash', async () => {
     const one = await b.run<Ref>(FIXTURES, 'spawnCounter');
     const two = await b.run<Ref>(FIXTURES, 'spawnCounter');

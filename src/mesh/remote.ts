@@ -167,20 +167,7 @@ export class Remote implements RemoteRouter {
   }
 
   #serveCall(node: string, id: number, actorId: string, msg: unknown): void {
-    const slot = new CallSlot({ node: this.#system.name, id: actorId }, Infinity);
-    slot.promise.then(
-      (value) => {
-        let buf: Uint8Array;
-        try {
-          buf = encode([Tag.REPLY, id, value]);
-        } catch (err) {
-          buf = encode([Tag.REPLY_ERROR, id, toWire(new SerializationError(`the reply of ${actorId}@${this.#system.name} cannot be encoded`, { cause: err }))]);
-        }
-        this.#links.send(node, buf);
-      },
-      (err) => this.#links.send(node, encodeError(id, err)),
-    );
-    this.#system.callLocal(actorId, msg, slot);
+    this.#system.callLocal(actorId, msg, new ServedCall({ node: this.#system.name, id: actorId }, id, node, this.#links));
   }
 
   #serveStop(node: string, id: number, actorId: string, reason: 'normal' | 'shutdown'): void {
@@ -214,6 +201,44 @@ export class Remote implements RemoteRouter {
     const served = this.#served.get(node);
     this.#served.delete(node);
     if (served) for (const cancel of served.values()) cancel();
+  }
+}
+
+/**
+ * A call served for a peer: settling it sends the answer straight back (no promise, no
+ * extra microtask on the hot path). Never times out here; the caller owns the deadline.
+ */
+class ServedCall extends CallSlot {
+  readonly #callId: number;
+  readonly #node: string;
+  readonly #links: RemoteLinks;
+
+  constructor(ref: ActorRefData, callId: number, node: string, links: RemoteLinks) {
+    super(ref, Infinity);
+    this.#callId = callId;
+    this.#node = node;
+    this.#links = links;
+  }
+
+  override reply(value: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onSettle?.();
+    let buf: Uint8Array;
+    try {
+      buf = encode([Tag.REPLY, this.#callId, value]);
+    } catch (err) {
+      const e = new SerializationError(`the reply of ${this.ref.id}@${this.ref.node} cannot be encoded`, { cause: err });
+      buf = encode([Tag.REPLY_ERROR, this.#callId, toWire(e)]);
+    }
+    this.#links.send(this.#node, buf);
+  }
+
+  override fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onSettle?.();
+    this.#links.send(this.#node, encodeError(this.#callId, error));
   }
 }
 

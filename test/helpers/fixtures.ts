@@ -16,8 +16,9 @@ export function spawnCounter(ctx: PeerContext, name?: string): ActorRefData {
   const ref = nodeOf(ctx).spawn(
     {
       init: () => 0,
-      handleCall: (msg: { add: number } | 'get' | 'crash' | { echo: unknown } | { sleep: number }, state: number) => {
+      handleCall: (msg: { add: number } | 'get' | 'crash' | 'fn' | { echo: unknown } | { sleep: number }, state: number) => {
         if (msg === 'get') return { reply: state, state };
+        if (msg === 'fn') return { reply: (() => 1) as unknown, state }; // a reply that cannot cross the wire
         if (msg === 'crash') throw new Error('asked to crash');
         if ('echo' in msg) return { reply: msg.echo, state };
         if ('sleep' in msg) return new Promise<{ reply: unknown; state: number }>((r) => setTimeout(() => r({ reply: 'slept', state }), msg.sleep));
