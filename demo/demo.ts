@@ -1,4 +1,7 @@
-// `npm run demo`: what the library does, on this machine.
+// `npm run demo`: the seed README's story on a 3-node cluster on this machine (see
+// ./cluster.ts). `npm run demo -- actors` shows the actor runtime alone.
 import { actorsDemo } from './actors.js';
+import { clusterDemo } from './cluster.js';
 
-await actorsDemo();
+if (process.argv[2] === 'actors') await actorsDemo();
+else await clusterDemo();
