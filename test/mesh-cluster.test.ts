@@ -52,6 +52,16 @@ describe('joining and rejoining', () => {
     expect(a.events.filter((e) => e.type === 'nodeup' && e.args[0] === b.name)).toHaveLength(2);
   });
 
+  test('a node that does not listen dials every member it learns of', async () => {
+    await using seed = await startNode({ ...OPTS, name: 'nl-seed', port: 0 });
+    await using other = await startNode({ ...OPTS, name: 'nl-other', port: 0, seeds: [seed.address!] });
+    await using client = await startNode({ ...OPTS, name: 'nl-client', seeds: [seed.address!] });
+    expect(client.address).toBeUndefined();
+    await client.onNodeUp('nl-other'); // learned from the seed's MEMBERS, dialled by the client
+    expect(client.nodes().sort()).toEqual(['nl-other', 'nl-seed']);
+    await other.onNodeUp('nl-client');
+  });
+
   test('a port already in use fails startNode with the socket error', async () => {
     await using first = await startNode({ ...OPTS, name: 'port-owner', port: 0 });
     const port = Number(first.address!.split(':').pop());
