@@ -3,6 +3,7 @@
 // processes; over the worker-thread transport vs a raw MessagePort ping-pong; and pipelined
 // throughput with `--inflight` calls outstanding over one TCP link.
 // Goals (issue 4): p50 remote call within 1.5x of the raw ping-pong; >= 100k pipelined calls/s.
+// Ratios are medians of the per-run ratios.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
@@ -52,36 +53,47 @@ const meshRtt: BenchModule<RttParams> = {
       // TCP: raw and ours, interleaved in two slices each.
       const raw: PingPongResult[] = [];
       const calls: PingPongResult[] = [];
-      const slice = d * 0.15;
+      const slice = d * 0.125;
       for (let i = 0; i < 2; i++) {
         ctx.progress(0.05 + i * 0.3, 'tcp raw');
         raw.push(await b.request<PingPongResult>('pingPong', { port, durationMs: slice }));
         ctx.progress(0.2 + i * 0.3, 'tcp call');
         calls.push(await b.request<PingPongResult>('callLoop', { ref, durationMs: slice }));
       }
-      ctx.progress(0.65, 'pipelined');
+      ctx.progress(0.6, 'pipelined');
       const piped = await b.request<{ perSec: number }>('pipelined', { ref, inflight: p.inflight, durationMs: d * 0.2 });
 
-      // Worker transport: raw MessagePort floor (the worker-node figure needs startWorker).
-      ctx.progress(0.9, 'worker raw');
-      const portRaw = await b.request<PingPongResult>('portPingPong', { durationMs: d * 0.1 });
+      // Worker transport: a worker-thread node of B, called from B's main thread, against a
+      // raw MessagePort ping-pong between B's main thread and a thread; interleaved.
+      const wref = await b.request<ActorRefData | null>('startWorker', { name: 'rtt-b-w1' });
+      const portRaw: PingPongResult[] = [];
+      const wcalls: PingPongResult[] = [];
+      for (let i = 0; i < 2; i++) {
+        ctx.progress(0.85 + i * 0.075, 'worker raw');
+        portRaw.push(await b.request<PingPongResult>('portPingPong', { durationMs: d * 0.05 }));
+        ctx.progress(0.85 + i * 0.075 + 0.0375, 'worker call');
+        if (wref) wcalls.push(await b.request<PingPongResult>('callLoop', { ref: wref, durationMs: d * 0.05 }));
+      }
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
       const tcpRaw = summarize(raw);
       const tcpCall = summarize(calls);
-      const wRaw = summarize([portRaw]);
+      const wRaw = summarize(portRaw);
+      const wCall = wcalls.length > 0 ? summarize(wcalls) : { p50: NaN, p99: NaN, perSec: NaN };
       return {
         metrics: {
           tcpCallP50Us: tcpCall.p50,
           tcpCallP99Us: tcpCall.p99,
           tcpRawP50Us: tcpRaw.p50,
           tcpRawP99Us: tcpRaw.p99,
-          workerCallP50Us: NaN,
+          workerCallP50Us: wCall.p50,
+          workerCallP99Us: wCall.p99,
           workerRawP50Us: wRaw.p50,
           workerRawP99Us: wRaw.p99,
           pipelinedCallsPerSec: piped.perSec,
           tcpCallsPerSec: tcpCall.perSec,
           tcpCallVsRaw: tcpCall.p50 / tcpRaw.p50,
+          workerCallVsRaw: wCall.p50 / wRaw.p50,
         },
       };
     } finally {
@@ -102,6 +114,7 @@ const meshRtt: BenchModule<RttParams> = {
         headers: ['goal', 'target', 'measured', 'met'],
         rows: [
           ['TCP call p50 vs raw ping-pong', '<= 1.5x', `${fmt(m.tcpCallVsRaw)}x`, (m.tcpCallVsRaw ?? Infinity) <= 1.5 ? 'yes' : 'no'],
+          ['worker call p50 vs raw MessagePort ping-pong', '<= 1.5x', `${fmt(m.workerCallVsRaw)}x`, (m.workerCallVsRaw ?? Infinity) <= 1.5 ? 'yes' : 'no'],
           [`pipelined calls/s (${result.params.inflight} in flight)`, '>= 100,000', fmt(m.pipelinedCallsPerSec), (m.pipelinedCallsPerSec ?? 0) >= 100_000 ? 'yes' : 'no'],
         ],
       },

@@ -30,6 +30,7 @@ const NOT_YET: string[] = typeof (Node.prototype as { startWorker?: unknown }).s
 const TINY: Record<string, string[]> = {
   lock: ['--nodes', '2', '--contenders', '2'],
   stampede: ['--nodes', '2', '--callers', '10'],
+  replication: ['--nodes', '2'],
 };
 
 describe('every bench', () => {

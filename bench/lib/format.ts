@@ -7,7 +7,7 @@ export function fmt(n: number | undefined): string {
   if (n === undefined || Number.isNaN(n)) return '–';
   if (!Number.isFinite(n)) return String(n);
   const a = Math.abs(n);
-  if (a >= 10_000) return Math.round(n).toLocaleString('en-US');
+  if (Number.isInteger(n) || a >= 10_000) return Math.round(n).toLocaleString('en-US');
   if (a >= 100) return n.toFixed(0);
   if (a >= 10) return n.toFixed(1);
   if (a >= 1) return n.toFixed(2);

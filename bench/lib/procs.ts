@@ -85,12 +85,28 @@ export class BenchChild {
     return c;
   }
 
-  /** Calls handler `op` in the child with `args`; resolves with what it returns. */
-  request<T = unknown>(op: string, args: unknown = {}): Promise<T> {
+  /**
+   * Calls handler `op` in the child with `args`; resolves with what it returns. Rejects after
+   * `timeoutMs` (default 60 s) so a stuck child fails the bench instead of hanging it.
+   */
+  request<T = unknown>(op: string, args: unknown = {}, timeoutMs = 60_000): Promise<T> {
     if (this.#exitError) return Promise.reject(this.#exitError);
     const id = ++this.#nextId;
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`bench child ${this.child.pid}: ${op} got no answer in ${timeoutMs} ms\n${this.output}`));
+      }, timeoutMs);
+      this.#pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       this.child.send({ id, op, args });
     });
   }

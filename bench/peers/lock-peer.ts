@@ -18,6 +18,7 @@ let echo: Server | undefined;
 
 const locks = (): GlobalLocks => (node as unknown as { global: GlobalLocks }).global;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** A token as a number for the ordering check, or NaN when it is not numeric. */
 function tokenNumber(token: unknown): number {
@@ -92,7 +93,13 @@ export interface ContendResult {
   tokenViolations: number;
   tokenChecks: number;
   elapsedNs: number;
+  /** Contenders whose last trans was still not granted STUCK_AFTER_MS after the end. */
+  stuck: number;
+  /** node.global.stats() as JSON when some were stuck. */
+  stats: string;
 }
+
+const STUCK_AFTER_MS = 10_000;
 
 async function contend(a: ContendArgs): Promise<ContendResult> {
   const inv = new Invariant(a.file);
@@ -118,6 +125,11 @@ async function contend(a: ContendArgs): Promise<ContendResult> {
           counts[c]!++;
         }
       });
+      // Yield to the event loop between two grants, as any real caller does (I/O in or after
+      // fn). Without it, contenders whose lock is coordinated by their own node can hand it
+      // to each other in microtasks forever, and this process never reads a socket or fires
+      // a timer again (not even the one that ends the run).
+      await yieldToEventLoop();
     }
   };
   const loops = Array.from({ length: a.contenders }, (_, c) => loop(c));
@@ -128,7 +140,13 @@ async function contend(a: ContendArgs): Promise<ContendResult> {
   measuring = false;
   const elapsedNs = Number(now() - start);
   stop = true;
-  await Promise.all(loops);
+  // Each loop ends after its trans in flight; one that is never granted is reported as
+  // stuck (with the lock service's stats) instead of hanging the bench.
+  let finished = 0;
+  for (const l of loops) void l.then(() => finished++, () => finished++);
+  const failed = await Promise.race([Promise.all(loops).then(() => undefined, (e: unknown) => e), sleep(STUCK_AFTER_MS).then(() => 'timeout')]);
+  if (failed !== undefined && failed !== 'timeout') throw failed;
+  const stuck = a.contenders - finished;
   inv.close();
   return {
     counts,
@@ -137,6 +155,8 @@ async function contend(a: ContendArgs): Promise<ContendResult> {
     tokenViolations: inv.tokenViolations,
     tokenChecks: inv.tokenChecks,
     elapsedNs,
+    stuck,
+    stats: stuck > 0 ? JSON.stringify((node as unknown as { global: { stats(): unknown } }).global.stats()) : '',
   };
 }
 

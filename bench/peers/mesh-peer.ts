@@ -68,6 +68,22 @@ serve({
     await Promise.all(lanes);
     return { perSec: done / (elapsedNs / 1e9) };
   },
+  /** Starts a worker-thread node of this node; resolves once its echo actor answers. */
+  async startWorker({ name }: { name: string }): Promise<ActorRefData | null> {
+    const host = node as unknown as { startWorker?(url: URL, o: { name: string }): Promise<{ name: string }> };
+    if (typeof host.startWorker !== 'function') return null; // a build without worker-thread nodes
+    const w = await host.startWorker(new URL('./mesh-worker.ts', import.meta.url), { name });
+    const ref = { node: w.name, id: 'bench-echo' };
+    for (let i = 0; ; i++) {
+      try {
+        await node!.ref(ref).call(CALL_MSG, { timeout: 1000 });
+        return ref;
+      } catch (e) {
+        if (i >= 50) throw e; // the echo actor may be spawned just after the link is up
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  },
   async echoServer(): Promise<number> {
     const s = await startEchoServer();
     echo = s.server;

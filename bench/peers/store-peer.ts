@@ -1,0 +1,132 @@
+// A node process of the stampede and replication benchmarks (forked by bench/stampede.ts and
+// bench/replication.ts, driven over IPC): a cluster node with a store of one cluster-scope
+// expirable per namespace, whose fetch stands in for a token server (it sleeps `fetchMs`).
+// Times that are compared across processes are read from `process.hrtime`, i.e. Linux's
+// CLOCK_MONOTONIC, which every process of one machine shares.
+import diagnostics_channel from 'node:diagnostics_channel';
+import { defineExpirables, expirable, ok, startNode, type Node, type NodeOptions } from '../../src/index.js';
+import { serve } from '../lib/child.js';
+import { timedLoop } from '../lib/raw.js';
+import { encodeHistogram, newHistogram } from '../lib/stats.js';
+import type { ActorRefData } from '../../src/actors/ref.js';
+
+let node: Node | undefined;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const now = process.hrtime.bigint;
+
+interface Store {
+  token(): Promise<{ ok: boolean; value?: unknown; error?: unknown }>;
+  /** Fetches run on this node. */
+  fetches: number;
+  /** Durations of those fetches, ms. */
+  fetchMs: number[];
+}
+const stores = new Map<string, Store>();
+
+/** hrtime (ns, as strings) at which a value of `version` arrived here / was fetched here, per namespace. */
+const replicated = new Map<string, Record<string, string>>();
+const fetched = new Map<string, Record<string, string>>();
+/** A version (fencing token) as a map key. */
+const versionKey = (v: unknown): string => (typeof v === 'bigint' ? `${v}n` : JSON.stringify(v));
+
+diagnostics_channel.subscribe('expirable-store:replicate', (m) => {
+  const e = m as { namespace: string; version: unknown };
+  const r = replicated.get(e.namespace);
+  if (r) r[versionKey(e.version)] ??= String(now());
+});
+diagnostics_channel.subscribe('expirable-store:fetch:end', (m) => {
+  const e = m as { namespace: string; version: unknown };
+  const r = fetched.get(e.namespace);
+  if (r) r[versionKey(e.version)] = String(now());
+});
+
+serve({
+  async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
+    node = await startNode(options);
+    return { name: node.name, address: node.address };
+  },
+  async waitPeers({ n }: { n: number }): Promise<string[]> {
+    const n0 = node!;
+    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
+    return n0.nodes();
+  },
+  /** Defines the store `namespace` with one expirable `token` (fetch sleeps fetchMs, lives ttlMs). */
+  define({ namespace, fetchMs, ttlMs }: { namespace: string; fetchMs: number; ttlMs: number }): null {
+    let seq = 0;
+    const s: Store = { token: async () => ({ ok: false }), fetches: 0, fetchMs: [] };
+    const E = defineExpirables(
+      {
+        token: expirable({
+          fetch: async () => {
+            s.fetches++;
+            const t0 = now();
+            if (fetchMs > 0) await sleep(fetchMs);
+            s.fetchMs.push(Number(now() - t0) / 1e6);
+            return ok(`token-${node!.name}-${++seq}`, Date.now() + ttlMs);
+          },
+        }),
+      },
+      { node: node!, namespace },
+    );
+    s.token = () => E.token();
+    stores.set(namespace, s);
+    replicated.set(namespace, {});
+    fetched.set(namespace, {});
+    return null;
+  },
+  /**
+   * `callers` concurrent calls of `token()`, all started at the shared monotonic instant
+   * `startAt` (ns): caller latencies (µs, HDR), fetches run here and their durations.
+   */
+  async stampede({ namespace, callers, startAt }: { namespace: string; callers: number; startAt: string }) {
+    const s = stores.get(namespace)!;
+    const at = BigInt(startAt);
+    const wait = Number(at - now()) / 1e6;
+    if (wait > 2) await sleep(wait - 2);
+    while (now() < at); // the last 2 ms spun, so every process starts together
+    const h = newHistogram();
+    let failures = 0;
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        const t0 = now();
+        const r = await s.token();
+        h.recordValue(Math.max(1, Math.round(Number(now() - t0) / 1000)));
+        if (!r.ok) failures++;
+      }),
+    );
+    return { histogram: encodeHistogram(h), fetches: s.fetches, fetchMs: s.fetchMs, failures };
+  },
+  /** One call of `token()` (to take a replica). */
+  async call({ namespace }: { namespace: string }) {
+    const r = await stores.get(namespace)!.token();
+    if (!r.ok) throw new Error(`token() failed: ${String(r.error)}`);
+    return null;
+  },
+  /** Refreshes by calling `token()` each time the value has expired, for `durationMs`. */
+  async refreshLoop({ namespace, ttlMs, durationMs }: { namespace: string; ttlMs: number; durationMs: number }) {
+    const s = stores.get(namespace)!;
+    const end = Date.now() + durationMs;
+    while (Date.now() < end) {
+      await sleep(ttlMs + 5);
+      const r = await s.token();
+      if (!r.ok) throw new Error(`token() failed: ${String(r.error)}`);
+    }
+    return { fetches: s.fetches };
+  },
+  /** hrtime (ns) per version: when this node fetched it, and when it took it from a peer. */
+  times({ namespace }: { namespace: string }) {
+    return { fetched: fetched.get(namespace) ?? {}, replicated: replicated.get(namespace) ?? {} };
+  },
+  spawnEcho(): ActorRefData {
+    const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });
+    return { node: ref.node, id: ref.id };
+  },
+  callLoop({ ref, durationMs }: { ref: ActorRefData; durationMs: number }) {
+    const r = node!.ref(ref);
+    return timedLoop(() => r.call({ add: 2 }), durationMs);
+  },
+  async close(): Promise<null> {
+    await node?.close();
+    return null;
+  },
+});
