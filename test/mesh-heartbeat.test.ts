@@ -5,11 +5,14 @@ import { HeartbeatMonitor, type HeartbeatLink } from '../src/mesh/heartbeat.js';
 const OPTS = { heartbeatInterval: 100, failureTimeout: 500, highWaterMark: 1000 };
 
 function fakeLink() {
-  const link = { beats: 0, bufferedAmount: 0, failed: [] as string[] };
+  const link = { beats: 0, bufferedAmount: 0, bytesReceived: undefined as number | undefined, failed: [] as string[] };
   const api: HeartbeatLink = {
     sendHeartbeat: () => void link.beats++,
     get bufferedAmount() {
       return link.bufferedAmount;
+    },
+    get bytesReceived() {
+      return link.bytesReceived;
     },
     fail: (reason) => void link.failed.push(reason),
   };
@@ -36,6 +39,21 @@ describe('HeartbeatMonitor', () => {
       hb.tick(t);
     }
     expect(link.failed).toEqual([]);
+  });
+
+  test('bytes of a large frame still arriving keep the peer alive; a stall mid-frame does not', () => {
+    const { link, api } = fakeLink();
+    link.bytesReceived = 0;
+    const hb = new HeartbeatMonitor(api, OPTS, 0);
+    for (let t = 100; t <= 3000; t += 100) {
+      link.bytesReceived += 65536; // no whole frame yet, but bytes flow
+      hb.tick(t);
+    }
+    expect(link.failed).toEqual([]);
+    for (let t = 3100; t <= 3500; t += 100) hb.tick(t); // the flow stops
+    expect(link.failed).toEqual([]);
+    hb.tick(3600);
+    expect(link.failed).toEqual(['heartbeat_timeout']);
   });
 
   test('heartbeats go out only on ticks with nothing else sent', () => {

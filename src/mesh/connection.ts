@@ -67,6 +67,9 @@ export class Connection {
         get bufferedAmount() {
           return transport.bufferedAmount;
         },
+        get bytesReceived() {
+          return transport.bytesReceived;
+        },
         fail: (reason) => {
           log('link to %s failed: %s', this.peer, reason);
           this.transport.destroy(reason);

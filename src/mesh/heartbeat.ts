@@ -1,6 +1,7 @@
 // Failure detection of one authenticated link: silence and back-pressure.
 //
-// - Every frame received counts as a sign of life (the connection bumps `received`); the
+// - Every frame received counts as a sign of life (the connection sets `received`), and so
+//   do bytes of a frame still arriving (when the link reports `bytesReceived`); the
 //   detector sends a HEARTBEAT only on ticks where nothing else was sent, so a busy link
 //   carries no extra traffic and the hot path reads no clock.
 // - Silence: no frame for longer than `failureTimeout` ms => the link fails
@@ -11,11 +12,13 @@
 //   being declared down for bytes we have not read yet.
 // - Back-pressure: bytes waiting to be written above `highWaterMark` for longer than
 //   `failureTimeout` => the link fails ('backpressure') rather than memory growing.
-// Depends on a three-member link interface, so a fake link and a fake clock test it.
+// Depends on a small link interface, so a fake link and a fake clock test it.
 
 export interface HeartbeatLink {
   sendHeartbeat(): void;
   readonly bufferedAmount: number;
+  /** Total bytes received, if known (progress inside a large frame). */
+  readonly bytesReceived?: number | undefined;
   fail(reason: 'heartbeat_timeout' | 'backpressure'): void;
 }
 
@@ -41,6 +44,8 @@ export class HeartbeatMonitor {
   /** Last time (monotonic ms) a frame was known to have arrived. */
   #lastHeard: number;
   #lastTick: number;
+  /** `bytesReceived` at the previous tick. */
+  #lastBytes: number | undefined;
   /** Since when the write backlog is above the high-water mark, or undefined. */
   #pressuredSince: number | undefined = undefined;
   #failed = false;
@@ -50,6 +55,7 @@ export class HeartbeatMonitor {
     this.#opts = opts;
     this.#lastHeard = now;
     this.#lastTick = now;
+    this.#lastBytes = link.bytesReceived;
   }
 
   /** Runs every `heartbeatInterval` ms (one timer for all links of a node). */
@@ -62,7 +68,10 @@ export class HeartbeatMonitor {
       this.#pressuredSince = undefined;
     }
     this.#lastTick = now;
-    if (this.received) {
+    const bytes = this.#link.bytesReceived;
+    const progress = bytes !== this.#lastBytes;
+    this.#lastBytes = bytes;
+    if (this.received || progress) {
       this.received = false;
       this.#lastHeard = now;
     } else if (now - this.#lastHeard > failureTimeout) {

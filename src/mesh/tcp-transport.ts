@@ -77,6 +77,10 @@ export class TcpTransport implements Transport {
     return this.#socket.writableLength;
   }
 
+  get bytesReceived(): number {
+    return this.#socket.bytesRead;
+  }
+
   get closed(): boolean {
     return this.#closed || this.#socket.destroyed;
   }

@@ -36,6 +36,12 @@ export interface Transport {
   destroy(reason: string, error?: Error): void;
   /** Bytes sent but not yet written out. */
   readonly bufferedAmount: number;
+  /**
+   * Total bytes received so far, if the transport can tell. Optional: when present, bytes
+   * arriving inside a large frame count as a sign of life, so a frame that takes longer
+   * than `failureTimeout` to arrive does not make its sender look dead.
+   */
+  readonly bytesReceived?: number;
   /** Largest incoming payload accepted, in bytes. */
   maxFrameSize: number;
   /** A description of the other end, for logs (e.g. `127.0.0.1:51234`). */
