@@ -92,7 +92,8 @@ export interface RefusedInfo {
 /** An address this node keeps dialling until a link to the node there is up. */
 interface Target {
   readonly address: string;
-  readonly seed: boolean;
+  /** Seeds are redialled forever; other targets are given up after MAX_PEER_ATTEMPTS. */
+  seed: boolean;
   /** The node found at this address, once known. */
   name: string | undefined;
   /** Failed dials in a row. */
@@ -411,8 +412,9 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     if (!t) {
       t = { address, seed, name, attempt: 0, timer: undefined, dialing: false, settled: [] };
       this.#targets.set(address, t);
-    } else if (name !== undefined) {
-      t.name = name;
+    } else {
+      if (name !== undefined) t.name = name;
+      if (seed) t.seed = true;
     }
     return t;
   }
