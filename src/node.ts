@@ -8,10 +8,14 @@ import { InvalidOptionError, typeName } from './errors.js';
 import { ActorSystem, DEFAULT_CALL_TIMEOUT, type DownReason } from './actors/system.js';
 import type { Behavior, SpawnOptions } from './actors/behavior.js';
 import type { ActorRef, ActorRefData } from './actors/ref.js';
-import { StandaloneMembership, type Membership } from './mesh/membership.js';
-import { Mesh, type RefusedInfo } from './mesh/mesh.js';
+import type { Membership } from './mesh/membership.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT, Mesh, type RefusedInfo } from './mesh/mesh.js';
+import { DEFAULT_MAX_FRAME_SIZE } from './mesh/framing.js';
 import { ProcessGroups } from './mesh/pg.js';
 import { GlobalLocks } from './mesh/global/index.js';
+import { tlsTransportFactory } from './mesh/tls-transport.js';
+import { InProcessMembership, WorkerHost, type WorkerHostConfig, type WorkerNode, type WorkerNodeOptions } from './mesh/worker.js';
+import { takeWorkerLink } from './mesh/worker-link.js';
 
 /** PEM material for a mutually authenticated TLS mesh. */
 export interface TlsOptions {
@@ -62,13 +66,17 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Global locks, as `:global.trans` (API §4). */
   readonly global: GlobalLocks;
   #closing: Promise<void> | undefined;
+  /** What worker-thread nodes inherit; the host is made by the first `startWorker`. */
+  readonly #workerConfig: WorkerHostConfig;
+  #workers: WorkerHost | undefined;
 
   /** @internal use `startNode` */
-  constructor(system: ActorSystem, membership: Membership) {
+  constructor(system: ActorSystem, membership: Membership, workerConfig: WorkerHostConfig = {}) {
     super();
     this.name = system.name;
     this.system = system;
     this.#membership = membership;
+    this.#workerConfig = workerConfig;
     // Before the node's own listeners: a user's `nodedown` handler already sees the down
     // node's group members gone and its locks granted on.
     this.pg = new ProcessGroups(system, membership);
@@ -133,11 +141,24 @@ export class Node extends EventEmitter<NodeEvents> {
     });
   }
 
+  /**
+   * Starts a worker-thread node that joins this node's cluster (a cluster of this node and
+   * its workers when this node is standalone); resolves once it is up. Its script calls
+   * `startNode()`, which links it to this node. See docs/workers-tls.md.
+   */
+  startWorker(script: URL | string, options?: WorkerNodeOptions): Promise<WorkerNode> {
+    if (this.#closing) return Promise.reject(new Error(`node ${this.name} is closing; no worker can be started`));
+    this.#workers ??= new WorkerHost(this.system, this.#membership, this.#workerConfig);
+    return this.#workers.start(script, options);
+  }
+
   /** Stops every actor and leaves the cluster; resolves when done. Idempotent. */
   close(): Promise<void> {
-    // Actors stop first (remote monitors hear 'shutdown'), then the mesh says goodbye.
+    // Worker-thread nodes close first (each says goodbye). Then actors stop (remote
+    // monitors hear 'shutdown'), then the mesh says goodbye.
     // Locks are released and groups left first, while the links still carry the news.
-    this.#closing ??= this.#leaveServices().then(() => this.system.close()).then(() => (this.#membership instanceof Mesh ? this.#membership.close() : undefined));
+    this.#closing ??= Promise.resolve(this.#workers?.close())
+      .then(() => this.#leaveServices()).then(() => this.system.close()).then(() => (this.#membership instanceof Mesh ? this.#membership.close() : undefined));
     return this.#closing;
   }
 
@@ -154,10 +175,15 @@ export class Node extends EventEmitter<NodeEvents> {
 /** Starts a node: standalone without `port` and `seeds`, else a member of a cluster. */
 export async function startNode(options: NodeOptions = {}): Promise<Node> {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'an object', options);
+  // In a thread started by `node.startWorker`: link to that node (its name, cookie, TLS and
+  // timings are the defaults). Taken synchronously, before anything else reads parentPort.
+  const link = takeWorkerLink();
+  if (link) options = link.nodeOptions(options);
   const o = validate(options);
+  const transport = options.tls === undefined ? undefined : tlsTransport(options, (info) => node.emit('refused', info));
   const system = new ActorSystem({ name: o.name, callTimeout: o.callTimeout });
-  if (o.port === undefined && o.seeds.length === 0) {
-    return new Node(system, new StandaloneMembership(o.name));
+  if (o.port === undefined && o.seeds.length === 0 && !link) {
+    return new Node(system, new InProcessMembership(o.name), options);
   }
   // The mesh and the node (whose constructor spawns the service actors) exist before any
   // link is made, so no message from a peer can arrive before they do.
@@ -171,11 +197,13 @@ export async function startNode(options: NodeOptions = {}): Promise<Node> {
     failureTimeout: options.failureTimeout,
     maxFrameSize: options.maxFrameSize,
     handshakeTimeout: options.handshakeTimeout,
+    transport,
   });
-  const node = new Node(system, mesh);
+  const node = new Node(system, mesh, options);
   mesh.onRefused((info) => node.emit('refused', info));
   try {
     await mesh.start();
+    if (link) await link.join(mesh, () => node.close());
   } catch (err) {
     await node.close();
     throw err;
@@ -228,6 +256,16 @@ function validate(options: NodeOptions): ValidOptions {
     port,
     seeds: seeds ?? [],
   };
+}
+
+/** The TLS transport of `options.tls` (checked here, so bad PEM fails startNode with InvalidOptionError). */
+function tlsTransport(options: NodeOptions, onRefused: (info: RefusedInfo) => void) {
+  return tlsTransportFactory({
+    ...options.tls!,
+    maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    onRefused: (r) => onRefused({ address: r.address, reason: 'tls', message: r.message, by: r.by }),
+  });
 }
 
 function defaultName(): string {
