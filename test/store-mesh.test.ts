@@ -75,6 +75,23 @@ describe('cluster scope across nodes (TCP, one process)', () => {
     await s.close();
   });
 
+  it('2. callers waiting on other nodes are answered by the fetcher\'s push, not after their own turn at the lock', async () => {
+    await using c = await localCluster(3);
+    let fetches = 0;
+    const g = gate();
+    const s = defineOn(c.nodes, () => ({ token: expirable({ fetch: async () => (fetches++, await g.promise, ok(`tok-${fetches}`, soon(60_000))) }) }));
+    using events = new EventLog(s.namespace);
+    const [A, B, C] = s.stores as [ReturnType<typeof s.on>, ReturnType<typeof s.on>, ReturnType<typeof s.on>];
+    const a = A.token();
+    await events.next((e) => e.channel === 'fetchStart');
+    const waiting = [B.token(), C.token()];
+    await sleep(30);
+    g.open();
+    expect((await Promise.all([a, ...waiting])).map((r) => r.ok && r.value)).toEqual(['tok-1', 'tok-1', 'tok-1']);
+    for (const E of [B, C]) expect(E.stats().token).toMatchObject({ replicated: 1, adopted: 0, fetches: 0 });
+    await s.close();
+  });
+
   it('3. an older version never overwrites a newer one', async () => {
     await using c = await localCluster(2);
     let fetches = 0;

@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { ExpirableError, type ExpirableFailure } from '../errors.js';
 import type { ExpirableResult } from '../dsl/result.js';
 import { monotonicNow } from '../util/clock.js';
+import { deferred } from '../util/deferred.js';
 import { longTimeout } from '../util/timers.js';
 import { canonicalKey } from './canonical-key.js';
 import { requireCluster, type StoreNode } from './cluster.js';
@@ -127,14 +128,24 @@ export class ExpirableEngine {
     return this.miss(e).then(unwrap);
   }
 
-  /** Runs one refresh for `e` on this node, shared by every caller until it settles. */
+  /**
+   * Runs one refresh for `e` on this node, shared by every caller until it settles. The
+   * callers are answered as soon as a valid value arrives here (pushed by the node that
+   * fetched while this one still waits for the lock), or with the refresh's own result.
+   */
   #start(e: Entry, mode: Mode, armed: number): Promise<ExpirableResult<unknown>> {
-    const p: Promise<ExpirableResult<unknown>> = this.#refresh(e, mode, armed).then((r) => {
-      if (e.inflight === p) e.inflight = undefined;
-      return r;
-    });
+    const answer = deferred<ExpirableResult<unknown>>();
+    const p = answer.promise;
     e.inflight = p;
     e.inflightEpoch = e.epoch;
+    e.answer = answer.resolve;
+    void this.#refresh(e, mode, armed).then((r) => {
+      if (e.inflight === p) {
+        e.inflight = undefined;
+        e.answer = undefined;
+      }
+      answer.resolve(r);
+    });
     return p;
   }
 
@@ -223,7 +234,7 @@ export class ExpirableEngine {
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, version: token, expiresAt: run.expiresAt }));
     this.#afterWrite(node, e);
-    if (node) await pushToMembers(node, e.resource, e.snapshot(), this.#ctx.peerTimeout);
+    if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
     return e.result ?? result;
   }
 
@@ -242,6 +253,8 @@ export class ExpirableEngine {
   /** A peer's push arrived at this entry's actor. */
   #onPut(e: Entry, snap: Snapshot, from: string): void {
     if (e.disposed || this.#ctx.closed || !e.apply(snap)) return;
+    // Callers waiting here for the lock get the value now; the refresh, once granted, finds it.
+    if (e.answer && e.inflightEpoch === e.epoch && e.valid()) e.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
     if (e.hasValue) this.stats.replicated++;
     const node = this.#ctx.nodeNow();
     publish('replicate', () => ({ ...this.#about(e, node?.name), from, version: snap.v, how: 'push' }));
@@ -355,6 +368,12 @@ export class ExpirableEngine {
     });
   }
 
+  /** A push to this node's router: taken only by an entry whose callers wait for a refresh. */
+  applyWaiting(canon: string, snap: Snapshot, from: string): void {
+    const e = this.peek(canon);
+    if (e && e.inflight && !e.actor) this.#onPut(e, snap, from);
+  }
+
   /** A clear (local or from a peer) with version `v`: drop value and state unless newer. */
   applyClear(canon: string, v: number): void {
     const e = this.peek(canon);
@@ -383,7 +402,7 @@ export class ExpirableEngine {
       if (e.disposed) return;
       e.apply({ ...e.snapshot(), v: token, hs: true, st: next });
       this.#afterWrite(node, e);
-      if (node) await pushToMembers(node, e.resource, e.snapshot(), this.#ctx.peerTimeout);
+      if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
     });
   }
 

@@ -21,6 +21,11 @@
 //   join), and asking every node closes that window.
 // - entry `put { snap, from }` -> true: the lock holder pushes what it wrote (value, state)
 //   to every member of the group before it releases the lock.
+// - router `put { n, k, snap, from }` -> true: the same push to every other connected node;
+//   a node takes it only if callers there are waiting for a refresh of that entry, and
+//   answers them at once (their own turn at the lock then finds the value and ends). This
+//   is what keeps a stampede's caller latency near one fetch plus one message, instead of
+//   one lock hand-over per node.
 // - router `clear { n, k, v }` -> true: drop value and state if older than `v` (the clear's
 //   token); sent to every connected node, members or not, so a node whose refresh is in
 //   flight gets it too.
@@ -54,13 +59,14 @@ import type { Behavior } from '../actors/behavior.js';
 import type { ActorRefData } from '../actors/ref.js';
 import { monotonicNow } from '../util/clock.js';
 import type { StoreNode } from './cluster.js';
-import type { Snapshot } from './entry.js';
+import type { Entry, Snapshot } from './entry.js';
 
 /** Calls answered by a store's router actor. */
 export type RouterCall =
   | { readonly t: 'ask'; readonly n: string; readonly k: string }
   | { readonly t: 'clear'; readonly n: string; readonly k: string; readonly v: number }
-  | { readonly t: 'keys'; readonly n: string };
+  | { readonly t: 'keys'; readonly n: string }
+  | { readonly t: 'put'; readonly n: string; readonly k: string; readonly snap: Snapshot; readonly from: string };
 
 /** Calls answered by an entry's actor. */
 export interface EntryCall {
@@ -74,6 +80,7 @@ export interface RouterHandlers {
   ask(name: string, canon: string): Snapshot | null;
   clear(name: string, canon: string, version: number): void;
   keys(name: string): [string, unknown][];
+  put(name: string, canon: string, snap: Snapshot, from: string): void;
 }
 
 /** Well-known id of a store's router on every node. */
@@ -92,6 +99,9 @@ export function routerBehavior(h: RouterHandlers): Behavior<null, RouterCall, un
           return { reply: true, state };
         case 'keys':
           return { reply: h.keys(msg.n), state };
+        case 'put':
+          h.put(msg.n, msg.k, msg.snap, msg.from);
+          return { reply: true, state };
       }
     },
   };
@@ -137,20 +147,32 @@ export async function askPeers(node: StoreNode, namespace: string, name: string,
   return best;
 }
 
-/** Pushes `snap` to every member of `group` on other nodes; resolves when each answered or failed. */
-export async function pushToMembers(node: StoreNode, group: string, snap: Snapshot, timeout: number): Promise<number> {
-  const members = node.pg.getMembers(group).filter((m) => m.node !== node.name);
-  if (members.length === 0) return 0;
+/**
+ * Pushes what `entry` holds to every member of its group on other nodes (their entry
+ * actors), and to the router of every other connected node, where it is taken only by an
+ * entry whose callers are waiting for a refresh (they are answered at once instead of
+ * after their own turn at the lock). Resolves when each answered or failed.
+ */
+export async function pushToMembers(node: StoreNode, namespace: string, name: string, entry: Entry, timeout: number): Promise<number> {
+  const snap = entry.snapshot();
+  const members = node.pg.getMembers(entry.resource).filter((m) => m.node !== node.name);
+  const memberNodes = new Set(members.map((m) => m.node));
   const msg: EntryCall = { t: 'put', snap, from: node.name };
+  const routerMsg: RouterCall = { t: 'put', n: name, k: entry.canon, snap, from: node.name };
+  const id = routerId(namespace);
+  const sends = [
+    ...members.map((m) => node.ref<EntryCall, boolean>(m).call(msg, { timeout })),
+    ...node
+      .nodes()
+      .filter((peer) => !memberNodes.has(peer))
+      .map((peer) => node.ref<RouterCall, unknown>({ node: peer, id }).call(routerMsg, { timeout })),
+  ];
   const acks = await Promise.all(
-    members.map((m) =>
-      node
-        .ref<EntryCall, boolean>(m)
-        .call(msg, { timeout })
-        .then(
-          () => 1,
-          () => 0,
-        ),
+    sends.map((p) =>
+      p.then(
+        () => 1,
+        () => 0,
+      ),
     ),
   );
   return acks.reduce<number>((a, b) => a + b, 0);

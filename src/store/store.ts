@@ -65,6 +65,7 @@ export class Store implements EngineContext {
         ask: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot() ?? null,
         clear: (name, canon, v) => this.engines.get(name)?.applyClear(canon, v),
         keys: (name) => this.engines.get(name)?.keys() ?? [],
+        put: (name, canon, snap, from) => this.engines.get(name)?.applyWaiting(canon, snap, from),
       }),
       { name: routerId(this.namespace) },
     ) as ActorRef;
