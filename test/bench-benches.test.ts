@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseCommand } from '../bench/lib/options.js';
 import { runBench } from '../bench/lib/runner.js';
 import { BENCHES } from '../bench/registry.js';
+import { hasErlang } from '../bench/lib/erlang.js';
 import { Node } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
@@ -51,4 +52,21 @@ describe('every bench', () => {
       }
     });
   }
+});
+
+describe('lock --compare erlang', () => {
+  it.skipIf(!hasErlang())(
+    "runs the same workload on Erlang's :global.trans and reports it under compare.erlang",
+    { timeout: 120_000 },
+    async () => {
+      const lock = BENCHES.find((b) => b.name === 'lock')!;
+      const cmd = parseCommand(['lock', '--duration', '0.3', '--runs', '1', '--quiet', '--nodes', '2', '--contenders', '2', '--compare', 'erlang'], BENCHES);
+      if (cmd.kind !== 'run') throw new Error('expected run');
+      const result = await runBench(lock, cmd.benches[0]!.values, cmd.common, { dir, command: 'smoke', print: () => {} });
+      const erl = result!.compare.erlang!;
+      for (const k of ['grantsPerSec', 'jain', 'acquireP50Us', 'acquireP99Us', 'violations']) expect(typeof erl[k], k).toBe('number');
+      expect(erl.violations).toBe(0);
+      expect(erl.grantsPerSec).toBeGreaterThan(0);
+    },
+  );
 });

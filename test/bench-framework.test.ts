@@ -99,6 +99,31 @@ describe('bench command line', () => {
   });
 });
 
+describe('bench --pin', () => {
+  const taskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  it.skipIf(!taskset)('re-executes under taskset -c 0 and says so in the table and the JSON', () => {
+    const out = join(dir, 'pin');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'actor-call', '--duration', '0.05', '--runs', '1', '--pin', '--quiet'], {
+      encoding: 'utf8',
+      env: { ...process.env, EXPIRABLE_BENCH_RESULTS_DIR: out },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('pinned: every process on CPU 0 (taskset -c 0)');
+    expect(JSON.parse(readFileSync(join(out, 'actor-call.json'), 'utf8')).params.pinned).toBe(true);
+  });
+
+  it('runs unpinned without --pin', () => {
+    const out = join(dir, 'nopin');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'actor-call', '--duration', '0.05', '--runs', '1', '--quiet'], {
+      encoding: 'utf8',
+      env: { ...process.env, EXPIRABLE_BENCH_RESULTS_DIR: out },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('unpinned');
+    expect(JSON.parse(readFileSync(join(out, 'actor-call.json'), 'utf8')).params.pinned).toBe(false);
+  });
+});
+
 describe('bench results', () => {
   it('writes JSON in the conventions shape with medians over runs, and a Markdown table', async () => {
     const out: string[] = [];

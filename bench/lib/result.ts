@@ -9,7 +9,8 @@ import { markdownTable, modeLine } from './format.js';
 import { medians } from './stats.js';
 import type { BenchResult, RunOutput, TableSection } from './types.js';
 
-export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+/** bench/results, or `$EXPIRABLE_BENCH_RESULTS_DIR` when set (the smoke tests use a temporary one). */
+export const RESULTS_DIR = process.env.EXPIRABLE_BENCH_RESULTS_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', 'results');
 
 /** Machine facts recorded with every result. */
 export function benchEnv(): BenchResult['env'] {
