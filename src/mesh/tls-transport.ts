@@ -14,8 +14,8 @@
 // Failure handling: a client that does not speak TLS, or whose certificate is missing or
 // not signed by `ca`, is cut by the listener before any frame is read (`onRefused`
 // reports it, 'tls'); the listener keeps serving. A dial whose peer presents a bad
-// certificate rejects, and a dial the listener refuses after the TLS handshake (TLS 1.3
-// verifies the client's certificate last) closes with the TLS alert as its reason.
+// certificate rejects (reported too). A dialler refused by the listener sees, with TLS 1.3
+// (the client's certificate is verified last), only its link closing during the handshake.
 import net from 'node:net';
 import tls from 'node:tls';
 import { debuglog } from 'node:util';
@@ -75,7 +75,9 @@ function isTlsError(err: NodeJS.ErrnoException): boolean {
 
 /** Mutually authenticated TLS: listen on host:port, dial host:port. */
 export function tlsTransportFactory(options: TlsTransportOptions): TransportFactory {
-  const secureContext = tlsContext(options);
+  // Checked once here (a bad PEM fails at start); each link builds its context from the PEM.
+  tlsContext(options);
+  const pem = { key: options.key, cert: options.cert, ca: options.ca };
   const refused = (info: TlsRefusal): void => {
     log('TLS link %s refused (%s): %s', info.address, info.by, info.message);
     options.onRefused?.(info);
@@ -84,12 +86,18 @@ export function tlsTransportFactory(options: TlsTransportOptions): TransportFact
     listen(host, port, onTransport) {
       return new Promise<Listener>((resolve, reject) => {
         const server = tls.createServer(
-          { secureContext, requestCert: true, rejectUnauthorized: true, handshakeTimeout: options.handshakeTimeout },
+          { ...pem, requestCert: true, rejectUnauthorized: true, handshakeTimeout: options.handshakeTimeout },
           (socket) => onTransport(new TcpTransport(socket, options.maxFrameSize)),
         );
+        // Read the peer's address on arrival: node caches it, so it is still known when a
+        // refused socket (already destroyed) is reported.
+        server.on('connection', (raw: net.Socket) => void raw.remoteAddress);
         server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
-          const address = formatAddress(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
-          refused({ address, message: err.message, by: 'local' });
+          const raw = (socket as unknown as { _parent?: net.Socket })._parent ?? socket;
+          const address = formatAddress(raw.remoteAddress ?? '?', raw.remotePort ?? 0);
+          // A certificate that fails verification is cut without an alert; say why here.
+          const why = (socket as { authorizationError?: unknown }).authorizationError;
+          refused({ address, message: why ? `client certificate rejected: ${String(why)}` : err.message, by: 'local' });
           socket.destroy();
         });
         server.once('error', reject);
@@ -110,7 +118,7 @@ export function tlsTransportFactory(options: TlsTransportOptions): TransportFact
         const socket = tls.connect({
           host,
           port,
-          secureContext,
+          ...pem,
           rejectUnauthorized: true,
           // The chain is verified against the cluster's CA; names are the cookie handshake's job.
           checkServerIdentity: () => undefined,
