@@ -53,8 +53,9 @@ describe('the store across processes', () => {
     const survivors = cluster.peers.filter((p) => p !== fetcher);
     await Promise.all(survivors.map((p) => p.run(STORE_PEER, 'startReading', 20)));
     // Kill it only once its new value reached the others (else this is the mid-fetch case).
-    await Promise.all(survivors.map((p) => storeEvent(p, 'replicate', (e) => e.how === 'push' && e.from === fetcher.name, 5_000)));
+    await Promise.all(survivors.map((p) => expect.poll(() => p.run<string[]>(STORE_PEER, 'callMany', 1), { timeout: 5_000, interval: 20 }).toEqual([second.token])));
     fetcher.kill();
+    const killedAt = Date.now();
     await fetcher.exited();
     // The next refresh runs on a survivor: every replica armed the timer.
     const third = await server.request(3);
@@ -62,8 +63,9 @@ describe('the store across processes', () => {
     const fourth = await server.request(4);
     expect(survivors.map((p) => p.name)).toContain(fourth.node);
     // Once per cycle: consecutive fetches are about a cycle apart, never in a burst.
+    const trace = JSON.stringify({ killed: fetcher.name, killedAt, requests: server.requests });
     for (let i = 1; i < server.requests.length; i++) {
-      expect(server.requests[i]!.at - server.requests[i - 1]!.at).toBeGreaterThan(300);
+      expect(server.requests[i]!.at - server.requests[i - 1]!.at, trace).toBeGreaterThan(300);
     }
     // The readers never saw an error and never waited on a refresh.
     for (const p of survivors) {
