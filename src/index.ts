@@ -1,6 +1,7 @@
 // The public entry of expirable-store: everything exported here is public, nothing else is.
 export { startNode, Node } from './node.js';
 export type { NodeOptions, NodeEvents, TlsOptions } from './node.js';
+export type { WorkerNode, WorkerNodeOptions } from './mesh/worker.js';
 export { ActorRef, sameRef } from './actors/ref.js';
 export type { ActorRefData } from './actors/ref.js';
 export type { Behavior, Reply, NoReply, From, CallOptions, SpawnOptions } from './actors/behavior.js';
