@@ -2,6 +2,7 @@
 export { startNode, Node } from './node.js';
 export type { NodeOptions, NodeEvents, TlsOptions } from './node.js';
 export type { WorkerNode, WorkerNodeOptions } from './mesh/worker.js';
+export type { RefusedInfo } from './mesh/mesh.js';
 export { ActorRef, sameRef } from './actors/ref.js';
 export type { ActorRefData } from './actors/ref.js';
 export type { Behavior, Reply, NoReply, From, CallOptions, SpawnOptions } from './actors/behavior.js';
