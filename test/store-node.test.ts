@@ -352,4 +352,13 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     }
     await E.close();
   });
+
+  it("a node that is closed answers with reason 'unavailable', never hangs", async () => {
+    const own = await startNode();
+    const E = defineExpirables({ token: expirable({ scope, fetch: async () => ok('t', soon(60_000)) }) }, { node: own, namespace: uniqueNamespace(scope) });
+    await own.close();
+    const r = await E.token();
+    expect(r.ok ? 'ok' : r.error.reason).toBe('unavailable');
+    await E.close();
+  });
 });

@@ -139,13 +139,15 @@ export class ExpirableEngine {
     e.inflight = p;
     e.inflightEpoch = e.epoch;
     e.answer = answer.resolve;
-    void this.#refresh(e, mode, armed).then((r) => {
+    const done = this.#refresh(e, mode, armed).then((r) => {
       if (e.inflight === p) {
         e.inflight = undefined;
         e.answer = undefined;
+        e.refreshing = undefined;
       }
       answer.resolve(r);
     });
+    e.refreshing = done;
     return p;
   }
 
@@ -299,10 +301,14 @@ export class ExpirableEngine {
   }
 
   #onTimer(e: Entry, v: number): void {
-    e.timer = undefined;
     if (e.disposed || this.#ctx.closed || e.version !== v || !e.hasValue) return;
-    // A refresh already runs for this entry here (callers missed): its result re-arms.
-    if (e.inflight) return;
+    e.timer = undefined;
+    // A refresh already runs for this entry here (callers missed and may have been answered
+    // early by a push): look again when it has ended.
+    if (e.refreshing) {
+      void e.refreshing.then(() => this.#onTimer(e, v));
+      return;
+    }
     const nodeName = this.#ctx.nodeNow()?.name;
     publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'start', version: v, attempt: e.refreshFailures + 1 }));
     void this.#start(e, 'eager', v).then((r) => {

@@ -54,6 +54,8 @@ export class Entry {
   epoch = 0;
   /** The refresh running for this entry on this node (single flight), shared by its callers. */
   inflight: Promise<ExpirableResult<unknown>> | undefined = undefined;
+  /** Settles when the refresh behind `inflight` has ended (it may outlive the early answer). */
+  refreshing: Promise<void> | undefined = undefined;
   /** Answers the callers of `inflight` early (a pushed value arrived while waiting for the lock). */
   answer: ((r: ExpirableResult<unknown>) => void) | undefined = undefined;
   /** `epoch` when `inflight` started: callers after a clear do not join an older refresh. */
