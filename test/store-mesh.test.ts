@@ -5,7 +5,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { defineExpirables, type DefineOptions } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { ok } from '../src/dsl/result.js';
+import { fail, ok } from '../src/dsl/result.js';
 import type { Definitions, NoReservedNames } from '../src/dsl/types.js';
 import type { Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
@@ -140,6 +140,29 @@ describe('cluster scope across nodes (TCP, one process)', () => {
     // Callers never missed: the value was always there.
     for (const E of s.stores) expect((await E.fx()).ok).toBe(true);
     expect(s.stores.reduce((n, E) => n + E.stats().fx.misses, 0)).toBe(3);
+    await s.close();
+  });
+
+  it('6. a failing refresh is retried about once per backoff step by the whole cluster, not once per replica', async () => {
+    await using c = await localCluster(3);
+    const attempts: number[] = [];
+    const s = defineOn(c.nodes, () => ({
+      fx: expirable({
+        refresh: { eager: { beforeExpiry: 1_600 } },
+        fetch: async () => (attempts.push(performance.now()), attempts.length === 1 ? ok('good', soon(2_000)) : fail(new Error('provider down'))),
+      }),
+    }));
+    using events = new EventLog(s.namespace);
+    await Promise.all(s.stores.map((E) => E.fx()));
+    // Every replica armed a timer; the first failure makes the others stand by.
+    await events.next((e) => e.channel === 'refresh' && e.phase === 'failure', 3_000);
+    await sleep(1_300); // until shortly before expiry at ~2 s
+    for (const E of s.stores) expect(await E.fxOrThrow()).toBe('good');
+    // Backoff from 160 ms doubling up to 800 ms over ~1.4 s: 4-5 attempts by one node;
+    // without coordination each of the 3 replicas would make its own (about 12).
+    const refreshAttempts = attempts.length - 1;
+    expect(refreshAttempts).toBeGreaterThanOrEqual(2);
+    expect(refreshAttempts).toBeLessThanOrEqual(7);
     await s.close();
   });
 

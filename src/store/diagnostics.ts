@@ -12,7 +12,8 @@ export const expirableChannels = {
   fetchFailure: 'expirable-store:fetch:failure',
   /**
    * A background refresh: `{ namespace, name, key, node, phase, ... }` with phase 'start',
-   * 'skipped' (someone else refreshed), 'end', 'failure' (with `retryInMs`, the value is kept).
+   * 'skipped' (someone else refreshed), 'end', 'failure' (with `error` and `retryInMs`; the
+   * value is kept), 'deferred' (a peer's attempt just failed and that peer retries first).
    */
   refresh: 'expirable-store:refresh',
   /** This node took a value: `{ namespace, name, key, node, from, version, how: 'push' | 'adopt' }`. */

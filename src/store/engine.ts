@@ -13,7 +13,7 @@ import { requireCluster, type StoreNode } from './cluster.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
 import { runFetch } from './fetch-runner.js';
-import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, type PeerSnapshot } from './replication.js';
+import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, tellFailure, type PeerSnapshot, type RefreshFailed } from './replication.js';
 import { eagerDelay, retryDelay } from './schedule.js';
 
 /** What the engine runs on (the normalized definition). */
@@ -201,8 +201,15 @@ export class ExpirableEngine {
       if (best) this.#adopt(node, e, best);
       if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     }
-    // 3. Fetch.
+    // 3. Fetch, unless this is a background refresh and a peer's attempt at this very value
+    //    failed since our timer fired: that peer retries on its backoff; we stand by.
     const nodeName = this.#ctx.nodeNow()?.name;
+    const pf = e.peerFailure;
+    if (mode === 'eager' && pf && pf.v === armed && pf.at >= e.eagerFiredAt && e.valid()) {
+      e.deferredTo = pf.retryAt;
+      publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'deferred', version: armed }));
+      return { ok: true, value: e.value, expiresAt: e.expiresAt };
+    }
     if (this.spec.requireInitialState && !e.hasState) {
       this.stats.failures++;
       const error = this.#error('state_required', 'no state yet: call putState or updateState first');
@@ -267,7 +274,12 @@ export class ExpirableEngine {
   #afterWrite(node: StoreNode | undefined, e: Entry): void {
     if (node && this.spec.scope === 'cluster') {
       if (e.hasValue && !e.actor) {
-        e.actor = node.spawn(entryBehavior((snap, from) => this.#onPut(e, snap, from)));
+        e.actor = node.spawn(
+          entryBehavior(
+            (snap, from) => this.#onPut(e, snap, from),
+            (msg) => this.#onPeerFailure(e, msg),
+          ),
+        );
         node.pg.join(e.resource, e.actor);
       } else if (!e.hasValue && e.actor) {
         this.#leave(node, e);
@@ -310,10 +322,13 @@ export class ExpirableEngine {
       return;
     }
     const nodeName = this.#ctx.nodeNow()?.name;
+    e.eagerFiredAt = monotonicNow();
+    e.deferredTo = undefined;
     publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'start', version: v, attempt: e.refreshFailures + 1 }));
     void this.#start(e, 'eager', v).then((r) => {
       if (r.ok) {
         if (e.version !== v) publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'end', version: e.version }));
+        else if (e.deferredTo !== undefined) this.#armBackup(e, v, e.deferredTo - monotonicNow());
         return;
       }
       // Failed: keep serving the current value until it really expires; retry with backoff.
@@ -330,7 +345,33 @@ export class ExpirableEngine {
         }
       }
       publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'failure', version: v, error: r.error, retryInMs }));
+      const node = this.#ctx.nodeNow();
+      if (node && this.spec.scope === 'cluster' && e.version === v) {
+        tellFailure(node, e.resource, { t: 'failed', v, retryInMs, failures: e.refreshFailures, from: node.name }, this.#ctx.peerTimeout);
+      }
     });
+  }
+
+  /** A peer's background refresh of `msg.v` failed: let it retry first, stay armed as a backup. */
+  #onPeerFailure(e: Entry, msg: RefreshFailed): void {
+    if (e.disposed || this.#ctx.closed || e.version !== msg.v || !e.hasValue) return;
+    const now = monotonicNow();
+    e.refreshFailures = Math.max(e.refreshFailures, msg.failures);
+    e.peerFailure = { v: msg.v, at: now, retryAt: msg.retryInMs === undefined ? Infinity : now + msg.retryInMs };
+    // Only a timer waiting for this value moves; a refresh already queued on the lock gives
+    // up its turn when it gets there (see #underLock).
+    if (e.timer && e.armedVersion === msg.v) this.#armBackup(e, msg.v, msg.retryInMs ?? Infinity);
+  }
+
+  /** Re-arms the timer for `v` as a backup a while after a peer's retry due in `inMs`. */
+  #armBackup(e: Entry, v: number, inMs: number): void {
+    e.deferredTo = undefined;
+    e.cancelTimer();
+    const delay = Math.max(0, inMs) * (1.5 + 0.5 * Math.random());
+    // A peer that will not retry before expiry: neither do we; the next read refreshes.
+    if (!(monotonicNow() + delay < e.deadline)) return;
+    e.armedVersion = v;
+    e.timer = longTimeout(() => this.#onTimer(e, v), delay);
   }
 
   // ---- clear -------------------------------------------------------------------------------

@@ -63,6 +63,12 @@ export class Entry {
   /** The eager-refresh (or retry) timer, armed for `armedVersion`. */
   timer: TimerHandle | undefined = undefined;
   armedVersion = -1;
+  /** When this node's eager timer last fired (monotonic ms). */
+  eagerFiredAt = 0;
+  /** The last failed background refresh a peer reported for this value, and when it retries. */
+  peerFailure: { readonly v: number; readonly at: number; readonly retryAt: number } | undefined = undefined;
+  /** Set when an eager refresh gave its turn to a peer's retry: re-arm a backup at this time. */
+  deferredTo: number | undefined = undefined;
   /** Consecutive failed background refreshes of the current value (drives the backoff). */
   refreshFailures = 0;
   /** This replica's actor, a member of the entry's process group while it holds a value. */

@@ -30,6 +30,11 @@
 //   token); sent to every connected node, members or not, so a node whose refresh is in
 //   flight gets it too.
 // - router `keys { n }` -> [canon, key][]: the keys a node holds, for clearing every key.
+// - entry `failed { v, retryInMs, failures, from }` -> true: the sender's background refresh
+//   of version v failed and it retries in retryInMs. Receivers move their own timer for v
+//   to a while after that retry (a backup, in case the sender dies) and, if they already
+//   wait for the lock, give up their turn: so a failing provider sees about one attempt per
+//   backoff step from the whole cluster, not one per replica.
 //
 // Refresh (cluster scope), on the node whose callers missed or whose timer fired:
 //
@@ -69,11 +74,12 @@ export type RouterCall =
   | { readonly t: 'put'; readonly n: string; readonly k: string; readonly snap: Snapshot; readonly from: string };
 
 /** Calls answered by an entry's actor. */
-export interface EntryCall {
-  readonly t: 'put';
-  readonly snap: Snapshot;
-  readonly from: string;
-}
+export type EntryCall =
+  | { readonly t: 'put'; readonly snap: Snapshot; readonly from: string }
+  | { readonly t: 'failed'; readonly v: number; readonly retryInMs: number | undefined; readonly failures: number; readonly from: string };
+
+/** A peer's background refresh of version `v` failed; it retries in `retryInMs` (undefined: not before expiry). */
+export type RefreshFailed = Extract<EntryCall, { t: 'failed' }>;
 
 /** What the router needs from the store on its node. */
 export interface RouterHandlers {
@@ -107,15 +113,23 @@ export function routerBehavior(h: RouterHandlers): Behavior<null, RouterCall, un
   };
 }
 
-/** An entry's actor: applies what the lock holder pushes. */
-export function entryBehavior(onPut: (snap: Snapshot, from: string) => void): Behavior<null, EntryCall, boolean> {
+/** An entry's actor: applies what the lock holder pushes, hears of peers' failed refreshes. */
+export function entryBehavior(onPut: (snap: Snapshot, from: string) => void, onFailed: (msg: RefreshFailed) => void): Behavior<null, EntryCall, boolean> {
   return {
     init: () => null,
     handleCall: (msg, state) => {
-      onPut(msg.snap, msg.from);
+      if (msg.t === 'put') onPut(msg.snap, msg.from);
+      else onFailed(msg);
       return { reply: true, state };
     },
   };
+}
+
+/** Tells the other members that this node's background refresh failed and when it retries. */
+export function tellFailure(node: StoreNode, group: string, msg: RefreshFailed, timeout: number): void {
+  for (const m of node.pg.getMembers(group)) {
+    if (m.node !== node.name) node.ref<EntryCall, boolean>(m).call(msg, { timeout }).catch(() => undefined);
+  }
 }
 
 /** A snapshot a peer answered with, and when its time left started counting here. */
