@@ -52,7 +52,9 @@ function nextRefusal(n: Node, match: (i: RefusedInfo) => boolean = () => true): 
 beforeAll(async () => {
   [ca, otherCa] = await Promise.all([makeCa('cluster CA'), makeCa('another CA')]);
   const [ta, tb, tc] = await Promise.all(['a', 'b', 'c'].map((n) => makeNodeTls(ca, n)));
-  a = await startNode({ name: `a-${uid()}`, port: 0, cookie: COOKIE, tls: ta!, ...TIMING });
+  // a's material as Buffers (as read from files), the others' as strings.
+  const asBuffers = { key: Buffer.from(ta!.key), cert: Buffer.from(ta!.cert), ca: [Buffer.from(ta!.ca)] };
+  a = await startNode({ name: `a-${uid()}`, port: 0, cookie: COOKIE, tls: asBuffers, ...TIMING });
   b = await startNode({ name: `b-${uid()}`, port: 0, seeds: [a.address!], cookie: COOKIE, tls: tb!, ...TIMING });
   c = await spawnPeer();
   await c.start({ name: `c-${uid()}`, port: 0, seeds: [a.address!], cookie: COOKIE, tls: tc!, ...TIMING });

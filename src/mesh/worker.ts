@@ -142,6 +142,8 @@ export class WorkerNode {
     this.#terminating ??= (async () => {
       if (this.#exitCode === undefined) await this.worker.terminate();
       await this.exited;
+      // The link port reports its close a little after the thread's exit.
+      if (this.#up) await Promise.race([this.#down, delay(this.#closeTimeout)]);
     })();
     return this.#terminating;
   }
@@ -282,7 +284,9 @@ export class WorkerHost {
         resolve(handle);
       };
       const onDown = (n: string): void => {
-        if (n === name) handle.markDown();
+        if (n !== name) return;
+        handle.markDown();
+        if (handle.hasExited) mesh.off('nodedown', onDown);
       };
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -314,16 +318,16 @@ export class WorkerHost {
         failure ??= err;
       });
       worker.once('exit', (code) => {
-        // The port closes with the thread, usually first; if not, report the exit now so
-        // nodedown is seen before anyone awaiting `exited` goes on.
+        // The port closes with the thread, usually first; if not, close it with the right
+        // reason. Either way nodedown follows (asynchronously; terminate() waits for it).
         if (transport && !transport.closed) transport.destroy('worker_exited');
         else if (!transport) port.close();
-        mesh.off('nodedown', onDown);
+        // Not connected now: no nodedown is coming for it.
+        if (!mesh.nodes().includes(name)) mesh.off('nodedown', onDown);
         control.close();
         this.#workers.delete(name);
         const why = failure ? `: ${failure.message}` : '';
         fail(new Error(`worker node ${name} exited with code ${code} before joining${why}`, failure ? { cause: failure } : undefined));
-        handle.markDown();
       });
     });
   }
@@ -334,7 +338,8 @@ export class WorkerHost {
     const address = mesh.address;
     const d: WorkerNodeDefaults = { cookie: this.#cookie, listen: address !== undefined };
     if (address !== undefined) d.host = parseAddress(address).host;
-    if (c.tls) d.tls = { key: c.tls.key, cert: c.tls.cert, ca: c.tls.ca };
+    // As text: a Buffer reaches the thread as a plain Uint8Array.
+    if (c.tls) d.tls = { key: pemText(c.tls.key), cert: pemText(c.tls.cert), ca: Array.isArray(c.tls.ca) ? c.tls.ca.map(pemText) : pemText(c.tls.ca) };
     for (const k of ['heartbeatInterval', 'failureTimeout', 'maxFrameSize', 'handshakeTimeout', 'callTimeout'] as const) {
       if (c[k] !== undefined) d[k] = c[k];
     }
@@ -371,6 +376,8 @@ export class WorkerHost {
     await this.#ownMesh?.close();
   }
 }
+
+const pemText = (v: string | Buffer): string => (typeof v === 'string' ? v : Buffer.from(v).toString('utf8'));
 
 function positive(options: WorkerNodeOptions, key: 'startTimeout' | 'closeTimeout', dflt: number): number {
   const v = options[key];
