@@ -72,6 +72,17 @@ describe('global.trans on a standalone node', () => {
     for (let i = 1; i < tokens.length; i++) expect(tokens[i]!).toBeGreaterThan(tokens[i - 1]!);
   });
 
+  // Pins a hang: with the coordinator on this node, a trans loop ran in microtasks only and
+  // starved timers (and sockets) forever.
+  it('a tight trans loop on a local lock still lets timers run', async () => {
+    const n = await node();
+    let stop = false;
+    let grants = 0;
+    setTimeout(() => (stop = true), 30);
+    while (!stop) await n.global.trans('tight', () => grants++);
+    expect(grants).toBeGreaterThan(0);
+  }, 5_000);
+
   it('serves waiters in arrival order', async () => {
     const n = await node();
     const h = holdLock(n, 'fifo');

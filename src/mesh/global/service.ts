@@ -16,6 +16,9 @@ import { Requester, type Request } from './requester.js';
 import { lockChannels } from './diagnostics.js';
 import { decodeLockMsg, encodeLockMsg, type LockMsg } from './messages.js';
 
+/** Messages to self handled per turn of the event loop before yielding to I/O and timers. */
+const SELF_BUDGET = 256;
+
 /** The well-known actor id of the lock service on every node. */
 export const GLOBAL_ACTOR = 'global';
 
@@ -106,6 +109,11 @@ export class GlobalLocks {
   /** The locks held by the current async context: lk -> lock. */
   readonly #context = new AsyncLocalStorage<Map<string, HeldLock>>();
   #closed = false;
+  /** Messages to self not yet handled, in send order. */
+  #selfQueue: LockMsg[] = [];
+  #selfScheduled = false;
+  /** Self messages still allowed in this turn of the event loop. */
+  #selfBudget = SELF_BUDGET;
   readonly #counts = {
     acquires: 0,
     grants: 0,
@@ -279,10 +287,35 @@ export class GlobalLocks {
     return new LockNotAcquiredError(resource, reason, detail);
   }
 
-  // Messages to self skip the mailbox but not the order: a microtask, as the actor would.
+  // Messages to self skip the mailbox and the codec but not the order: one FIFO, drained in a
+  // microtask. A lock whose coordinator is this node can be taken and released without any
+  // I/O, so `while (...) await trans(...)` would otherwise run in microtasks forever and
+  // starve timers and sockets (a peer's requests included): after SELF_BUDGET messages in
+  // one turn of the event loop, the rest wait for the next turn (setImmediate).
   #send = (node: string, msg: LockMsg): void => {
-    if (node === this.#self) queueMicrotask(() => this.#dispatch(msg));
-    else this.#system.cast({ node, id: this.#actorId }, encodeLockMsg(msg));
+    if (node !== this.#self) {
+      this.#system.cast({ node, id: this.#actorId }, encodeLockMsg(msg));
+      return;
+    }
+    this.#selfQueue.push(msg);
+    if (this.#selfScheduled) return;
+    this.#selfScheduled = true;
+    if (this.#selfBudget > 0) queueMicrotask(this.#drainSelf);
+    else setImmediate(this.#drainSelf);
+  };
+
+  #drainSelf = (): void => {
+    this.#selfScheduled = false;
+    if (this.#selfBudget <= 0) this.#selfBudget = SELF_BUDGET; // a new turn of the event loop
+    else if (this.#selfBudget === SELF_BUDGET) setImmediate(this.#refill);
+    const batch = this.#selfQueue;
+    this.#selfQueue = [];
+    this.#selfBudget -= batch.length;
+    for (const msg of batch) this.#dispatch(msg);
+  };
+
+  #refill = (): void => {
+    this.#selfBudget = SELF_BUDGET;
   };
 
   #dispatch(msg: LockMsg): void {
