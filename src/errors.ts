@@ -178,38 +178,61 @@ export function toWire(thrown: unknown, depth = 0): WireError {
   return wire;
 }
 
-/** Rebuilds an error of the right class from its wire shape. */
-export function fromWire(wire: WireError): Error {
-  const d = wire.data ?? {};
-  const cause = wire.cause ? fromWire(wire.cause) : undefined;
+/**
+ * Rebuilds an error of the right class from its wire shape. Data that does not fit the
+ * class (a peer of another version, a malformed frame) gives a RemoteError instead of a
+ * throw, so a bad error reply fails one call, never the link.
+ */
+export function fromWire(wire: WireError, depth = 0): Error {
+  const d = (isObject(wire.data) ? wire.data : {}) as Record<string, unknown>;
+  const cause = isObject(wire.cause) && depth < 4 ? fromWire(wire.cause, depth + 1) : undefined;
   const opts = cause ? { cause } : undefined;
-  let err: Error;
+  const message = typeof wire.message === 'string' ? wire.message : 'remote error';
+  const name = typeof wire.name === 'string' ? wire.name : 'Error';
+  let err: Error | undefined;
   switch (wire.code) {
     case 'ERR_CALL_TIMEOUT':
-      err = new CallTimeoutError(d.ref as RefLike, d.timeout as number, opts);
+      if (isRef(d.ref) && typeof d.timeout === 'number') err = new CallTimeoutError(d.ref, d.timeout, opts);
       break;
-    case 'ERR_ACTOR_DOWN':
-      err = new ActorDownError(d.ref as RefLike, d.reason as DownReason, opts);
+    case 'ERR_ACTOR_DOWN': {
+      const reason = downReasonFromWire(d.reason, depth);
+      if (isRef(d.ref) && reason !== undefined) err = new ActorDownError(d.ref, reason, opts);
       break;
+    }
     case 'ERR_NODE_DOWN':
-      err = new NodeDownError(d.node as string, d.reason as string, opts);
+      if (typeof d.node === 'string') err = new NodeDownError(d.node, typeof d.reason === 'string' ? d.reason : undefined, opts);
       break;
     case 'ERR_SERIALIZATION':
-      err = new SerializationError(wire.message, opts);
+      err = new SerializationError(message, opts);
       break;
     case 'ERR_LOCK_NOT_ACQUIRED':
-      err = new LockNotAcquiredError(d.resource, d.reason as LockFailure, undefined, opts);
+      if (typeof d.reason === 'string') err = new LockNotAcquiredError(d.resource, d.reason as LockFailure, undefined, opts);
       break;
     case 'ERR_EXPIRABLE':
-      err = new ExpirableError(d.expirable as string, d.reason as ExpirableFailure, undefined, opts);
+      if (typeof d.expirable === 'string' && typeof d.reason === 'string') {
+        err = new ExpirableError(d.expirable, d.reason as ExpirableFailure, undefined, opts);
+      }
       break;
-    default:
-      err = new RemoteError(wire.name, wire.message, opts);
   }
+  err ??= new RemoteError(name, message, opts);
   // Keep the message exactly as raised on the other node.
-  err.message = wire.message;
+  err.message = message;
   return err;
 }
+
+/** A down reason from the wire: `{ crashed }` gets its Error back; undefined if malformed. */
+export function downReasonFromWire(v: unknown, depth = 0): DownReason | undefined {
+  if (typeof v === 'string') return v as DownReason;
+  if (isObject(v) && 'crashed' in v) {
+    const c = (v as { crashed: unknown }).crashed;
+    return { crashed: isObject(c) ? fromWire(c as unknown as WireError, depth + 1) : c };
+  }
+  return undefined;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isRef = (v: unknown): v is RefLike =>
+  isObject(v) && typeof v.node === 'string' && (typeof v.id === 'string' || typeof v.id === 'number');
 
 function wireReason(reason: object): unknown {
   if ('crashed' in reason) return { crashed: toWire((reason as { crashed: unknown }).crashed) };

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
 import { encode, decode } from '@msgpack/msgpack';
-import { ActorDownError, CallTimeoutError, NodeDownError, startNode, type DownReason, type From } from '../src/index.js';
+import { ActorDownError, CallTimeoutError, InvalidOptionError, NodeDownError, startNode, type DownReason, type From } from '../src/index.js';
 import { deferred } from '../src/util/deferred.js';
+import type { ActorRef } from '../src/actors/ref.js';
 
 type CounterMsg = { add: number } | 'get';
 
@@ -335,8 +336,34 @@ describe('actors: refs as plain data', () => {
     withNode(async (node) => {
       const svc = node.spawn(counterBehavior, { name: 'svc' });
       expect(svc.id).toBe('svc');
-      expect(() => node.spawn(counterBehavior, { name: 'svc' })).toThrow(/already runs/);
+      expect(() => node.spawn(counterBehavior, { name: 'svc' })).toThrow(InvalidOptionError);
+      expect(() => node.spawn(counterBehavior, { name: 'svc' })).toThrow(/`name`/);
       await svc.stop();
       expect(node.spawn(counterBehavior, { name: 'svc' }).id).toBe('svc');
+    }));
+});
+
+describe('actors: mailbox under steady load', () => {
+  // Regression: a mailbox that never empties kept every handled slot (about 12 B a message).
+  it('a busy actor with async handlers does not keep the messages it has handled', () =>
+    withNode(async (node) => {
+      let maxArray = 0;
+      const done = deferred<number>();
+      // Each message sends the actor one more, so its mailbox never runs empty for 100k messages.
+      const self: { ref?: ActorRef<never, never, number> } = {};
+      const actor = node.spawn({
+        init: () => 0,
+        handleCast: async (_m: number, s: number) => {
+          await null;
+          maxArray = Math.max(maxArray, node.system.debugMailboxSize(self.ref!));
+          if (s + 1 < 100_000) self.ref!.cast(s + 1);
+          else done.resolve(s + 1);
+          return s + 1;
+        },
+      });
+      self.ref = actor;
+      for (let i = 0; i < 10; i++) actor.cast(i);
+      expect(await done.promise).toBe(100_000);
+      expect(maxArray).toBeLessThan(5000);
     }));
 });

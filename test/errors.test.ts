@@ -52,3 +52,26 @@ describe('errors', () => {
     expect(toCause(e)).toBe(e);
   });
 });
+
+describe('errors from the wire', () => {
+  // Regression: a remote ActorDownError carried reason.crashed as plain data, not an Error.
+  it('a crashed reason comes back with an Error inside', () => {
+    const wire = structuredClone(toWire(new ActorDownError({ node: 'n', id: 'x' }, { crashed: new TypeError('boom') })));
+    const back = fromWire(wire) as ActorDownError;
+    expect(back).toBeInstanceOf(ActorDownError);
+    const reason = back.reason as { crashed: unknown };
+    expect(reason.crashed).toBeInstanceOf(Error);
+    expect((reason.crashed as Error).message).toBe('boom');
+  });
+
+  // Regression: a malformed error reply threw a TypeError inside fromWire (and closed the link).
+  it.each([
+    { name: 'CallTimeoutError', code: 'ERR_CALL_TIMEOUT', message: 'm' },
+    { name: 'ActorDownError', code: 'ERR_ACTOR_DOWN', message: 'm', data: { ref: 5, reason: [] } },
+    { name: 'NodeDownError', code: 'ERR_NODE_DOWN', message: 'm', data: { node: {} } },
+    { name: 'X', code: 'ERR_EXPIRABLE', message: 7, data: null, cause: 'nope' },
+  ])('malformed wire data %o becomes a RemoteError, never a throw', (wire) => {
+    const back = fromWire(wire as never);
+    expect(back).toBeInstanceOf(RemoteError);
+  });
+});

@@ -3,12 +3,12 @@
 // dropped, so it can never reach a later call. Used for local and remote calls alike.
 import { CallTimeoutError } from '../errors.js';
 import type { From } from './behavior.js';
-import type { DeadlineBucket, DeadlineEntry } from './deadlines.js';
+import type { DeadlineEntry, DeadlineTracker } from './deadlines.js';
 import type { ActorRefData } from './ref.js';
 
 export class CallSlot<R = unknown> implements DeadlineEntry, From<R> {
   settled = false;
-  bucket: DeadlineBucket | undefined = undefined;
+  bucket: DeadlineTracker | undefined = undefined;
   readonly promise: Promise<R>;
   readonly ref: ActorRefData;
   readonly timeout: number;

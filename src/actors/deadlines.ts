@@ -2,18 +2,25 @@
 //
 // Calls that share a timeout value share a bucket. Time in a bucket advances in ticks of
 // 1/16 of the timeout (at least 1 ms); an entry added during a tick is sealed into a
-// generation when that tick ends and expires 16 ticks later. So a call times out after at
-// least its timeout and at most 1/16 of it later (plus timer lateness), never early, and the
-// hot path costs one array push. The tick timer runs only while the bucket holds live
+// generation when that tick ends and expires 16 ticks later. Timeouts are first rounded up
+// to a grid of 1/16 of their magnitude so that all-different timeouts share buckets. So a
+// call times out after at least its timeout and at most 1/8 of it later (plus timer
+// lateness), never early, and the hot path costs one array push. Timeouts beyond
+// setTimeout's limit (~24.8 days) get a chained timer each. The tick timer runs only while the bucket holds live
 // entries and is unref'd: a pending call alone does not keep the process alive.
 // Settled entries are dropped lazily: all at once when the bucket has no live entry left,
 // otherwise by compaction when they outnumber the live ones.
-import { MAX_TIMEOUT_MS } from '../util/timers.js';
+import { longTimeout, MAX_TIMEOUT_MS } from '../util/timers.js';
+
+/** Whatever tracks an entry: told once when the entry settles. */
+export interface DeadlineTracker {
+  settled(): void;
+}
 
 /** An entry with a deadline; `expire` runs once if it is still unsettled when its time is up. */
 export interface DeadlineEntry {
   settled: boolean;
-  bucket: DeadlineBucket | undefined;
+  bucket: DeadlineTracker | undefined;
   expire(): void;
 }
 
@@ -25,7 +32,7 @@ interface Generation {
   expiresAt: number;
 }
 
-export class DeadlineBucket {
+export class DeadlineBucket implements DeadlineTracker {
   readonly #tickMs: number;
   /** Entries added during the current tick. */
   #current: DeadlineEntry[] = [];
@@ -116,7 +123,20 @@ export class DeadlineBucket {
   }
 }
 
-/** One bucket per distinct timeout value. */
+/**
+ * Timeouts share buckets on a grid of 1/16 of their magnitude (rounded up, so never early):
+ * callers that pass computed, all-different timeouts still share a few timers.
+ */
+export function bucketTimeout(timeout: number): number {
+  if (timeout <= 16) return Math.ceil(timeout);
+  const grain = 2 ** (Math.floor(Math.log2(timeout)) - 4);
+  return Math.ceil(timeout / grain) * grain;
+}
+
+/** Beyond this a bucket's ticks would be capped by setTimeout's limit: one long timer per entry instead. */
+const LONGEST_BUCKET = MAX_TIMEOUT_MS;
+
+/** One bucket per timeout on the grid; very long timeouts get a timer each. */
 export class Deadlines {
   readonly #buckets = new Map<number, DeadlineBucket>();
   /** The bucket used last: nearly every call uses the node's default timeout. */
@@ -128,20 +148,34 @@ export class Deadlines {
       this.#lastBucket!.add(entry);
       return;
     }
-    let bucket = this.#buckets.get(timeout);
+    if (timeout > LONGEST_BUCKET) {
+      // Days-long calls are rare: a chained timer each, cancelled when the call settles.
+      const timer = longTimeout(() => {
+        if (!entry.settled) entry.expire();
+      }, timeout);
+      entry.bucket = { settled: () => timer.cancel() };
+      return;
+    }
+    const key = bucketTimeout(timeout);
+    let bucket = this.#buckets.get(key);
     if (!bucket) {
-      bucket = new DeadlineBucket(timeout, (idle) => {
-        if (this.#buckets.get(timeout) === idle) this.#buckets.delete(timeout);
+      bucket = new DeadlineBucket(key, (idle) => {
+        if (this.#buckets.get(key) === idle) this.#buckets.delete(key);
         if (this.#lastBucket === idle) {
           this.#lastBucket = undefined;
           this.#lastTimeout = Number.NaN;
         }
       });
-      this.#buckets.set(timeout, bucket);
+      this.#buckets.set(key, bucket);
     }
     this.#lastTimeout = timeout;
     this.#lastBucket = bucket;
     bucket.add(entry);
+  }
+
+  /** Buckets (and so interval timers) in use. */
+  get bucketCount(): number {
+    return this.#buckets.size;
   }
 
   dispose(): void {

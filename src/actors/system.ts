@@ -64,14 +64,16 @@ export class ActorSystem implements RefRouter {
 
   /** Starts an actor on this node and returns its ref at once; `init` runs before any message. */
   spawn<S, C = never, R = never, K = never>(behavior: Behavior<S, C, R, K>, options: SpawnOptions = {}): ActorRef<C, R, K> {
-    if (this.#closed) throw new Error(`node ${this.name} is closed`);
+    if (this.#closed) throw new NodeDownError(this.name, 'closed');
     if (typeof behavior?.init !== 'function') throw new InvalidOptionError('behavior.init', 'a function', behavior?.init);
     let id: string;
     if (options.name !== undefined) {
       if (typeof options.name !== 'string' || options.name.length === 0) {
         throw new InvalidOptionError('name', 'a non-empty string', options.name);
       }
-      if (this.#actors.has(options.name)) throw new Error(`an actor named ${options.name} already runs on ${this.name}`);
+      if (this.#actors.has(options.name)) {
+        throw new InvalidOptionError('name', `a name no live actor of node ${this.name} already has`, options.name);
+      }
       id = options.name;
     } else {
       id = `${this.#incarnation}.${++this.#nextId}`;
@@ -94,6 +96,11 @@ export class ActorSystem implements RefRouter {
   /** True if `ref` names a live actor of this node. */
   isLocalAlive(ref: ActorRefData): boolean {
     return ref.node === this.name && this.#actors.has(ref.id);
+  }
+
+  /** Length of the array behind a local actor's mailbox (handled slots included); for leak tests. */
+  debugMailboxSize(ref: ActorRefData): number {
+    return this.#actors.get(ref.id)?.mailboxArrayLength ?? 0;
   }
 
   /** Ids of the live local actors. */
