@@ -1,5 +1,6 @@
 // Worker-thread nodes (node.startWorker): real threads linked over a MessagePort, and over
 // real TCP to the other processes of the cluster.
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { InvalidOptionError, NodeDownError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
@@ -39,6 +40,13 @@ describe('worker-thread nodes of a standalone node (a cluster of two in one proc
     const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
     const echo = main.spawn({ init: () => null, handleCall: (m: Uint8Array, s: null) => ({ reply: m.length, state: s }) });
     expect(await main.ref({ node: name, id: 'relay' }).call({ call: echo, msg: big })).toEqual({ from: name, answer: big.length });
+  });
+
+  test('a plain JavaScript worker script (given as an absolute path) is started as is', async () => {
+    const main = await node();
+    const w = await main.startWorker(fileURLToPath(new URL('./fixtures/worker-plain.mjs', import.meta.url)));
+    cleanup.push(w);
+    expect(await main.ref({ node: w.name, id: 'who' }).call('?')).toBe('plain-js');
   });
 
   test('the default name is derived from the parent; names in use are refused', async () => {
