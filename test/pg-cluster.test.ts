@@ -143,6 +143,21 @@ describe('pg across nodes over TCP', () => {
     }
   });
 
+  it('a scope converges between nodes that start it at different times, apart from the default scope', async () => {
+    const nodes = await cluster(2);
+    const [a, b] = nodes as [Node, Node];
+    const xa = idle(a);
+    a.pg.scope('jobs').join('g', xa); // b does not run the scope yet
+    const xb = idle(b);
+    // A call after the join on the same link: once answered, b has dropped a's join.
+    await a.ref(xb).call('ping');
+    b.pg.scope('jobs').join('g', xb); // b asks a for its state when the scope starts
+    await until(() => [a, b].every((n) => keys(n.pg.scope('jobs').getMembers('g')).join() === keys([xa, xb]).join()));
+    expect(a.pg.getMembers('g')).toEqual([]);
+    b.pg.scope('jobs').leave('g', xb);
+    await until(() => keys(a.pg.scope('jobs').getMembers('g')).join() === keys([xa]).join());
+  });
+
   it('refuses to join an actor of another node', async () => {
     const nodes = await cluster(2);
     const [a, b] = nodes as [Node, Node];

@@ -126,6 +126,21 @@ describe('pg on a standalone node', () => {
     expect(() => n.pg.monitor('g', 'x' as never)).toThrow(InvalidOptionError);
   });
 
+  it('scopes are independent sets of groups', async () => {
+    const n = await node();
+    const a = idle(n);
+    const other = n.pg.scope('other');
+    expect(n.pg.scope('other')).toBe(other);
+    expect(other.name).toBe('other');
+    other.join('g', a);
+    expect(other.getMembers('g')).toHaveLength(1);
+    expect(n.pg.getMembers('g')).toEqual([]);
+    expect(n.pg.whichGroups()).toEqual([]);
+    expect(() => n.pg.scope('')).toThrow(InvalidOptionError);
+    await n.close();
+    expect(other.getMembers('g')).toEqual([]); // closed with the node
+  });
+
   it('close leaves every group', async () => {
     const n = await node();
     n.pg.join('g', idle(n));

@@ -20,9 +20,11 @@
 //   and the peers are told.
 //
 // Messages (casts between the actors named after the scope, `pg` by default; version 1):
-// - `sync{from, groups: [group, ids[]][]}`: the sender's whole local state. Sent to a peer on
-//   its `nodeup` (both sides do it, which is pg's discover + sync in one step) and, empty,
-//   on close. The receiver replaces everything it had from that peer, emitting the diff.
+// - `sync{from, groups: [group, ids[]][], ask}`: the sender's whole local state. Sent to a
+//   peer on its `nodeup` (both sides do it, which is pg's discover + sync in one step) and,
+//   empty, on close. The receiver replaces everything it had from that peer, emitting the
+//   diff. A scope created while peers are already connected sends it with `ask: true` (pg's
+//   discover): each peer that runs the scope answers with its own sync.
 // - `join{from, group, ids}` / `leave{from, group, ids}`: deltas of the sender's members.
 //
 //   A                              B
@@ -39,6 +41,9 @@
 // Partitions: each side sees only its own members; on heal, nodeup triggers the syncs and
 // both views converge. Group names are strings; members are ActorRefs bound to this node's
 // runtime (so `call`/`cast` on them work from here).
+//
+// Scopes (as pg's): `node.pg.scope('name')` is another, independent set of groups, served by
+// the actor `pg:name` on every node that uses it; the default scope's actor is `pg`.
 import { InvalidOptionError } from '../errors.js';
 import type { ActorSystem } from '../actors/system.js';
 import { isRefData, type ActorRef, type ActorRefData } from '../actors/ref.js';
@@ -55,7 +60,7 @@ export interface PgEvent {
 }
 
 type PgMsg =
-  | { t: 'sync'; from: string; groups: [string, string[]][] }
+  | { t: 'sync'; from: string; groups: [string, string[]][]; ask?: boolean }
   | { t: 'join'; from: string; group: string; ids: string[] }
   | { t: 'leave'; from: string; group: string; ids: string[] };
 
@@ -72,6 +77,10 @@ export class ProcessGroups {
   readonly #system: ActorSystem;
   readonly #membership: Membership;
   readonly #scope: string;
+  /** Well-known id of this scope's actor on every node. */
+  readonly #actorId: string;
+  /** Other scopes created through this one (`scope(name)`), closed with it. */
+  readonly #scopes = new Map<string, ProcessGroups>();
   /** group -> local refs, with repeats for repeated joins. */
   readonly #local = new Map<string, ActorRef[]>();
   /** ref id -> local member. */
@@ -91,6 +100,8 @@ export class ProcessGroups {
     this.#system = system;
     this.#membership = membership;
     this.#scope = options.scope ?? PG_SCOPE;
+    checkName('scope', this.#scope);
+    this.#actorId = this.#scope === PG_SCOPE ? PG_SCOPE : `${PG_SCOPE}:${this.#scope}`;
     system.spawn<null, never, never, unknown>(
       {
         init: () => null,
@@ -99,21 +110,38 @@ export class ProcessGroups {
           return null;
         },
       },
-      { name: this.#scope },
+      { name: this.#actorId },
     );
     membership.on('nodeup', this.#onNodeUp);
     membership.on('nodedown', this.#onNodeDown);
-    for (const peer of membership.nodes()) this.#onNodeUp(peer);
+    // Peers already connected: they will not see a nodeup, so ask them for their state.
+    for (const peer of membership.nodes()) this.#onNodeUp(peer, true);
   }
 
-  /** The scope's name (the id of its actor on every node). */
-  get scope(): string {
+  /** The scope's name. */
+  get name(): string {
     return this.#scope;
+  }
+
+  /**
+   * Another scope: an independent set of groups (as pg's scopes), created on first use. Every
+   * node that wants to see a scope's members uses it too; they converge as for the default one.
+   */
+  scope(name: string): ProcessGroups {
+    checkName('scope', name);
+    if (name === this.#scope) return this;
+    if (this.#closed) throw new Error(`node ${this.#self} is closed`);
+    let other = this.#scopes.get(name);
+    if (!other) {
+      other = new ProcessGroups(this.#system, this.#membership, { scope: name });
+      this.#scopes.set(name, other);
+    }
+    return other;
   }
 
   /** Adds local actors to `group` (a ref or an array); each leaves by itself when it stops. */
   join(group: string, refs: ActorRefData | readonly ActorRefData[]): void {
-    checkGroup(group);
+    checkName('group', group);
     const list = this.#localRefs(refs);
     if (this.#closed) throw new Error(`node ${this.#self} is closed`);
     if (list.length === 0) return;
@@ -138,7 +166,7 @@ export class ProcessGroups {
    * `not_joined`) when none of them was a member.
    */
   leave(group: string, refs: ActorRefData | readonly ActorRefData[]): boolean {
-    checkGroup(group);
+    checkName('group', group);
     const list = this.#localRefs(refs);
     const left: ActorRef[] = [];
     for (const ref of list) if (this.#leaveOne(group, ref.id)) left.push(ref);
@@ -176,7 +204,7 @@ export class ProcessGroups {
 
   /** Calls `fn` on every join to and leave from `group`, local or remote; returns an unsubscribe function. */
   monitor(group: string, fn: (e: PgEvent) => void): () => void {
-    checkGroup(group);
+    checkName('group', group);
     if (typeof fn !== 'function') throw new InvalidOptionError('fn', 'a function', fn);
     let set = this.#monitors.get(group);
     if (!set) this.#monitors.set(group, (set = new Set()));
@@ -194,6 +222,7 @@ export class ProcessGroups {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const other of this.#scopes.values()) other.close();
     for (const m of this.#members.values()) m.cancelMonitor();
     for (const [group, refs] of [...this.#local]) {
       this.#local.delete(group);
@@ -245,14 +274,17 @@ export class ProcessGroups {
   }
 
   // A peer is up: send it our whole local state (its own sync comes to us the same way).
-  #onNodeUp = (peer: string): void => {
+  #onNodeUp = (peer: string, ask = false): void => {
     if (peer === this.#self || this.#up.has(peer)) return;
     this.#up.add(peer);
     this.#remote.set(peer, new Map());
-    if (this.#closed) return;
-    const groups: [string, string[]][] = [...this.#local].map(([g, refs]) => [g, refs.map((r) => r.id)]);
-    this.#system.cast({ node: peer, id: this.#scope }, { t: 'sync', from: this.#self, groups } satisfies PgMsg);
+    if (!this.#closed) this.#syncTo(peer, ask);
   };
+
+  #syncTo(peer: string, ask: boolean): void {
+    const groups: [string, string[]][] = [...this.#local].map(([g, refs]) => [g, refs.map((r) => r.id)]);
+    this.#system.cast({ node: peer, id: this.#actorId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
+  }
 
   // A peer is down: its members vanish in one step.
   #onNodeDown = (peer: string): void => {
@@ -273,7 +305,10 @@ export class ProcessGroups {
     if (!theirs || !this.#up.has(msg.from)) return;
     switch (msg.t) {
       case 'sync':
-        return this.#onSync(msg.from, theirs, msg.groups);
+        this.#onSync(msg.from, theirs, msg.groups);
+        // A scope just created over there asks for ours.
+        if (msg.ask === true && !this.#closed) this.#syncTo(msg.from, false);
+        return;
       case 'join': {
         const refs = msg.ids.map((id) => this.#system.ref({ node: msg.from, id }));
         const list = theirs.get(msg.group);
@@ -330,12 +365,12 @@ export class ProcessGroups {
   }
 
   #broadcast(msg: PgMsg): void {
-    for (const peer of this.#up) this.#system.cast({ node: peer, id: this.#scope }, msg);
+    for (const peer of this.#up) this.#system.cast({ node: peer, id: this.#actorId }, msg);
   }
 }
 
-function checkGroup(group: unknown): asserts group is string {
-  if (typeof group !== 'string' || group.length === 0) throw new InvalidOptionError('group', 'a non-empty string', group);
+function checkName(what: 'group' | 'scope', name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError(what, 'a non-empty string', name);
 }
 
 const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -346,7 +381,11 @@ function wellFormed(m: unknown): m is PgMsg {
   if (typeof msg.from !== 'string') return false;
   switch (msg.t) {
     case 'sync':
-      return Array.isArray(msg.groups) && msg.groups.every((g) => Array.isArray(g) && typeof g[0] === 'string' && strings(g[1]));
+      return (
+        Array.isArray(msg.groups) &&
+        msg.groups.every((g) => Array.isArray(g) && typeof g[0] === 'string' && strings(g[1])) &&
+        (msg.ask === undefined || typeof msg.ask === 'boolean')
+      );
     case 'join':
     case 'leave':
       return typeof msg.group === 'string' && strings(msg.ids);
