@@ -126,9 +126,8 @@ async function contend(a: ContendArgs): Promise<ContendResult> {
         }
       });
       // Yield to the event loop between two grants, as any real caller does (I/O in or after
-      // fn). Without it, contenders whose lock is coordinated by their own node can hand it
-      // to each other in microtasks forever, and this process never reads a socket or fires
-      // a timer again (not even the one that ends the run).
+      // fn), so local contenders do not take turns in microtasks while remote requests wait
+      // unread in the socket buffer.
       await yieldToEventLoop();
     }
   };
