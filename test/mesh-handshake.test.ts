@@ -1,6 +1,6 @@
 // The handshake against real peers and raw fake peers: refusals, simultaneous dial.
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { startNode, type Node } from '../src/node.js';
 import { FrameDecoder } from '../src/mesh/framing.js';
@@ -41,9 +41,10 @@ describe('handshake refusals', () => {
     await intruder.run(FIXTURES, 'dial', a.address);
     const [mine] = (await intruder.waitEvent('refused')) as [RefusedInfo];
     const [theirs] = (await a.waitEvent('refused')) as [RefusedInfo];
-    expect(mine).toMatchObject({ reason: 'bad_cookie', by: 'local', peer: a.name });
+    // The dialer proves first, so the acceptor is the one that finds the cookie wrong.
+    expect(theirs).toMatchObject({ reason: 'bad_cookie', by: 'local', peer: 'intruder' });
+    expect(mine).toMatchObject({ reason: 'bad_cookie', by: 'remote', peer: a.name });
     expect(mine.message).toMatch(/cookie/);
-    expect(theirs).toMatchObject({ reason: 'bad_cookie', by: 'remote', peer: 'intruder' });
     expect(await intruder.nodes()).toEqual([]);
     expect(await a.nodes()).toEqual([b.name]);
     const counter = await b.run<Ref>(FIXTURES, 'spawnCounter');
@@ -71,9 +72,9 @@ describe('handshake refusals', () => {
     await using node = await startNode({ ...OPTS, port: 0, name: 'version-acceptor' });
     const refused = refusedOn(node);
     const raw = await rawClient(node.address!);
-    raw.send([Tag.HELLO, PROTOCOL_VERSION + 1, 'future-node', 'inc', randomBytes(32)]);
+    raw.send([Tag.HELLO, PROTOCOL_VERSION + 1, 'future-node', 'inc', randomBytes(32), 1 << 20]);
     await raw.closed;
-    expect(raw.frames).toEqual([[Tag.REFUSE, 'version', expect.stringMatching(/protocol version 2/)]]);
+    expect(raw.frames).toEqual([[Tag.REFUSE, 'version', expect.stringMatching(new RegExp(`protocol version ${PROTOCOL_VERSION + 1}`))]]);
     expect(refused).toMatchObject([{ reason: 'version', by: 'local' }]);
   });
 
@@ -91,7 +92,7 @@ describe('handshake refusals', () => {
         decoder.push(chunk, (f) => {
           const msg = decodeStrict(f) as unknown[];
           got.push(msg[0]);
-          if (msg[0] === Tag.HELLO) socket.write(encodeStrict([Tag.CHALLENGE, 99, 'old-node', 'inc', randomBytes(32), randomBytes(32)]));
+          if (msg[0] === Tag.HELLO) socket.write(encodeStrict([Tag.CHALLENGE, 99, 'old-node', 'inc', randomBytes(32), 1 << 20]));
         }),
       );
     });
@@ -105,6 +106,64 @@ describe('handshake refusals', () => {
     } finally {
       server.close();
     }
+  });
+
+  test('a dialer refuses an acceptor whose WELCOME carries a wrong proof (bad_cookie), and never reports it up', async () => {
+    await using node = await startNode({ ...OPTS, port: 0, name: 'proof-dialer' });
+    const refused = refusedOn(node);
+    const got: unknown[] = [];
+    let linkClosed!: () => void;
+    const closed = new Promise<void>((r) => (linkClosed = r));
+    const server = net.createServer((socket) => {
+      socket.once('close', () => linkClosed());
+      const decoder = new FrameDecoder(1 << 20);
+      socket.on('error', () => {});
+      socket.on('data', (chunk) =>
+        decoder.push(chunk, (f) => {
+          const msg = decodeStrict(f) as unknown[];
+          got.push(msg[0]);
+          if (msg[0] === Tag.HELLO) socket.write(encodeStrict([Tag.CHALLENGE, PROTOCOL_VERSION, 'fake-acceptor', 'inc', randomBytes(32), 1 << 20]));
+          if (msg[0] === Tag.AUTH) socket.write(encodeStrict([Tag.WELCOME, randomBytes(32)]));
+        }),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      await (node.membership as Mesh).connect(`127.0.0.1:${port}`);
+      expect(refused).toMatchObject([{ reason: 'bad_cookie', by: 'local', peer: 'fake-acceptor' }]);
+      await closed;
+      expect(got).toEqual([Tag.HELLO, Tag.AUTH, Tag.REFUSE]);
+      expect(node.nodes()).toEqual([]);
+    } finally {
+      server.close();
+    }
+  });
+
+  // Regression: the acceptor used to put its HMAC proof in CHALLENGE, an offline cookie oracle for anyone.
+  test('a client that sends HELLO without knowing the cookie receives nothing derived from the cookie', async () => {
+    await using node = await startNode({ ...OPTS, port: 0, name: 'oracle-acceptor' });
+    const raw = await rawClient(node.address!);
+    const nonce = randomBytes(32);
+    raw.send([Tag.HELLO, PROTOCOL_VERSION, 'outsider', 'inc', nonce, 1 << 20]);
+    while (raw.frames.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const [challenge] = raw.frames as unknown[][];
+    expect(challenge).toEqual([Tag.CHALLENGE, PROTOCOL_VERSION, 'oracle-acceptor', expect.any(String), expect.any(Uint8Array), expect.any(Number)]);
+    // A wrong proof: refused, and still nothing keyed by the cookie comes back.
+    raw.send([Tag.AUTH, randomBytes(32)]);
+    await raw.closed;
+    expect(raw.frames.slice(1)).toEqual([[Tag.REFUSE, 'bad_cookie', expect.any(String)]]);
+    const theirNonce = challenge![4] as Uint8Array;
+    const hmacs = ['accept', 'dial'].flatMap((label) =>
+      [
+        [nonce, theirNonce],
+        [theirNonce, nonce],
+      ].map(([x, y]) =>
+        createHmac('sha256', OPTS.cookie).update(label).update('\0').update(x!).update(y!).update('\0outsider\0oracle-acceptor').digest(),
+      ),
+    );
+    const binaries = JSON.stringify(raw.frames, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+    for (const h of hmacs) expect(binaries).not.toContain(h.toString('hex'));
   });
 
   test('a peer that does not finish its handshake is dropped after handshakeTimeout', async () => {

@@ -40,6 +40,8 @@ export class Connection {
   readonly heartbeat: HeartbeatMonitor;
   /** The peer's advertised listen address, once it told us (MEMBERS). */
   address: string | undefined = undefined;
+  /** The largest frame payload the peer accepts (told in the handshake). */
+  readonly peerMaxFrameSize: number;
   /** Set when the peer said goodbye. */
   #bye = false;
   #down = false;
@@ -52,13 +54,14 @@ export class Connection {
     role: Role,
     binder: RefBinder,
     handlers: ConnectionHandlers,
-    opts: HeartbeatOptions & { maxFrameSize: number },
+    opts: HeartbeatOptions & { maxFrameSize: number; peerMaxFrameSize: number },
     now: number,
   ) {
     this.transport = transport;
     this.peer = peer.name;
     this.incarnation = peer.incarnation;
     this.role = role;
+    this.peerMaxFrameSize = opts.peerMaxFrameSize;
     this.#binder = binder;
     this.#handlers = handlers;
     this.heartbeat = new HeartbeatMonitor(

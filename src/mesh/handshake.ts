@@ -3,13 +3,23 @@
 // already reach the connection).
 //
 //   dialer A                                         acceptor B
-//     HELLO [v, A, incA, nA]          ───────────▶    version ok? name ok?
-//                                     ◀───────────    CHALLENGE [v, B, incB, nB, proofB]
-//     version ok? proofB ok?                          proofB = HMAC(cookie, "accept", nA, nB, A, B)
-//     admit(B)?
+//     HELLO [v, A, incA, nA, maxA]    ───────────▶    version ok? name ok?
+//                                     ◀───────────    CHALLENGE [v, B, incB, nB, maxB]
+//     version ok? name ok? admit(B)?                  (nothing derived from the cookie yet)
 //     AUTH [proofA]                   ───────────▶    proofA ok?   admit(A)?
-//                                     ◀───────────    WELCOME        (B: link up, nodeup)
-//     (A: link up, nodeup)                            proofA = HMAC(cookie, "dial", nB, nA, A, B)
+//                                     ◀───────────    WELCOME [proofB]   (B: link up, nodeup)
+//     proofB ok? (A: link up, nodeup)
+//
+//     proofA = HMAC(cookie, "dial",   nB, nA, A, B)
+//     proofB = HMAC(cookie, "accept", nA, nB, A, B)
+//
+// The dialer proves first, as in Erlang: the acceptor answers anyone who reaches its port,
+// so it sends nothing derived from the cookie until the dialer has proven it holds it.
+// (Protocol version 1 sent proofB in CHALLENGE, which handed an offline-crackable HMAC of
+// the cookie to anyone who sent one HELLO.) The dialer's proof goes only to an address the
+// dialer chose to dial (a seed or a member learnt from an authenticated peer).
+// `max` is the largest frame payload each side accepts after the handshake; the other side
+// never sends it a larger one (./remote.ts checks before sending).
 //
 // Invariants:
 // - The cookie never crosses the wire; each side proves it over a nonce the other chose
@@ -17,8 +27,11 @@
 //   neither replayed nor reflected. Proofs are compared with crypto.timingSafeEqual.
 // - Everything read before the peer's proof is checked goes through the strict decoder and
 //   frames are capped at HANDSHAKE_MAX_FRAME bytes.
-// - `admit` (the mesh) decides duplicates and the simultaneous-dial tie-break after the
-//   peer is authenticated, so an outsider learns nothing about who is connected.
+// - The acceptor's `admit` (the mesh: duplicates, simultaneous-dial tie-break) runs after
+//   the dialer is authenticated, so an outsider reaching the port learns nothing about who
+//   is connected. The dialer's `admit` runs on CHALLENGE, before the acceptor's proof
+//   arrives (it must decide before the acceptor goes up); it talks only to an address it
+//   chose, and refuses quietly except for a duplicate name.
 // - The incarnation (random per node start) tells the same node (a race) from another
 //   node with the same name (a duplicate).
 //
@@ -55,6 +68,8 @@ export interface HandshakeConfig {
   incarnation: string;
   cookie: string;
   timeout: number;
+  /** Largest frame payload this node accepts once the link is up (told to the peer). */
+  maxFrameSize: number;
   /** Protocol version to speak (only tests use another one). */
   version?: number;
 }
@@ -67,6 +82,8 @@ export class Handshake {
   readonly transport: Transport;
   /** The peer, once known (after HELLO / CHALLENGE). */
   peer: PeerIdentity | undefined = undefined;
+  /** The largest frame payload the peer accepts once the link is up (from HELLO / CHALLENGE). */
+  peerMaxFrameSize = 0;
   readonly #cfg: HandshakeConfig;
   readonly #admit: Admit;
   readonly #onUp: (hs: Handshake) => void;
@@ -101,7 +118,7 @@ export class Handshake {
     this.#timer.unref();
     if (role === 'dial') {
       this.#step = 'challenge';
-      transport.send(encodeStrict([Tag.HELLO, this.#version, cfg.self, cfg.incarnation, this.#nonce]));
+      transport.send(encodeStrict([Tag.HELLO, this.#version, cfg.self, cfg.incarnation, this.#nonce, cfg.maxFrameSize]));
     }
   }
 
@@ -143,37 +160,39 @@ export class Handshake {
     }
   };
 
-  // acceptor: HELLO [v, name, incarnation, nonce]
+  // acceptor: HELLO [v, name, incarnation, nonce, maxFrameSize]
   #onHello(msg: unknown[]): void {
-    const [tag, version, name, incarnation, nonce] = msg;
+    const [tag, version, name, incarnation, nonce, maxFrame] = msg;
     if (tag !== Tag.HELLO) throw new ProtocolError('bad_handshake', `expected HELLO, got tag ${String(tag)}`);
     if (version !== this.#version) {
       return this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
     }
-    this.#checkIdentity(name, incarnation, nonce);
+    this.#checkIdentity(name, incarnation, nonce, maxFrame);
     this.peer = { name: name as string, incarnation: incarnation as string };
     this.#peerNonce = nonce as Uint8Array;
+    this.peerMaxFrameSize = maxFrame as number;
     if (name === this.#cfg.self) {
       if (incarnation === this.#cfg.incarnation) return this.#refuse('self', 'a node dialled itself');
       return this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
     }
     this.#step = 'auth';
+    // No proof here: the dialer is not authenticated yet (see the design note).
     this.transport.send(
-      encodeStrict([Tag.CHALLENGE, this.#version, this.#cfg.self, this.#cfg.incarnation, this.#nonce, this.#proof('accept')]),
+      encodeStrict([Tag.CHALLENGE, this.#version, this.#cfg.self, this.#cfg.incarnation, this.#nonce, this.#cfg.maxFrameSize]),
     );
   }
 
-  // dialer: CHALLENGE [v, name, incarnation, nonce, proof]
+  // dialer: CHALLENGE [v, name, incarnation, nonce, maxFrameSize]
   #onChallenge(msg: unknown[]): void {
-    const [tag, version, name, incarnation, nonce, proof] = msg;
+    const [tag, version, name, incarnation, nonce, maxFrame] = msg;
     if (tag !== Tag.CHALLENGE) throw new ProtocolError('bad_handshake', `expected CHALLENGE, got tag ${String(tag)}`);
     if (version !== this.#version) {
       return this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
     }
-    this.#checkIdentity(name, incarnation, nonce);
+    this.#checkIdentity(name, incarnation, nonce, maxFrame);
     this.peer = { name: name as string, incarnation: incarnation as string };
     this.#peerNonce = nonce as Uint8Array;
-    if (!this.#verify(proof, 'accept')) return this.#refuse('bad_cookie', `node ${String(name)} failed the cookie challenge`);
+    this.peerMaxFrameSize = maxFrame as number;
     if (name === this.#cfg.self) {
       if (incarnation === this.#cfg.incarnation) return this.#refuse('self', 'a node dialled itself');
       return this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
@@ -191,13 +210,15 @@ export class Handshake {
     if (!this.#verify(proof, 'dial')) return this.#refuse('bad_cookie', `node ${this.peer!.name} failed the cookie challenge`);
     const verdict = this.#admit(this.peer!, 'accept', this);
     if (verdict) return this.#refuse(verdict.reason, verdict.message);
-    this.transport.send(encodeStrict([Tag.WELCOME]));
+    this.transport.send(encodeStrict([Tag.WELCOME, this.#proof('accept')]));
     this.#finish();
   }
 
-  // dialer: WELCOME
+  // dialer: WELCOME [proof]
   #onWelcome(msg: unknown[]): void {
-    if (msg[0] !== Tag.WELCOME) throw new ProtocolError('bad_handshake', `expected WELCOME, got tag ${String(msg[0])}`);
+    const [tag, proof] = msg;
+    if (tag !== Tag.WELCOME) throw new ProtocolError('bad_handshake', `expected WELCOME, got tag ${String(tag)}`);
+    if (!this.#verify(proof, 'accept')) return this.#refuse('bad_cookie', `node ${this.peer!.name} failed the cookie challenge`);
     this.#finish();
   }
 
@@ -234,10 +255,13 @@ export class Handshake {
     this.#onFail(this, f);
   }
 
-  #checkIdentity(name: unknown, incarnation: unknown, nonce: unknown): void {
+  #checkIdentity(name: unknown, incarnation: unknown, nonce: unknown, maxFrame: unknown): void {
     if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new ProtocolError('bad_handshake', 'bad node name');
     if (typeof incarnation !== 'string' || incarnation.length > 64) throw new ProtocolError('bad_handshake', 'bad incarnation');
     if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw new ProtocolError('bad_handshake', 'bad nonce');
+    if (!Number.isSafeInteger(maxFrame) || (maxFrame as number) < HANDSHAKE_MAX_FRAME) {
+      throw new ProtocolError('bad_handshake', 'bad maximum frame size');
+    }
   }
 
   /** The proof of one side: the acceptor's ('accept') answers the dialer's nonce, the dialer's ('dial') the acceptor's. */

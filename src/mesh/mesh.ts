@@ -176,6 +176,10 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     return this.#peers.has(node);
   }
 
+  maxFrameSize(node: string): number | undefined {
+    return this.#peers.get(node)?.peerMaxFrameSize;
+  }
+
   send(node: string, buf: Uint8Array): boolean {
     const conn = this.#peers.get(node);
     if (!conn) return false;
@@ -246,6 +250,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
         incarnation: this.incarnation,
         cookie: this.#opts.cookie,
         timeout: this.#opts.handshakeTimeout,
+        maxFrameSize: this.#opts.maxFrameSize,
         ...(this.#opts.protocolVersion === undefined ? {} : { version: this.#opts.protocolVersion }),
       },
       this.#admit,
@@ -304,6 +309,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
         failureTimeout: this.#opts.failureTimeout,
         highWaterMark: this.#opts.highWaterMark,
         maxFrameSize: this.#opts.maxFrameSize,
+        peerMaxFrameSize: hs.peerMaxFrameSize,
       },
       monotonicNow(),
     );

@@ -4,12 +4,16 @@
 // Version history:
 // - 1: first version (handshake with HMAC-SHA256 challenge-response in both directions,
 //   membership gossip, heartbeats, remote call/cast/stop/monitor).
+// - 2: the dialer proves first: CHALLENGE no longer carries the acceptor's proof (it gave
+//   anyone who sent a HELLO an HMAC of the cookie to crack offline); the acceptor proves
+//   itself in WELCOME, after checking the dialer's AUTH. HELLO and CHALLENGE carry the
+//   largest frame payload the sender accepts, so the other side checks before sending.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
-// - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce]
-// - CHALLENGE  acceptor → dialer  [2, version, name, incarnation, nonce, proof]
-// - AUTH       dialer → acceptor  [3, proof]
-// - WELCOME    acceptor → dialer  [4]
+// - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize]
+// - CHALLENGE  acceptor → dialer  [2, version, name, incarnation, nonce, maxFrameSize]
+// - AUTH       dialer → acceptor  [3, dialerProof]
+// - WELCOME    acceptor → dialer  [4, acceptorProof]   (sent only after AUTH checked out)
 // - REFUSE     either way         [5, reason, message]  then the link closes
 //
 // Membership and liveness (authenticated, see ./mesh.ts and ./heartbeat.ts):
@@ -29,7 +33,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const Tag = {
   HELLO: 1,

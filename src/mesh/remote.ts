@@ -33,6 +33,8 @@ export interface RemoteLinks {
   send(node: string, buf: Uint8Array): boolean;
   /** True if `node` is connected now. */
   isUp(node: string): boolean;
+  /** The largest frame payload `node` accepts (told in the handshake), or undefined if not connected. */
+  maxFrameSize(node: string): number | undefined;
 }
 
 type WireDownReason = string | { crashed: WireError };
