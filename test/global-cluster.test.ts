@@ -163,6 +163,20 @@ describe('global.trans across nodes over TCP', () => {
     await h.result;
   });
 
+  it('waiters of an explicit node set whose every node went down give up as unreachable', async () => {
+    const nodes = await cluster(3);
+    const [a, b, c] = nodes as [Node, Node, Node];
+    const h = holdLock(c, 'only-b', { nodes: [b.name] });
+    await h.entered;
+    const waiting = a.global.trans('only-b', () => 'never', { nodes: [b.name] });
+    waiting.catch(() => {}); // it rejects while b closes, before the assertion awaits it
+    await until(() => b.global.stats().queues.some((q) => q.waiting === 1));
+    await b.close();
+    await expect(waiting).rejects.toMatchObject({ name: 'LockNotAcquiredError', reason: 'unreachable' });
+    await expect(a.global.trans('only-b', () => 1, { nodes: [b.name] })).rejects.toMatchObject({ reason: 'unreachable' });
+    h.release();
+  });
+
   it('close releases the locks of the closing node: a waiter elsewhere gets the lock', async () => {
     const nodes = await cluster(3);
     const [a, b, c] = nodes as [Node, Node, Node];
