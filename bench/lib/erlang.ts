@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { trackProcess } from './procs.js';
 import { jain, newHistogram } from './stats.js';
 
 const ERL_SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'erlang', 'lock_bench.erl');
@@ -61,6 +62,7 @@ export async function runErlangLock(w: LockWorkload, onTick?: (f: number) => voi
     const env = { ...process.env, ERL_EPMD_PORT: String(epmdPort) };
     const epmd = spawn('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore', env });
     procs.push(epmd);
+    trackProcess(epmd);
     await waitForPort(epmdPort);
     const cookie = randomBytes(12).toString('hex');
     const tag = `lb${process.pid}${randomBytes(2).toString('hex')}`;
@@ -74,6 +76,7 @@ export async function runErlangLock(w: LockWorkload, onTick?: (f: number) => voi
       const p = spawn('erl', erlArgs(name), { stdio: ['ignore', 'ignore', 'pipe'], env });
       p.stderr!.on('data', (d: Buffer) => (output += d.toString()));
       procs.push(p);
+      trackProcess(p);
     }
     const out = join(dir, 'result.txt');
     const main = spawn(
@@ -85,6 +88,7 @@ export async function runErlangLock(w: LockWorkload, onTick?: (f: number) => voi
       { stdio: ['ignore', 'pipe', 'pipe'], env },
     );
     procs.push(main);
+    trackProcess(main);
     main.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     main.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const started = Date.now();

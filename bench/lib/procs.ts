@@ -15,6 +15,12 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** Kills `child` with the others when the bench exits or is interrupted (for non-node processes, e.g. BEAM). */
+export function trackProcess(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 export interface ChildOptions {
