@@ -8,13 +8,12 @@
 // Goals at 3 nodes x 32 contenders, H = 0: >= 10x the grants/s of :global.trans, Jain >= 0.95,
 // uncontended acquire+release <= 1.5x one loopback round trip.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { hasErlang, runErlangLock, type ErlangLockFigures } from './lib/erlang.js';
-import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { decodeHistogram, jain, mergeHistograms } from './lib/stats.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
@@ -65,8 +64,8 @@ const lock: BenchModule<LockParams> = {
     }
     const withErlang = erlang && hasErlang();
     const share = withErlang ? 0.5 : 1; // progress share of our part
-    const dir = mkdtempSync(join(tmpdir(), 'lock-bench-'));
-    const file = join(dir, 'invariant.bin');
+    const tmp = tempDir('lock-bench-');
+    const file = join(tmp.path, 'invariant.bin');
     let children: BenchChild[] = [];
     try {
       // The cluster.
@@ -176,7 +175,7 @@ const lock: BenchModule<LockParams> = {
       return { metrics, ...(compare ? { compare } : {}), notes };
     } finally {
       await killAll(children);
-      rmSync(dir, { recursive: true, force: true });
+      tmp.remove();
     }
   },
   table(result: BenchResult): TableSection[] {

@@ -3,13 +3,12 @@
 // loopback with a private epmd on a free port; every process started here is killed at the
 // end, so nothing is left running.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { trackProcess } from './procs.js';
+import { tempDir, trackProcess } from './procs.js';
 import { jain, newHistogram } from './stats.js';
 
 const ERL_SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'erlang', 'lock_bench.erl');
@@ -52,7 +51,8 @@ async function freePort(): Promise<number> {
 
 /** Runs the workload on `w.nodes` BEAM nodes; `onTick` gets the fraction of time elapsed. */
 export async function runErlangLock(w: LockWorkload, onTick?: (f: number) => void): Promise<ErlangLockFigures> {
-  const dir = mkdtempSync(join(tmpdir(), 'lock-bench-erl-'));
+  const tmp = tempDir('lock-bench-erl-');
+  const dir = tmp.path;
   const procs: ChildProcess[] = [];
   let ticker: NodeJS.Timeout | undefined;
   try {
@@ -100,7 +100,7 @@ export async function runErlangLock(w: LockWorkload, onTick?: (f: number) => voi
   } finally {
     if (ticker) clearInterval(ticker);
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    tmp.remove();
   }
 }
 

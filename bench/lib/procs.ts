@@ -3,6 +3,9 @@
 // the bench process exits or is interrupted, and a child exits by itself when its parent's
 // IPC channel closes (see child.ts), so a bench never leaves a process behind.
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -13,6 +16,20 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     for (const c of live) c.kill('SIGKILL');
     process.exit(130);
   });
+}
+
+/** A fresh temporary directory, removed at the end even when the bench is interrupted; call the result to remove it now. */
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  const remove = (): void => rmSync(path, { recursive: true, force: true });
+  process.once('exit', remove);
+  return {
+    path,
+    remove() {
+      process.off('exit', remove);
+      remove();
+    },
+  };
 }
 
 /** Kills `child` with the others when the bench exits or is interrupted (for non-node processes, e.g. BEAM). */
