@@ -156,7 +156,7 @@ export class Node extends EventEmitter<NodeEvents> {
   close(): Promise<void> {
     // Worker-thread nodes close first (each says goodbye). Then actors stop (remote
     // monitors hear 'shutdown'), then the mesh says goodbye.
-    // Locks are released and groups left first, while the links still carry the news.
+    // Locks are released and groups left before the actors stop, while the links still carry the news.
     this.#closing ??= Promise.resolve(this.#workers?.close())
       .then(() => this.#leaveServices()).then(() => this.system.close()).then(() => (this.#membership instanceof Mesh ? this.#membership.close() : undefined));
     return this.#closing;
