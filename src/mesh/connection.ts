@@ -10,11 +10,15 @@
 //   'closed'), the socket closing, a protocol error, heartbeat timeout, back-pressure, or
 //   our own close.
 //
-// Failure handling: a frame that does not decode or is not a known message closes this
-// link only (ProtocolError reason), like an oversize frame caught by the framing.
+// Failure handling: a frame whose payload does not decode but whose envelope (tag and
+// call id) is readable is handed to `onUndecodable` and fails only that message (a CALL
+// is answered with a SerializationError, a REPLY fails its call); the link goes on, since
+// the frame boundaries are intact. Any other frame that does not decode or is not a known
+// message closes this link only (ProtocolError reason), like an oversize frame caught by
+// the framing.
 import { debuglog } from 'node:util';
 import { ProtocolError } from '../errors.js';
-import { decode, encode, type RefBinder } from './codec.js';
+import { decode, encode, peekEnvelope, type RefBinder } from './codec.js';
 import { HeartbeatMonitor, type HeartbeatOptions } from './heartbeat.js';
 import { Tag } from './protocol.js';
 import type { CloseInfo, Transport } from './transport.js';
@@ -27,6 +31,11 @@ const HEARTBEAT = encode([Tag.HEARTBEAT]);
 export interface ConnectionHandlers {
   /** A decoded authenticated message (an array starting with its tag). */
   onMessage(conn: Connection, msg: unknown[]): void;
+  /**
+   * A frame from the peer whose payload did not decode, with its tag and first integer
+   * (call id): true if that message alone was failed, false to close the link.
+   */
+  onUndecodable(conn: Connection, tag: number, id: number | undefined, error: ProtocolError): boolean;
   /** The link is gone; `reason` is 'closed' after a goodbye. */
   onDown(conn: Connection, reason: string): void;
 }
@@ -105,7 +114,17 @@ export class Connection {
 
   #onFrame = (payload: Uint8Array): void => {
     this.heartbeat.received = true;
-    const msg = decode(payload, this.#binder);
+    let msg: unknown;
+    try {
+      msg = decode(payload, this.#binder);
+    } catch (err) {
+      const env = err instanceof ProtocolError ? peekEnvelope(payload) : undefined;
+      if (env && this.#handlers.onUndecodable(this, env.tag, env.id, err as ProtocolError)) {
+        log('undecodable message (tag %d) from %s: %s', env.tag, this.peer, (err as Error).message);
+        return;
+      }
+      throw err;
+    }
     if (!Array.isArray(msg) || typeof msg[0] !== 'number') {
       throw new ProtocolError('bad_message', `message from ${this.peer} is not a tagged array`);
     }

@@ -303,7 +303,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
       peer,
       hs.role,
       this.#system,
-      { onMessage: this.#onMessage, onDown: this.#onDown },
+      { onMessage: this.#onMessage, onDown: this.#onDown, onUndecodable: (c, tag, id, err) => this.remote.undecodable(c.peer, tag, id, err) },
       {
         heartbeatInterval: this.#opts.heartbeatInterval,
         failureTimeout: this.#opts.failureTimeout,

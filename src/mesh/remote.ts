@@ -168,6 +168,29 @@ export class Remote implements RemoteRouter {
     }
   }
 
+  /**
+   * A frame from `node` whose payload did not decode (./connection.ts): fails only that
+   * message when it is a call, a reply or a cast; false for anything else (the link closes).
+   */
+  undecodable(node: string, tag: number, id: number | undefined, err: Error): boolean {
+    const why = `cannot be decoded on node ${this.#system.name}: ${err.message}`;
+    switch (tag) {
+      case Tag.CALL:
+        if (id === undefined) return false;
+        this.#links.send(node, encodeError(id, new SerializationError(`the message of a call from ${node} ${why}`, { cause: err })));
+        return true;
+      case Tag.REPLY:
+      case Tag.REPLY_ERROR:
+        if (id === undefined) return false;
+        this.#pending.get(node)?.get(id)?.fail(new SerializationError(`the reply from ${node} ${why}`, { cause: err }));
+        return true;
+      case Tag.CAST:
+        return true; // dropped, as a cast to a missing actor is
+      default:
+        return false;
+    }
+  }
+
   #serveCall(node: string, id: number, actorId: string, msg: unknown): void {
     this.#system.callLocal(actorId, msg, new ServedCall({ node: this.#system.name, id: actorId }, id, node, this.#links));
   }

@@ -1,0 +1,157 @@
+// What crosses the wire and what happens when a message cannot: value fidelity, messages
+// that fail alone (undecodable or too large) while the link and other calls go on, and
+// malformed replies from a raw authenticated peer. Real TCP between in-process nodes.
+import net from 'node:net';
+import { describe, expect, test } from 'vitest';
+import { SerializationError } from '../src/errors.js';
+import { startNode, type Node } from '../src/node.js';
+import { decode, encode } from '../src/mesh/codec.js';
+import { FRAME_HEADER_SIZE, writeFrameHeader } from '../src/mesh/framing.js';
+import { Handshake } from '../src/mesh/handshake.js';
+import { Tag } from '../src/mesh/protocol.js';
+import { TcpTransport } from '../src/mesh/tcp-transport.js';
+import type { Transport } from '../src/mesh/transport.js';
+
+const OPTS = { cookie: 'mesh-wire-cookie', heartbeatInterval: 100, failureTimeout: 2000 };
+
+async function pair(prefix: string, extra: { maxFrameSize?: number } = {}) {
+  const b = await startNode({ ...OPTS, ...extra, port: 0, name: `${prefix}-b` });
+  const a = await startNode({ ...OPTS, ...extra, port: 0, name: `${prefix}-a`, seeds: [b.address!] });
+  const downs: string[] = [];
+  a.on('nodedown', (n, why) => downs.push(`${n}:${why}`));
+  const echo = b.spawn(
+    {
+      init: () => 0,
+      handleCall: (msg: unknown, s: number) => ({ reply: msg, state: s }),
+    },
+    { name: 'echo' },
+  );
+  return { a, b, downs, echo: a.ref({ node: echo.node, id: echo.id }), [Symbol.asyncDispose]: async () => void (await Promise.all([a.close(), b.close()])) };
+}
+
+/** A raw authenticated peer: the project's Handshake over a TcpTransport, sending whatever the test writes. */
+async function rawPeer(node: Node, name: string, onMsg: (t: Transport, m: unknown[]) => void): Promise<Transport> {
+  const [host, port] = [node.address!.slice(0, node.address!.lastIndexOf(':')), Number(node.address!.slice(node.address!.lastIndexOf(':') + 1))];
+  const sock = net.connect({ host, port });
+  await new Promise((r) => sock.once('connect', r));
+  const t = new TcpTransport(sock, 16 << 20);
+  const up = node.onNodeUp(name);
+  await new Promise<void>((resolve, reject) => {
+    new Handshake(
+      t,
+      'dial',
+      { self: name, incarnation: 'raw', cookie: OPTS.cookie, timeout: 5000, maxFrameSize: 16 << 20 },
+      () => undefined,
+      () => {
+        t.maxFrameSize = 16 << 20;
+        t.onFrame = (p) => onMsg(t, decode(p, undefined) as unknown[]);
+        resolve();
+      },
+      (_hs, f) => reject(new Error(f.reason)),
+    );
+  });
+  await up;
+  return t;
+}
+
+/** A frame [tag, id, <string>, <an ActorRef extension whose data is not [node, id]>]: encodes fine, never decodes. */
+function undecodableFrame(tag: number, id: number, str: string): Uint8Array {
+  const head = encode([tag, id, str, null]).subarray(FRAME_HEADER_SIZE);
+  const body = new Uint8Array(head.length + 2);
+  body.set(head.subarray(0, head.length - 1)); // drop the trailing nil
+  body[0] = head[0]!;
+  body.set([0xd4, 0x41, 0x05], head.length - 1); // fixext1, type REF_EXT, data: the number 5
+  const buf = new Uint8Array(FRAME_HEADER_SIZE + body.length);
+  buf.set(body, FRAME_HEADER_SIZE);
+  writeFrameHeader(buf, body.length);
+  return buf;
+}
+
+describe('value fidelity', () => {
+  // Regression: a Map with object keys encoded but did not decode, and the failure closed the link.
+  test('a Map with object keys arrives as a Map; concurrent calls and the link are unaffected', async () => {
+    await using p = await pair('mapkey');
+    const innocent = p.echo.call('innocent');
+    const back = await p.echo.call(new Map<unknown, number>([[{ k: 1 }, 1], [[1, 2], 2]]));
+    expect(back).toBeInstanceOf(Map);
+    expect([...(back as Map<unknown, number>)]).toEqual([[{ k: 1 }, 1], [[1, 2], 2]]);
+    expect(await innocent).toBe('innocent');
+    expect(p.downs).toEqual([]);
+    expect(p.a.nodes()).toEqual([p.b.name]);
+  });
+
+  test('types on the wire: Map with primitive keys → object, Set → array, Date, BigInt, undefined, binary survive', async () => {
+    await using p = await pair('types');
+    const sent = {
+      m: new Map<unknown, unknown>([['s', 1], [2, 'two']]),
+      set: new Set([1, 2]),
+      d: new Date(5),
+      big: 2n ** 63n,
+      u: undefined,
+      bin: new Uint8Array([1, 2]),
+      inner: [new Map([[{ deep: true }, new Map([['x', 1]])]])],
+    };
+    expect(await p.echo.call(sent)).toEqual({
+      m: { s: 1, '2': 'two' },
+      set: [1, 2],
+      d: new Date(5),
+      big: 2n ** 63n,
+      u: undefined,
+      bin: Buffer.from([1, 2]),
+      inner: [new Map([[{ deep: true }, { x: 1 }]])],
+    });
+  });
+
+  test('a BigInt beyond 64 bits fails the call with its own SerializationError before anything is sent', async () => {
+    await using p = await pair('bigint');
+    const err = await p.echo.call(2n ** 70n).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SerializationError);
+    expect((err as Error).message).toMatch(/BigInt outside the 64-bit/);
+    expect(() => p.echo.cast(-(2n ** 64n))).toThrow(SerializationError);
+    expect(await p.echo.call('after')).toBe('after');
+    expect(p.downs).toEqual([]);
+  });
+});
+
+describe('a message that does not decode fails alone', () => {
+  // Regression: an undecodable CALL payload closed the whole link ('bad_payload').
+  test('an undecodable CALL is answered with a SerializationError; the link stays up', async () => {
+    await using node = await startNode({ ...OPTS, port: 0, name: 'undecodable-call' });
+    node.spawn({ init: () => 0, handleCall: (m: unknown, s: number) => ({ reply: m, state: s }) }, { name: 'echo' });
+    const replies: unknown[][] = [];
+    let wake = () => {};
+    const t = await rawPeer(node, 'raw-caller', (_t, m) => {
+      if (m[0] === Tag.REPLY || m[0] === Tag.REPLY_ERROR) replies.push(m);
+      wake();
+    });
+    const next = async () => {
+      while (replies.length === 0) await new Promise<void>((r) => (wake = r));
+      return replies.shift()!;
+    };
+    t.send(undecodableFrame(Tag.CALL, 7, 'echo'));
+    const [tag, id, err] = await next();
+    expect([tag, id]).toEqual([Tag.REPLY_ERROR, 7]);
+    expect(err).toMatchObject({ name: 'SerializationError', message: expect.stringMatching(/cannot be decoded/) });
+    t.send(encode([Tag.CALL, 8, 'echo', 'still here']));
+    expect(await next()).toEqual([Tag.REPLY, 8, 'still here']);
+    expect(node.nodes()).toEqual(['raw-caller']);
+    t.destroy('done');
+  });
+
+  test('an undecodable REPLY fails that call with SerializationError; other calls and the link go on', async () => {
+    await using node = await startNode({ ...OPTS, port: 0, name: 'undecodable-reply' });
+    const downs: string[] = [];
+    node.on('nodedown', (n, why) => downs.push(`${n}:${why}`));
+    await rawPeer(node, 'raw-server', (t, m) => {
+      if (m[0] !== Tag.CALL) return;
+      if (m[3] === 'bad') t.send(undecodableFrame(Tag.REPLY, m[1] as number, 'x'));
+      else t.send(encode([Tag.REPLY, m[1], `re:${String(m[3])}`]));
+    });
+    const ref = node.ref({ node: 'raw-server', id: 'any' });
+    const [bad, good] = await Promise.allSettled([ref.call('bad', { timeout: 5000 }), ref.call('good', { timeout: 5000 })]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: expect.any(SerializationError) });
+    expect((bad as PromiseRejectedResult).reason.message).toMatch(/reply from raw-server cannot be decoded/);
+    expect(good).toEqual({ status: 'fulfilled', value: 're:good' });
+    expect(downs).toEqual([]);
+  });
+});
