@@ -362,3 +362,20 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     await E.close();
   });
 });
+
+describe('the embedded node', () => {
+  it('with no node option, a store runs on the embedded standalone node started on first use, shared by every store', async () => {
+    let calls = 0;
+    const A = defineExpirables({ token: expirable({ fetch: async () => ok(`t${++calls}`, Date.now() + 60_000) }) }, { namespace: uniqueNamespace('embedded') });
+    const B = defineExpirables({ other: expirable({ scope: 'local', fetch: async () => ok(1, Infinity) }) }, { namespace: uniqueNamespace('embedded') });
+    expect(A.replicas('token')).toEqual([]); // nothing started, nothing held
+    expect(await A.tokenOrThrow()).toBe('t1');
+    expect(await A.tokenOrThrow()).toBe('t1');
+    expect(await B.otherOrThrow()).toBe(1);
+    const [nameA] = A.replicas('token');
+    expect(nameA).toBeTruthy();
+    expect(B.replicas('other')).toEqual([nameA]);
+    await A.close();
+    await B.close();
+  });
+});
