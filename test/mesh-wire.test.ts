@@ -14,15 +14,16 @@ import type { Transport } from '../src/mesh/transport.js';
 
 const OPTS = { cookie: 'mesh-wire-cookie', heartbeatInterval: 100, failureTimeout: 2000 };
 
-async function pair(prefix: string, extra: { maxFrameSize?: number } = {}) {
-  const b = await startNode({ ...OPTS, ...extra, port: 0, name: `${prefix}-b` });
-  const a = await startNode({ ...OPTS, ...extra, port: 0, name: `${prefix}-a`, seeds: [b.address!] });
+type Limits = { a?: { maxFrameSize?: number }; b?: { maxFrameSize?: number } };
+async function pair(prefix: string, limits: Limits = {}) {
+  const b = await startNode({ ...OPTS, ...limits.b, port: 0, name: `${prefix}-b` });
+  const a = await startNode({ ...OPTS, ...limits.a, port: 0, name: `${prefix}-a`, seeds: [b.address!] });
   const downs: string[] = [];
   a.on('nodedown', (n, why) => downs.push(`${n}:${why}`));
   const echo = b.spawn(
     {
       init: () => 0,
-      handleCall: (msg: unknown, s: number) => ({ reply: msg, state: s }),
+      handleCall: (msg: unknown, s: number) => ({ reply: typeof msg === 'object' && msg && 'bytes' in msg ? 'x'.repeat((msg as { bytes: number }).bytes) : msg, state: s }),
     },
     { name: 'echo' },
   );
@@ -153,5 +154,34 @@ describe('a message that does not decode fails alone', () => {
     expect((bad as PromiseRejectedResult).reason.message).toMatch(/reply from raw-server cannot be decoded/);
     expect(good).toEqual({ status: 'fulfilled', value: 're:good' });
     expect(downs).toEqual([]);
+  });
+});
+
+describe('frames larger than the peer accepts are never sent', () => {
+  // Regression: an oversize call was sent anyway and the receiver dropped the link, failing unrelated calls.
+  test('a call larger than the peer\'s maxFrameSize fails with SerializationError; nothing is sent, the link stays', async () => {
+    // a accepts 16 MiB but b only 64 KiB: a must check against b's limit, told in the handshake.
+    await using p = await pair('bigcall', { b: { maxFrameSize: 64 * 1024 } });
+    const innocent = p.echo.call('innocent');
+    const err = await p.echo.call('y'.repeat(100 * 1024)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SerializationError);
+    expect((err as Error).message).toMatch(/maximum frame size of 65536 bytes of node bigcall-b/);
+    expect(() => p.echo.cast('y'.repeat(100 * 1024))).toThrow(SerializationError);
+    expect(await innocent).toBe('innocent');
+    expect(await p.echo.call('y'.repeat(60 * 1024))).toHaveLength(60 * 1024);
+    expect(p.downs).toEqual([]);
+    expect(p.a.nodes()).toEqual([p.b.name]);
+  });
+
+  // Regression: an oversize reply was sent anyway and the caller dropped the link.
+  test('a reply larger than the caller\'s maxFrameSize reaches it as SerializationError; the link stays', async () => {
+    await using p = await pair('bigreply', { a: { maxFrameSize: 64 * 1024 } });
+    const innocent = p.echo.call('innocent');
+    const err = await p.echo.call({ bytes: 100 * 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SerializationError);
+    expect((err as Error).message).toMatch(/reply of echo@bigreply-b is \d+ bytes encoded, more than the maximum frame size of 65536 bytes/);
+    expect(await innocent).toBe('innocent');
+    expect(await p.echo.call({ bytes: 1000 })).toHaveLength(1000);
+    expect(p.downs).toEqual([]);
   });
 });

@@ -8,8 +8,12 @@
 // - MONITOR [monitorId, actorId]   → DOWN [monitorId, reason] once; DEMONITOR [monitorId] cancels
 //
 // Invariants:
-// - A message that cannot be encoded fails its call with SerializationError before
-//   anything is written (encoding happens before the pending entry is made).
+// - A message that cannot be encoded, or whose frame would exceed the maximum frame size
+//   the peer announced in the handshake, fails its call with SerializationError before
+//   anything is written (encoding and the size check happen before the pending entry is
+//   made); a cast throws it. A reply that cannot be encoded or is too large for the caller
+//   becomes a REPLY_ERROR with SerializationError, so the caller learns why and the link
+//   (which the peer would close on an oversize frame) stays up.
 // - Replies are matched by callId in the map of the node they were sent to; a reply for a
 //   call that already settled (timeout) finds nothing and is dropped.
 // - When a node goes down, every pending call to it fails with NodeDownError and every
@@ -25,6 +29,7 @@ import type { DownListener } from '../actors/actor.js';
 import { CallSlot } from '../actors/call-slot.js';
 import type { ActorRefData } from '../actors/ref.js';
 import { encode } from './codec.js';
+import { FRAME_HEADER_SIZE } from './framing.js';
 import { Tag } from './protocol.js';
 
 /** What the remote layer needs from the mesh. */
@@ -64,6 +69,7 @@ export class Remote implements RemoteRouter {
     let buf: Uint8Array;
     try {
       buf = encode([Tag.CALL, id, ref.id, msg]);
+      checkSize(this.#links, node, buf, `a call to ${ref.id}@${node}`);
     } catch (err) {
       return slot.fail(err instanceof SerializationError ? err : new SerializationError(String(err), { cause: err }));
     }
@@ -74,6 +80,7 @@ export class Remote implements RemoteRouter {
   cast(ref: ActorRefData, msg: unknown): void {
     // Encode first: a cast that cannot be encoded throws at the caller, like a call.
     const buf = encode([Tag.CAST, ref.id, msg]);
+    checkSize(this.#links, ref.node, buf, `a cast to ${ref.id}@${ref.node}`);
     this.#links.send(ref.node, buf);
   }
 
@@ -252,8 +259,12 @@ class ServedCall extends CallSlot {
     let buf: Uint8Array;
     try {
       buf = encode([Tag.REPLY, this.#callId, value]);
+      checkSize(this.#links, this.#node, buf, `the reply of ${this.ref.id}@${this.ref.node}`);
     } catch (err) {
-      const e = new SerializationError(`the reply of ${this.ref.id}@${this.ref.node} cannot be encoded`, { cause: err });
+      const e =
+        err instanceof SerializationError && err.message.startsWith('the reply')
+          ? err
+          : new SerializationError(`the reply of ${this.ref.id}@${this.ref.node} cannot be encoded`, { cause: err });
       buf = encode([Tag.REPLY_ERROR, this.#callId, toWire(e)]);
     }
     this.#links.send(this.#node, buf);
@@ -264,6 +275,18 @@ class ServedCall extends CallSlot {
     this.settled = true;
     this.onSettle?.();
     this.#links.send(this.#node, encodeError(this.#callId, error));
+  }
+}
+
+/**
+ * Throws SerializationError if `buf` is larger than the frames `node` accepts (told in the
+ * handshake): sent anyway, the peer would close the link and fail every call on it.
+ */
+function checkSize(links: RemoteLinks, node: string, buf: Uint8Array, what: string): void {
+  const size = buf.length - FRAME_HEADER_SIZE;
+  const max = links.maxFrameSize(node);
+  if (max !== undefined && size > max) {
+    throw new SerializationError(`${what} is ${size} bytes encoded, more than the maximum frame size of ${max} bytes of node ${node}`);
   }
 }
 
