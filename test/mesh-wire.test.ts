@@ -185,3 +185,16 @@ describe('frames larger than the peer accepts are never sent', () => {
     expect(p.downs).toEqual([]);
   });
 });
+
+describe('monitors and malformed messages', () => {
+  // Regression: a malformed DOWN removed the monitor before parsing failed, so it never fired.
+  test('a malformed DOWN closes the link and the monitor fires noconnection', async () => {
+    await using node = await startNode({ ...OPTS, port: 0, name: 'down-watcher' });
+    await rawPeer(node, 'raw-down', (t, m) => {
+      if (m[0] === Tag.MONITOR) t.send(encode([Tag.DOWN, m[1], 12345]));
+    });
+    const fired = new Promise<unknown>((resolve) => node.monitor({ node: 'raw-down', id: 'x' }, resolve));
+    expect(await node.onNodeDown('raw-down')).toBe('bad_message');
+    expect(await fired).toBe('noconnection');
+  });
+});

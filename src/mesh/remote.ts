@@ -166,8 +166,11 @@ export class Remote implements RemoteRouter {
         const map = this.#monitors.get(node);
         const fn = map?.get(id);
         if (!fn) return;
+        // Parse first: a malformed DOWN closes the link, and the monitor, still registered,
+        // then fires 'noconnection' with the other monitors of that node.
+        const reason = fromWireReason(msg[2]);
         map!.delete(id);
-        fn(fromWireReason(msg[2]));
+        fn(reason);
         return;
       }
       default:
