@@ -54,6 +54,15 @@ export const RECONNECT_BASE_MS = 100;
 export const RECONNECT_MAX_MS = 5_000;
 /** Failed dials in a row after which a learned (non-seed) peer is forgotten. */
 export const MAX_PEER_ATTEMPTS = 12;
+/**
+ * Inbound handshakes in progress at once, over all remote addresses: beyond it a new
+ * connection is closed at once, before it can send anything. Each one may hold a 4 KiB
+ * frame buffer and a socket until `handshakeTimeout`, so without a cap anyone reaching the
+ * port could make us hold thousands.
+ */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
+/** Inbound handshakes in progress at once from one remote host (IP address). */
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_HOST = 32;
 
 export interface MeshOptions {
   name: string;
@@ -74,6 +83,10 @@ export interface MeshOptions {
   transport?: TransportFactory;
   /** Protocol version to speak. Tests only. */
   protocolVersion?: number;
+  /** Inbound handshakes in progress at once; more are closed unanswered. @default 128 */
+  maxPendingHandshakes?: number;
+  /** Inbound handshakes in progress at once from one remote host. @default 32 */
+  maxPendingHandshakesPerHost?: number;
 }
 
 /** A peer refused during the handshake, by us or by it. */
@@ -133,6 +146,12 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   #dials = 0;
   /** Listeners of refusals (kept apart from the Membership events the layers above see). */
   readonly #refusedListeners = new Set<(info: RefusedInfo) => void>();
+  /** Inbound handshakes from the listener in progress, with the remote host each one counts against. */
+  readonly #pendingHostOf = new Map<Handshake, string>();
+  /** Pending inbound handshakes per remote host (entries removed at zero). */
+  readonly #pendingPerHost = new Map<string, number>();
+  /** Inbound connections closed unanswered because of the caps (diagnostics). */
+  #overCap = 0;
 
   constructor(system: ActorSystem, options: MeshOptions) {
     super();
@@ -150,6 +169,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       highWaterMark: options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
       protocolVersion: options.protocolVersion,
+      maxPendingHandshakes: options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES,
+      maxPendingHandshakesPerHost: options.maxPendingHandshakesPerHost ?? DEFAULT_MAX_PENDING_HANDSHAKES_PER_HOST,
     };
     if (this.#opts.failureTimeout <= this.#opts.heartbeatInterval) {
       throw new InvalidOptionError(
@@ -194,13 +215,14 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   }
 
   /** Counts for tests and diagnostics. */
-  debugInfo(): { peers: string[]; handshakes: number; targets: string[]; linksUp: number; dials: number } {
+  debugInfo(): { peers: string[]; handshakes: number; targets: string[]; linksUp: number; dials: number; overCap: number } {
     return {
       peers: this.nodes(),
       handshakes: this.#handshakes.size,
       targets: [...this.#targets.keys()],
       linksUp: this.#linksUp,
       dials: this.#dials,
+      overCap: this.#overCap,
     };
   }
 
@@ -213,7 +235,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     if (this.#status !== 'new') throw new Error('mesh already started');
     this.#status = 'running';
     if (this.#opts.port !== undefined) {
-      this.#listener = await this.#factory.listen(this.#opts.host, this.#opts.port, (t) => this.attach(t, 'accept'));
+      this.#listener = await this.#factory.listen(this.#opts.host, this.#opts.port, this.#accept);
     }
     this.#ticker = setInterval(this.#tick, this.#opts.heartbeatInterval);
     this.#ticker.unref();
@@ -262,6 +284,35 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     return hs;
   }
 
+  // An inbound connection from the listener: refused unanswered beyond the caps on pending
+  // handshakes (links attached by the node itself, e.g. its workers, are not counted).
+  #accept = (transport: Transport): void => {
+    const i = transport.remote.lastIndexOf(':');
+    const host = i > 0 ? transport.remote.slice(0, i) : transport.remote;
+    const fromHost = this.#pendingPerHost.get(host) ?? 0;
+    if (this.#pendingHostOf.size >= this.#opts.maxPendingHandshakes || fromHost >= this.#opts.maxPendingHandshakesPerHost) {
+      this.#overCap++;
+      log('%s: too many pending handshakes, closing %s', this.self, transport.remote);
+      transport.destroy('too_many_handshakes');
+      return;
+    }
+    const hs = this.attach(transport, 'accept');
+    // The handshake may already be over (attach on a closed transport); count only a live one.
+    if (!hs || !this.#handshakes.has(hs)) return;
+    this.#pendingHostOf.set(hs, host);
+    this.#pendingPerHost.set(host, fromHost + 1);
+  };
+
+  // A counted inbound handshake ended (up or failed).
+  #release(hs: Handshake): void {
+    const host = this.#pendingHostOf.get(hs);
+    if (host === undefined) return;
+    this.#pendingHostOf.delete(hs);
+    const n = (this.#pendingPerHost.get(host) ?? 1) - 1;
+    if (n > 0) this.#pendingPerHost.set(host, n);
+    else this.#pendingPerHost.delete(host);
+  }
+
   // ---- handshake verdicts ----
 
   // An authenticated peer wants a link: duplicates and the simultaneous-dial tie-break.
@@ -296,6 +347,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   // A handshake ended in a link: the peer is up.
   #onUp = (hs: Handshake): void => {
     this.#handshakes.delete(hs);
+    this.#release(hs);
     const peer = hs.peer!;
     if (this.#outbound.get(peer.name) === hs) this.#outbound.delete(peer.name);
     const conn = new Connection(
@@ -333,6 +385,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   // A handshake ended without a link.
   #onFail = (hs: Handshake, f: HandshakeFailure): void => {
     this.#handshakes.delete(hs);
+    this.#release(hs);
     if (hs.peer && this.#outbound.get(hs.peer.name) === hs) this.#outbound.delete(hs.peer.name);
     const target = this.#targetOf.get(hs);
     log('%s: handshake with %s failed: %s (%s, %s)', this.self, f.peer ?? hs.transport.remote, f.reason, f.by, f.message);
