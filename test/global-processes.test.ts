@@ -121,6 +121,29 @@ describe('global.trans across processes', () => {
     for (const t of tokens) expect(t).toBeGreaterThan(held.token);
   });
 
+  it('kill -9 of a node that was both holder and coordinator: waiters elsewhere are served, tokens still increase', async () => {
+    await using c = await startCluster(3, OPTS);
+    const [victim, b, d] = c.peers as [Peer, Peer, Peer];
+    const r = wonBy(c, victim, 'holder-and-coordinator');
+    await victim.run(GLOBAL_PEER, 'transInBackground', r, 'v', {});
+    // Nobody else has seen this token: only the clock term of the next one can be above it.
+    const tv = await entered(victim, 'v');
+    const guard = await b.run<ActorRefData>(GLOBAL_PEER, 'spawnGuard');
+    for (const [i, [p, tag]] of ([[b, 'b1'], [d, 'd1'], [b, 'b2']] as const).entries()) {
+      await p.run(GLOBAL_PEER, 'transInBackground', r, tag, {}, guard, 5);
+      await eventually(async () => (await queued([victim], JSON.stringify(r))) === i + 1);
+    }
+    victim.kill();
+    for (const [p, tag] of [[b, 'b1'], [d, 'd1'], [b, 'b2']] as const) {
+      const s = await settled(p, tag);
+      expect(s.ok).toBe(true);
+      expect(s.token!).toBeGreaterThan(tv.token);
+    }
+    const report = await b.run<Report>(GLOBAL_PEER, 'guardReport', guard);
+    expect(report.violations).toEqual([]);
+    expect(report.entries).toEqual(['b1', 'd1', 'b2']);
+  });
+
   it('retries, timeout and signal from another process give LockNotAcquiredError and fn never runs', async () => {
     await using c = await startCluster(2, OPTS);
     const [a, b] = c.peers as [Peer, Peer];
