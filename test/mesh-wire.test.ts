@@ -3,7 +3,7 @@
 // malformed replies from a raw authenticated peer. Real TCP between in-process nodes.
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
-import { SerializationError } from '../src/errors.js';
+import { CallTimeoutError, SerializationError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
 import { decode, encode } from '../src/mesh/codec.js';
 import { FRAME_HEADER_SIZE, writeFrameHeader } from '../src/mesh/framing.js';
@@ -196,5 +196,40 @@ describe('monitors and malformed messages', () => {
     const fired = new Promise<unknown>((resolve) => node.monitor({ node: 'raw-down', id: 'x' }, resolve));
     expect(await node.onNodeDown('raw-down')).toBe('bad_message');
     expect(await fired).toBe('noconnection');
+  });
+});
+
+describe('remote call timeouts', () => {
+  test('a remote call past its timeout rejects with CallTimeoutError; its late reply is dropped and the next call gets its own', async () => {
+    await using b = await startNode({ ...OPTS, port: 0, name: 'timeout-b' });
+    await using a = await startNode({ ...OPTS, port: 0, name: 'timeout-a', seeds: [b.address!] });
+    let lateReplySent!: () => void;
+    const lateSent = new Promise<void>((r) => (lateReplySent = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    b.spawn(
+      {
+        init: () => 0,
+        handleCall: async (msg: string, s: number) => {
+          if (msg !== 'slow') return { reply: `own:${msg}`, state: s };
+          await released;
+          queueMicrotask(lateReplySent);
+          return { reply: 'late', state: s };
+        },
+      },
+      { name: 'slow' },
+    );
+    const ref = a.ref({ node: 'timeout-b', id: 'slow' });
+    const started = Date.now();
+    const err = await ref.call('slow', { timeout: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CallTimeoutError);
+    expect(err).toMatchObject({ timeout: 200, ref: { node: 'timeout-b', id: 'slow' } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    // The next call queues behind the slow one on b: the late reply crosses the same link first.
+    const next = ref.call('next', { timeout: 10_000 });
+    release();
+    await lateSent;
+    expect(await next).toBe('own:next');
+    expect(a.nodes()).toEqual(['timeout-b']);
   });
 });
