@@ -42,6 +42,28 @@ describe('worker-thread nodes of a standalone node (a cluster of two in one proc
     expect(await main.ref({ node: name, id: 'relay' }).call({ call: echo, msg: big })).toEqual({ from: name, answer: big.length });
   });
 
+  test("the workers of a standalone node are in its view of the cluster: nodes(), events, process groups", async () => {
+    const main = await node();
+    const ups: string[] = [];
+    main.on('nodeup', (n) => ups.push(n));
+    const [w1, w2] = await Promise.all([main.startWorker(SCRIPT), main.startWorker(SCRIPT)]);
+    cleanup.push(w1, w2);
+    expect(ups.sort()).toEqual([w1.name, w2.name].sort());
+    expect(main.nodes().sort()).toEqual([w1.name, w2.name].sort());
+    // Each worker's counter joined a group there; this node sees both members.
+    const members = (): string[] => main.pg.getMembers('worker-counters').map((r) => r.node).sort();
+    await waitFor(() => members().length === 2);
+    expect(members()).toEqual([w1.name, w2.name].sort());
+    // The workers are linked to each other too, over ports the parent handed out (none of
+    // them listens: there is no other way).
+    await waitForAsync(async () => ((await main.ref({ node: w1.name, id: 'info' }).call('nodes')) as string[]).includes(w2.name));
+    expect(await main.ref({ node: w2.name, id: 'info' }).call('nodes')).toEqual([main.name, w1.name].sort());
+    expect(await main.ref({ node: w1.name, id: 'relay' }).call({ call: counterOf(w2), msg: { add: 9 } })).toEqual({ from: w1.name, answer: 9 });
+    await w2.terminate();
+    await waitFor(() => members().length === 1);
+    expect(members()).toEqual([w1.name]);
+  });
+
   test('a plain JavaScript worker script (given as an absolute path) is started as is', async () => {
     const main = await node();
     const w = await main.startWorker(fileURLToPath(new URL('./fixtures/worker-plain.mjs', import.meta.url)));
@@ -168,6 +190,18 @@ describe('worker-thread nodes in a cluster of processes', () => {
     expect(await b.run(FIXTURES, 'call', { node: w.name, id: 'relay' }, { call: onMain, msg: 'get' })).toEqual({ from: w.name, answer: 'main-state' });
   });
 
+  test('two workers of a listening node: each linked once to every node (the sibling over a port or TCP)', async () => {
+    const [w1, w2] = await Promise.all([main.startWorker(SCRIPT), main.startWorker(SCRIPT)]);
+    cleanup.push(w1, w2);
+    await b.waitNodes([main.name, w1.name, w2.name]);
+    const all = [main.name, b.name, w1.name, w2.name].sort();
+    for (const w of [w1, w2]) {
+      await waitForAsync(async () => ((await main.ref({ node: w.name, id: 'info' }).call('nodes')) as string[]).length === 3);
+      expect(await main.ref({ node: w.name, id: 'info' }).call('nodes')).toEqual(all.filter((n) => n !== w.name));
+    }
+    expect(await main.ref({ node: w1.name, id: 'relay' }).call({ call: counterOf(w2), msg: { add: 2 } })).toEqual({ from: w1.name, answer: 2 });
+  });
+
   test('a worker crash is nodedown on every node; the other process’s pending call fails with NodeDownError fast', async () => {
     const w = await main.startWorker(SCRIPT, { name: `w-${uid()}` });
     cleanup.push(w);
@@ -214,3 +248,19 @@ describe('worker-thread nodes in a cluster of processes', () => {
     expect(await down).toBe('closed');
   });
 });
+
+async function waitFor(cond: () => boolean, timeout = 10_000): Promise<void> {
+  const until = Date.now() + timeout;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function waitForAsync(cond: () => Promise<boolean>, timeout = 10_000): Promise<void> {
+  const until = Date.now() + timeout;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -8,6 +8,9 @@
 //                                      ◀── control ─────  { op: 'ready' }
 //     attach(PortTransport, 'accept')  ◀── link ────────  attach(PortTransport, 'dial'): HELLO…
 //     … the usual cookie handshake over the link port; nodeup on both sides …
+//     (for each other worker Y of this parent, once this one is up:)
+//     { op: 'link', Y, port, 'dial' }  ─── control ────▶  attach(PortTransport, 'dial') to Y
+//     (Y gets the other end with role 'accept')
 //     { op: 'close' }                  ─── control ────▶  node.close() (BYE to every peer)
 //                                      ◀── control ─────  { op: 'closed' }
 //
@@ -20,7 +23,10 @@
 // - The worker's node gets the parent's cookie, TLS material and timings, the name the
 //   parent chose, and listens on port 0 of the parent's host when the parent listens (so
 //   the rest of the cluster can dial it). It learns the other members from the parent
-//   (MEMBERS) and dials them like any node.
+//   (MEMBERS) and dials them like any node. Workers of one parent are linked to each other
+//   over ports the parent hands out ('link'), so they form a full mesh even when none of
+//   them listens; if a worker also dials a sibling over TCP, the mesh keeps one link
+//   (duplicate and simultaneous-dial rules of the handshake).
 //
 // Failure handling: a link that fails before nodeup makes `startNode` in the worker
 // reject (the parent's `startWorker` rejects when the thread then exits, or at its
@@ -65,7 +71,12 @@ export interface LinkData {
 }
 
 /** Messages on the control port. */
-export type ControlMessage = { op: 'ready' } | { op: 'close' } | { op: 'closed' };
+export type ControlMessage =
+  | { op: 'ready' }
+  | { op: 'close' }
+  | { op: 'closed' }
+  /** From the parent: a port to another of its workers, to run the handshake over as `role`. */
+  | { op: 'link'; peer: string; port: MessagePort; role: 'dial' | 'accept' };
 
 let taken = false;
 
@@ -121,6 +132,16 @@ export class WorkerLink {
   join(mesh: Mesh, closeNode: () => Promise<void>): Promise<void> {
     const { port, control, parent, defaults } = this.#data;
     control.on('message', (m: ControlMessage) => {
+      if (m?.op === 'link') {
+        // Another worker of the same parent: linked over a port, no socket between threads.
+        const sibling = new PortTransport(m.port, {
+          remote: `worker ${m.peer}`,
+          peerGoneReason: 'worker_exited',
+          ...(defaults.maxFrameSize === undefined ? {} : { maxFrameSize: defaults.maxFrameSize }),
+        });
+        mesh.attach(sibling, m.role);
+        return;
+      }
       if (m?.op !== 'close') return;
       void closeNode()
         .catch(() => {})

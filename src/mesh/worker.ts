@@ -100,6 +100,7 @@ export class WorkerNode {
   readonly #closeTimeout: number;
   #exitCode: number | undefined = undefined;
   #up = false;
+  #downSeen = false;
   #terminating: Promise<void> | undefined = undefined;
   #closing: Promise<void> | undefined = undefined;
   /** Resolved when the parent sees this node go down (after it was up). */
@@ -177,8 +178,19 @@ export class WorkerNode {
   }
   /** @internal */
   markDown(): void {
+    this.#downSeen = true;
     this.#resolveDown();
   }
+  /** True while the parent has a link to it (between its nodeup and nodedown). */
+  get linked(): boolean {
+    return this.#up && !this.#downSeen && this.#exitCode === undefined;
+  }
+
+  /** @internal hands this worker one end of a port to another worker of the same parent. */
+  introduce(peer: string, port: MessagePort, role: 'dial' | 'accept'): void {
+    this.#control.postMessage({ op: 'link', peer, port, role } satisfies ControlMessage, [port]);
+  }
+
   /** @internal */
   onControl(m: ControlMessage): void {
     if (m?.op === 'closed') this.#resolveClosedAck?.();
@@ -281,6 +293,13 @@ export class WorkerHost {
         up = true;
         cleanup();
         handle.markUp();
+        // Link it to every other worker of this node over a port of its own.
+        for (const other of this.#workers.values()) {
+          if (other === handle || !other.linked) continue;
+          const { port1, port2 } = new MessageChannel();
+          other.introduce(name, port1, 'accept');
+          handle.introduce(other.name, port2, 'dial');
+        }
         resolve(handle);
       };
       const onDown = (n: string): void => {
