@@ -49,7 +49,8 @@ describe('cluster scope across nodes (TCP, one process)', () => {
   it('3. a refresh reaches every replica; a late joiner takes the value from a peer with no fetch', async () => {
     await using c = await localCluster(2);
     let fetches = 0;
-    const defs = () => ({ token: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(300)) }) });
+    // The first token lives 300 ms (to see a refresh pushed), the next one a minute.
+    const defs = () => ({ token: expirable({ fetch: async () => (++fetches, ok(`tok-${fetches}`, soon(fetches === 1 ? 300 : 60_000))) }) });
     const s = defineOn(c.nodes, defs);
     const [A, B] = s.stores as [ReturnType<typeof s.on>, ReturnType<typeof s.on>];
     using events = new EventLog(s.namespace);
