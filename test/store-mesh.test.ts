@@ -127,7 +127,7 @@ describe('cluster scope across nodes (TCP, one process)', () => {
     await using c = await localCluster(3);
     let fetches = 0;
     const s = defineOn(c.nodes, () => ({
-      fx: expirable({ refresh: { eager: { beforeExpiry: 400 } }, fetch: async () => ok(++fetches, soon(700)) }),
+      fx: expirable({ refresh: { eager: { beforeExpiry: 600 } }, fetch: async () => ok(++fetches, soon(1_000)) }),
     }));
     using events = new EventLog(s.namespace);
     await Promise.all(s.stores.map((E) => E.fx()));

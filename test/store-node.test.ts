@@ -132,10 +132,10 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     expect(await E.fxOrThrow()).toBe(1);
     const started = await events.next((e) => e.channel === 'fetchStart' && e.mode === 'eager', 2_000);
     expect(started).toBeDefined();
-    // While the refresh is held, callers get the current value at once.
-    const t0 = performance.now();
+    // While the refresh is held (it never ends until we open it), callers get the current
+    // value: a read that waited for the refresh would never resolve.
     expect(await E.fxOrThrow()).toBe(1);
-    expect(performance.now() - t0).toBeLessThan(50);
+    expect(E.stats().fx.hits).toBeGreaterThanOrEqual(1);
     held.open();
     await events.next((e) => e.channel === 'fetchEnd' && e.mode === 'eager');
     expect(await E.fxOrThrow()).toBe(2);
@@ -148,8 +148,8 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     const E = define({
       fx: expirable({
         scope,
-        refresh: { eager: { beforeExpiry: 1_200 } },
-        fetch: async () => (++calls === 1 ? ok('good', soon(1_500)) : fail(new Error(`refresh ${calls} refused`))),
+        refresh: { eager: { beforeExpiry: 2_400 } },
+        fetch: async () => (++calls === 1 ? ok('good', soon(3_000)) : fail(new Error(`refresh ${calls} refused`))),
       }),
     });
     using events = new EventLog(E.namespace);
