@@ -1,16 +1,14 @@
 // What crosses the wire and what happens when a message cannot: value fidelity, messages
 // that fail alone (undecodable or too large) while the link and other calls go on, and
 // malformed replies from a raw authenticated peer. Real TCP between in-process nodes.
-import net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { CallTimeoutError, SerializationError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
-import { decode, encode } from '../src/mesh/codec.js';
+import { encode } from '../src/mesh/codec.js';
 import { FRAME_HEADER_SIZE, writeFrameHeader } from '../src/mesh/framing.js';
-import { Handshake } from '../src/mesh/handshake.js';
 import { Tag } from '../src/mesh/protocol.js';
-import { TcpTransport } from '../src/mesh/tcp-transport.js';
 import type { Transport } from '../src/mesh/transport.js';
+import { rawPeer as connectRawPeer } from './helpers/raw-peer.js';
 
 const OPTS = { cookie: 'mesh-wire-cookie', heartbeatInterval: 100, failureTimeout: 2000 };
 
@@ -30,30 +28,7 @@ async function pair(prefix: string, limits: Limits = {}) {
   return { a, b, downs, echo: a.ref({ node: echo.node, id: echo.id }), [Symbol.asyncDispose]: async () => void (await Promise.all([a.close(), b.close()])) };
 }
 
-/** A raw authenticated peer: the project's Handshake over a TcpTransport, sending whatever the test writes. */
-async function rawPeer(node: Node, name: string, onMsg: (t: Transport, m: unknown[]) => void): Promise<Transport> {
-  const [host, port] = [node.address!.slice(0, node.address!.lastIndexOf(':')), Number(node.address!.slice(node.address!.lastIndexOf(':') + 1))];
-  const sock = net.connect({ host, port });
-  await new Promise((r) => sock.once('connect', r));
-  const t = new TcpTransport(sock, 16 << 20);
-  const up = node.onNodeUp(name);
-  await new Promise<void>((resolve, reject) => {
-    new Handshake(
-      t,
-      'dial',
-      { self: name, incarnation: 'raw', cookie: OPTS.cookie, timeout: 5000, maxFrameSize: 16 << 20 },
-      () => undefined,
-      () => {
-        t.maxFrameSize = 16 << 20;
-        t.onFrame = (p) => onMsg(t, decode(p, undefined) as unknown[]);
-        resolve();
-      },
-      (_hs, f) => reject(new Error(f.reason)),
-    );
-  });
-  await up;
-  return t;
-}
+const rawPeer = (node: Node, name: string, onMsg: (t: Transport, m: unknown[]) => void) => connectRawPeer(node, name, OPTS.cookie, onMsg);
 
 /** A frame [tag, id, <string>, <an ActorRef extension whose data is not [node, id]>]: encodes fine, never decodes. */
 function undecodableFrame(tag: number, id: number, str: string): Uint8Array {
