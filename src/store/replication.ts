@@ -61,7 +61,6 @@
 // `expiresAt`, once, and a message's transit time can at most lengthen a value's life on a
 // receiver by that one-way delay.
 import type { Behavior } from '../actors/behavior.js';
-import type { ActorRefData } from '../actors/ref.js';
 import { monotonicNow } from '../util/clock.js';
 import type { StoreNode } from './cluster.js';
 import type { Entry, Snapshot } from './entry.js';
@@ -221,4 +220,3 @@ export async function collectKeys(node: StoreNode, namespace: string, name: stri
   return out;
 }
 
-export type { ActorRefData };
