@@ -135,6 +135,21 @@ describe('worker-thread nodes of a standalone node (a cluster of two in one proc
     expect(main.nodes()).toEqual([]);
   });
 
+  test('a worker whose thread is stuck is nodedown "heartbeat_timeout" after failureTimeout', async () => {
+    const main = await node();
+    const w = await main.startWorker(SCRIPT, { name: `w-${uid()}` });
+    cleanup.push(w);
+    const down = main.onNodeDown(w.name);
+    const t0 = Date.now();
+    await main.ref({ node: w.name, id: 'fault' }).call({ block: 4_000 });
+    expect(await down).toBe('heartbeat_timeout');
+    // failureTimeout is 1500 ms; the check runs every heartbeatInterval.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
+    expect(w.hasExited).toBe(false);
+    await w.terminate(); // stops even a thread in a busy loop
+    expect(w.hasExited).toBe(true);
+  });
+
   test('startWorker rejects when the script throws or ends before joining, or never calls startNode', async () => {
     const main = await node();
     await expect(main.startWorker(SCRIPT, { workerData: { throwAtStart: true } })).rejects.toThrow(/worker script failed at start/);
