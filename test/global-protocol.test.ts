@@ -4,8 +4,8 @@
 // network whose deliveries the test orders by hand. The same code runs over the mesh in
 // global-cluster and global-processes tests.
 import { EventEmitter } from 'node:events';
-import { describe, expect, it } from 'vitest';
-import { Coordinator, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
+import { describe, expect, it, vi } from 'vitest';
+import { Coordinator, UNSEEN_HOLDER_GRACE_MS, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
 import { decodeLockMsg, encodeLockMsg, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
@@ -19,16 +19,17 @@ import { deferred } from '../src/util/deferred.js';
 // ---------------------------------------------------------------------------------------
 // Coordinator alone, fed messages one by one.
 
-function coordinator(self: string, peers: string[]) {
+function coordinator(self: string, peers: string[], winner: () => string = () => self) {
   const sent: [string, LockMsg][] = [];
   const up = new Set(peers);
   let local: { holders: WireHolder[]; waiters: WireWaiter[] } = { holders: [], waiters: [] };
   const ctx: CoordinatorContext = {
     self,
     send: (node, msg) => sent.push([node, msg]),
-    winner: () => self,
+    winner,
     peers: () => up,
     isUp: (n) => n === self || up.has(n),
+    seen: (n) => n === self || up.has(n) || peers.includes(n),
     tokens: new TokenMemory(),
     localReport: () => local,
   };
@@ -141,6 +142,81 @@ describe('coordinator recovery round', () => {
     expect(k.grants()).toEqual([]);
   });
 
+  it('a reported holder on a node never connected here blocks the lock until the grace ends', () => {
+    vi.useFakeTimers();
+    try {
+      const k = coordinator('C', ['A']);
+      handle(k.c, acquire('C', 'c1'));
+      handle(k.c, report('A', k.inquiries()[0]![1], [['x1', 'X', 5, 1]], []));
+      expect(k.grants()).toEqual([]);
+      vi.advanceTimersByTime(UNSEEN_HOLDER_GRACE_MS - 100);
+      expect(k.grants()).toEqual([]);
+      vi.advanceTimersByTime(200);
+      expect(k.grants()).toEqual([['C', 'c1']]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('an unseen holder whose node then connects is kept past the grace', () => {
+    vi.useFakeTimers();
+    try {
+      const k = coordinator('C', ['A']);
+      handle(k.c, acquire('C', 'c1'));
+      handle(k.c, report('A', k.inquiries()[0]![1], [['x1', 'X', 5, 1]], []));
+      k.up.add('X');
+      k.c.viewChanged('X', undefined);
+      vi.advanceTimersByTime(UNSEEN_HOLDER_GRACE_MS * 2);
+      expect(k.grants()).toEqual([]);
+      handle(k.c, release('X', 'x1'));
+      expect(k.grants()).toEqual([['C', 'c1']]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a reported holder on a node seen down here is gone', () => {
+    const k = coordinator('C', ['A', 'D']);
+    k.up.delete('D'); // seen before, down now
+    handle(k.c, acquire('C', 'c1'));
+    handle(k.c, report('A', k.inquiries()[0]![1], [['d1', 'D', 5, 1]], []));
+    expect(k.grants()).toEqual([['C', 'c1']]);
+  });
+
+  it('a record whose lock another node now wins is pushed there and forgotten', () => {
+    let w = 'C';
+    const k = coordinator('C', [], () => w);
+    handle(k.c, acquire('C', 'c1', { since: 1 }));
+    k.up.add('B');
+    handle(k.c, acquire('B', 'b1', { since: 2 }));
+    expect(k.grants()).toEqual([['C', 'c1']]);
+    w = 'N';
+    k.up.add('N');
+    k.c.viewChanged('N', undefined);
+    const pushed = k.sent.filter(([, m]) => m.t === 'handoff');
+    expect(pushed.map(([n]) => n)).toEqual(['N']);
+    expect(pushed[0]![1]).toMatchObject({ holders: [['c1', 'C', expect.any(Number), 1]], waiters: [['b1', 'B', 2]] });
+    expect(k.c.queues()).toEqual([]);
+    handle(k.c, release('C', 'c1')); // no record here any more: forwarded to N
+    expect(k.grants()).toEqual([['C', 'c1']]);
+    expect(k.sent.at(-1)).toEqual(['N', expect.objectContaining({ t: 'release', req: 'c1', hops: 1 })]);
+  });
+
+  it('a holder learned second-hand is verified with its node; a stale one is released there', () => {
+    const k = coordinator('C', ['A', 'X']);
+    handle(k.c, acquire('C', 'c1'));
+    const id = k.inquiries()[0]![1];
+    handle(k.c, report('A', id, [], []));
+    handle(k.c, report('X', id, [], []));
+    handle(k.c, release('C', 'c1'));
+    // A pushes a record that still lists x1 (X released it meanwhile, to us) and a waiter.
+    handle(k.c, { t: 'handoff', from: 'A', lk: 'L', set: null, holders: [['x1', 'X', 5, 1]], waiters: [['a1', 'A', 2]], last: 5, hops: 0 });
+    expect(k.sent.filter(([, m]) => m.t === 'verify').map(([n, m]) => [n, (m as { req: string }).req])).toEqual([['X', 'x1']]);
+    expect(k.grants()).toEqual([['C', 'c1']]); // x1 blocks until X answers
+    handle(k.c, release('X', 'x1')); // X's answer: it does not hold x1
+    expect(k.grants()).toEqual([['C', 'c1'], ['A', 'a1']]);
+  });
+
   it('surrender hands over the record and forgets it', () => {
     const k = coordinator('C', []);
     handle(k.c, acquire('C', 'c1', { since: 1 }));
@@ -202,6 +278,8 @@ describe('fencing tokens and coordinator choice', () => {
       { t: 'refused', from: 'A', lk: 'L', req: 'r', ahead: 2 },
       { t: 'inquire', from: 'A', lk: 'L', round: 4 },
       report('A', 4, [['r', 'A', 5, 1]], [['w', 'B', 2]], 5),
+      { t: 'handoff', from: 'A', lk: 'L', set: ['A'], holders: [['r', 'A', 5, 1]], waiters: [], last: 5, hops: 0 },
+      { t: 'verify', from: 'A', lk: 'L', req: 'r', token: 5 },
     ];
     for (const m of msgs) expect(decodeLockMsg(encodeLockMsg(m))).toEqual(m);
     for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [8, 'A', 'L', 1, [[1]], [], 0]]) {
@@ -396,6 +474,54 @@ describe('lock services under forced message orders', () => {
     await net.deliver((p) => p.to !== 'A');
     await waiter;
     expect(await got.promise).toBeGreaterThan(0);
+    await net.close();
+  });
+
+  it('a joining node connected to the old coordinator but not yet to the holder learns the holder from the old coordinator', async () => {
+    const net = new Net();
+    const names = ['A', 'B', 'C'];
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `join-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, names) === 'A' && rendezvous(lk, [...names, 'N']) === 'N') break;
+    }
+    for (const n of [...names, 'N']) net.add(n);
+    for (const a of names) for (const b of names) if (a !== b) net.up(a, b);
+    const [, B, C] = names.map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
+    let inside = 0;
+    let violations = 0;
+    const gate = deferred<void>();
+    const held = B.trans(r, async () => {
+      if (++inside > 1) violations++;
+      await gate.promise;
+      inside--;
+    });
+    await net.deliver();
+    expect(inside).toBe(1);
+    // N joins: linked to A and C, not yet to B (the mesh is still dialling).
+    for (const x of ['A', 'C']) {
+      net.up('N', x);
+      net.up(x, 'N');
+    }
+    await net.deliver();
+    const waiter = C.trans(r, async () => {
+      if (++inside > 1) violations++;
+      inside--;
+      return 'c';
+    });
+    await net.deliver();
+    expect(violations).toBe(0);
+    expect(inside).toBe(1);
+    // B and N connect; B lets go; C gets the lock.
+    net.up('N', 'B');
+    net.up('B', 'N');
+    await net.deliver();
+    gate.resolve();
+    await held;
+    await net.deliver();
+    await expect(waiter).resolves.toBe('c');
+    expect(violations).toBe(0);
     await net.close();
   });
 });

@@ -3,14 +3,31 @@
 // it a way to send messages and its view of the cluster. See ./index.ts for the design.
 //
 // Invariants of an entry:
-// - It exists only while this node is the lock's rendezvous winner in its own view; when a
-//   view change makes another node the winner, the entry is dropped (its requesters
-//   re-register with the winner, whose recovery round rebuilds the state).
+// - It exists only while this node is the lock's rendezvous winner in its own view. When a
+//   view change makes another node the winner, the entry is pushed there (`handoff`) and
+//   dropped. Pushing, not just dropping, matters when the new winner is not connected yet to
+//   the holder's node (a node joining the mesh): only we can tell it who holds the lock.
 // - It grants only when it has authority: after its recovery round has heard from every
 //   connected node (`round === undefined`), and only while `holders` is empty.
+// - A holder learned second-hand (from a handoff or an old coordinator's report) is verified
+//   with its own node, which releases it if it no longer holds it: a record that crossed a
+//   release on the way cannot block the lock.
 // - `holders` has one entry in normal operation; more only when a healed partition or a
 //   takeover reveals several (then nobody is granted until all of them release).
-import { MAX_HOPS, type AcquireMsg, type CoordinatorMsg, type DeclineMsg, type LockMsg, type ProbeMsg, type ReleaseMsg, type ReportMsg, type ReqId, type WireHolder, type WireWaiter } from './messages.js';
+import {
+  MAX_HOPS,
+  type AcquireMsg,
+  type CoordinatorMsg,
+  type DeclineMsg,
+  type HandoffMsg,
+  type LockMsg,
+  type ProbeMsg,
+  type ReleaseMsg,
+  type ReportMsg,
+  type ReqId,
+  type WireHolder,
+  type WireWaiter,
+} from './messages.js';
 import { nextToken, type TokenMemory } from './fencing.js';
 import { monotonicNow } from '../../util/clock.js';
 
@@ -24,6 +41,8 @@ export interface CoordinatorContext {
   peers(): Iterable<string>;
   /** True for self and every live peer. */
   isUp(node: string): boolean;
+  /** True for a node this node has seen up at some time (so, if not up now, it went down). */
+  seen(node: string): boolean;
   readonly tokens: TokenMemory;
   /** This node's own requests for `lk`, which now answer to `coordinator`. */
   localReport(lk: string, coordinator: string): { holders: WireHolder[]; waiters: WireWaiter[] };
@@ -35,7 +54,16 @@ interface Holder {
   node: string;
   token: number;
   since: number;
+  /** Its node is not connected to us yet: kept until it connects, or dropped after the grace. */
+  unseen?: NodeJS.Timeout;
 }
+
+/**
+ * How long a holder reported on a node we have never been connected to is trusted (ms): a
+ * live node joins the full mesh well within this; a dead one never does, and its lock must
+ * not stay blocked forever.
+ */
+export const UNSEEN_HOLDER_GRACE_MS = 10_000;
 
 interface Waiter {
   req: ReqId;
@@ -84,6 +112,8 @@ export interface CoordinatorStats {
   handoffs: number;
   /** Recovery rounds started. */
   rounds: number;
+  /** Records pushed to a new winner. */
+  handedOver: number;
   /** Requests refused because of `retries`. */
   refused: number;
   /** Messages forwarded to the coordinator of this node's view. */
@@ -102,7 +132,7 @@ export class Coordinator {
   /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
   readonly #watches = new Map<string, Map<string, string[] | null>>();
   #roundSeq = 0;
-  readonly #stats = { grants: 0, handoffs: 0, rounds: 0, refused: 0, forwarded: 0 };
+  readonly #stats = { grants: 0, handoffs: 0, rounds: 0, handedOver: 0, refused: 0, forwarded: 0 };
 
   constructor(ctx: CoordinatorContext) {
     this.#ctx = ctx;
@@ -137,6 +167,9 @@ export class Coordinator {
         break;
       case 'report':
         this.#onReport(msg);
+        break;
+      case 'handoff':
+        this.#onHandoff(msg);
         break;
     }
     // A round that waits for nobody (a cluster of one, or every peer answered) ends here.
@@ -215,9 +248,17 @@ export class Coordinator {
     const round = e?.round;
     // A report for a round we abandoned (or a finished one) carries nothing we may trust now.
     if (!e || !round || round.id !== m.round || !round.pending.has(m.from)) return;
-    this.#merge(e, round, m.holders, m.waiters, m.last);
+    this.#merge(e, round, m.holders, m.waiters, m.last, m.from);
     round.pending.delete(m.from);
     this.#maybeFinish(e);
+  }
+
+  // An old coordinator pushes its record: the lock is ours now.
+  #onHandoff(m: HandoffMsg): void {
+    const e = this.#entryFor(m);
+    if (!e) return;
+    this.#merge(e, e.round, m.holders, m.waiters, m.last, m.from);
+    if (e.round === undefined) this.#grantNext(e, true);
   }
 
   /** Answers another node's recovery round: hands over and drops this node's record of `lk`. */
@@ -226,19 +267,55 @@ export class Coordinator {
     if (!e) return undefined;
     this.#entries.delete(lk);
     this.#ctx.tokens.bump(lk, e.last);
+    this.#clearUnseen(e);
     const holders: WireHolder[] = [...e.holders].map(([req, h]) => [req, h.node, h.token, h.since]);
     const waiters: WireWaiter[] = e.queue.map((w) => [w.req, w.node, w.since]);
     return { holders, waiters, last: e.last };
   }
 
+  #clearUnseen(e: Entry): void {
+    for (const h of e.holders.values()) if (h.unseen) clearTimeout(h.unseen);
+  }
+
+  #unseenTimer(e: Entry, req: ReqId): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      const h = e.holders.get(req);
+      if (!h || h.unseen !== timer || this.#entries.get(e.lk) !== e) return;
+      e.holders.delete(req);
+      this.#grantNext(e, true);
+    }, UNSEEN_HOLDER_GRACE_MS);
+    timer.unref();
+    return timer;
+  }
+
   /** The live view changed: drop what a down node held and waited for, and what we no longer win. */
   viewChanged(up: string | undefined, down: string | undefined): void {
     for (const e of [...this.#entries.values()]) {
-      if (this.#ctx.winner(e.lk, e.set) !== this.#ctx.self) {
-        // Another node wins this lock now. Its requesters re-register there (each on its own
-        // view change) and that node's recovery round asks us for what we know.
+      if (up !== undefined) {
+        for (const [req, h] of e.holders) {
+          if (h.node === up && h.unseen) {
+            // Its node is here now: ask it whether it still holds the lock.
+            clearTimeout(h.unseen);
+            h.unseen = undefined;
+            this.#ctx.send(up, { t: 'verify', from: this.#ctx.self, lk: e.lk, req, token: h.token });
+          }
+        }
+      }
+      const w = this.#ctx.winner(e.lk, e.set);
+      if (w !== this.#ctx.self) {
+        // Another node wins this lock now: push our record there and forget it. Its
+        // requesters also re-register there, each on its own view change.
         this.#entries.delete(e.lk);
         this.#ctx.tokens.bump(e.lk, e.last);
+        this.#clearUnseen(e);
+        if (w !== undefined && (e.holders.size > 0 || e.queue.length > 0)) {
+          this.#stats.handedOver++;
+          const holders: WireHolder[] = [...e.holders]
+            .filter(([, h]) => h.node !== down)
+            .map(([req, h]) => [req, h.node, h.token, h.since]);
+          const waiters: WireWaiter[] = e.queue.filter((x) => x.node !== down).map((x) => [x.req, x.node, x.since]);
+          this.#ctx.send(w, { t: 'handoff', from: this.#ctx.self, lk: e.lk, set: e.set, holders, waiters, last: e.last, hops: 0 });
+        }
         continue;
       }
       if (down !== undefined) {
@@ -273,7 +350,7 @@ export class Coordinator {
    * The entry for a message's lock, starting a recovery round if this node wins the lock and
    * has no record of it; undefined (after forwarding the message) if another node wins it.
    */
-  #entryFor(m: AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg): Entry | undefined {
+  #entryFor(m: AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | HandoffMsg): Entry | undefined {
     const existing = this.#entries.get(m.lk);
     if (existing) return existing;
     const ctx = this.#ctx;
@@ -305,7 +382,7 @@ export class Coordinator {
     this.#stats.rounds++;
     this.#evictIdle();
     const own = ctx.localReport(lk, ctx.self);
-    this.#merge(e, round, own.holders, own.waiters, 0);
+    this.#merge(e, round, own.holders, own.waiters, 0, ctx.self);
     for (const peer of ctx.peers()) {
       round.pending.add(peer);
       ctx.send(peer, { t: 'inquire', from: ctx.self, lk, round: round.id });
@@ -313,12 +390,16 @@ export class Coordinator {
     return e;
   }
 
-  #merge(e: Entry, round: Round, holders: WireHolder[], waiters: WireWaiter[], last: number): void {
+  /** Adds what `reporter` says is held and waited for; a holder it reports for another node is verified there. */
+  #merge(e: Entry, round: Round | undefined, holders: WireHolder[], waiters: WireWaiter[], last: number, reporter: string): void {
     if (last > e.last) e.last = last;
     for (const [req, node, token, since] of holders) {
       if (token > e.last) e.last = token;
-      if (round.released.has(req) || !this.#ctx.isUp(node)) continue;
-      const declined = round.declined.get(req);
+      if (round?.released.has(req)) continue;
+      const up = this.#ctx.isUp(node);
+      // Seen before and not up now: its node went down, and its lock with it.
+      if (!up && this.#ctx.seen(node)) continue;
+      const declined = round?.declined.get(req);
       if (declined !== undefined && token <= declined) {
         // That grant was refused by its requester, which still waits.
         if (!e.holders.has(req) && !e.queue.some((w) => w.req === req)) {
@@ -327,11 +408,18 @@ export class Coordinator {
         continue;
       }
       const known = e.holders.get(req);
-      if (!known || known.token < token) e.holders.set(req, { node, token, since });
+      if (!known || known.token < token) {
+        if (known?.unseen) clearTimeout(known.unseen);
+        // A holder on a node we are not connected to yet (an old coordinator reported it
+        // while the mesh is still dialling): it blocks the lock until its node connects and
+        // re-registers, or for the grace if it never does.
+        e.holders.set(req, { node, token, since, unseen: up ? undefined : this.#unseenTimer(e, req) });
+        if (up && node !== reporter) this.#ctx.send(node, { t: 'verify', from: this.#ctx.self, lk: e.lk, req, token });
+      }
       this.#unqueue(e, req);
     }
     for (const [req, node, since] of waiters) {
-      if (round.released.has(req) || !this.#ctx.isUp(node) || e.holders.has(req)) continue;
+      if (round?.released.has(req) || !this.#ctx.isUp(node) || e.holders.has(req)) continue;
       if (!e.queue.some((w) => w.req === req)) e.queue.push({ req, node, since, retries: null, queuedAt: monotonicNow() });
     }
   }

@@ -43,9 +43,17 @@
 //   when all have reported (or gone down): holders = union, queue = waiters by call time,
 //   token base = highest reported; grant only if no holder.
 //
+// Old coordinator alive (a node joined and wins the lock now): on its view change it pushes
+// its record to the new winner (`handoff`) and forgets it, so it grants nothing more. The
+// push matters while the joining node is not yet connected to the holder's node: it cannot
+// learn the holder from the holder itself. Such a holder (on a node the coordinator has
+// never been connected to) blocks the lock until its node connects, or for
+// UNSEEN_HOLDER_GRACE_MS (10 s) if it never does (a dead node never joins).
+//
 // Races, each handled where noted:
-// - Old coordinator alive (node joined): it drops its record on the view change, or hands
-//   it over in its report; either way it grants nothing after answering the inquire.
+// - A record that crossed a release on its way (the holder released to the new winner
+//   before the old one pushed its record): a holder learned second-hand is verified with
+//   its own node (`verify`), which answers `release` if it does not hold it any more.
 // - A grant from the old coordinator still in flight after N answered C: N accepts grants
 //   only from its current coordinator; it sends `decline` to C, which, if it counts N's
 //   request as holder with that token (learned from the old coordinator's report), puts it

@@ -23,6 +23,13 @@
 // - `inquire`  "I coordinate `lk` now: tell me what you hold and wait for, hand over your
 //              own record of it, and send your later messages about it to me".
 // - `report`   the answer: holders, waiters and the highest token the node has seen.
+// Old coordinator → new one
+// - `handoff`  on a view change that makes another node the lock's winner, the old
+//              coordinator pushes its record (holders, waiters, token) there and forgets it.
+// Coordinator → a holder's node
+// - `verify`   "do you still hold `req` with `token`?", for a holder learned second-hand (from
+//              a handoff or an old coordinator's report): a node that does not answers with
+//              `release` (or `decline`, if the request still waits), so no ghost blocks the lock.
 // Any node → a coordinator
 // - `probe`    "make sure someone coordinates `lk`" (sent when a node forwarded a message
 //              to a node that then went down): a winner without a record starts a round.
@@ -101,6 +108,25 @@ export interface RefusedMsg {
   ahead: number;
 }
 
+export interface HandoffMsg {
+  t: 'handoff';
+  from: string;
+  lk: string;
+  set: string[] | null;
+  holders: WireHolder[];
+  waiters: WireWaiter[];
+  last: number;
+  hops: number;
+}
+
+export interface VerifyMsg {
+  t: 'verify';
+  from: string;
+  lk: string;
+  req: ReqId;
+  token: number;
+}
+
 export interface InquireMsg {
   t: 'inquire';
   from: string;
@@ -120,9 +146,9 @@ export interface ReportMsg {
 }
 
 /** Messages a coordinator handles. */
-export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg;
+export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg;
 /** Messages a requester handles. */
-export type RequesterMsg = GrantedMsg | RefusedMsg;
+export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg;
 export type LockMsg = CoordinatorMsg | RequesterMsg | InquireMsg;
 
 /** Forwarding stops after this many hops (views disagree for longer than a message trip). */
@@ -138,6 +164,8 @@ const GRANTED = 5;
 const REFUSED = 6;
 const INQUIRE = 7;
 const REPORT = 8;
+const HANDOFF = 9;
+const VERIFY = 10;
 
 /** The tuple that travels for `m`. */
 export function encodeLockMsg(m: LockMsg): unknown[] {
@@ -158,6 +186,10 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
       return [INQUIRE, m.from, m.lk, m.round];
     case 'report':
       return [REPORT, m.from, m.lk, m.round, m.holders, m.waiters, m.last];
+    case 'handoff':
+      return [HANDOFF, m.from, m.lk, m.set, m.holders, m.waiters, m.last, m.hops];
+    case 'verify':
+      return [VERIFY, m.from, m.lk, m.req, m.token];
   }
 }
 
@@ -167,6 +199,8 @@ const numOrNull = (v: unknown): v is number | null => v === null || typeof v ===
 const setOrNull = (v: unknown): v is string[] | null => v === null || (Array.isArray(v) && v.every(str));
 const tuples = (v: unknown, check: (t: unknown[]) => boolean): boolean =>
   Array.isArray(v) && v.every((t) => Array.isArray(t) && check(t));
+const holderList = (v: unknown): boolean => tuples(v, (t) => str(t[0]) && str(t[1]) && num(t[2]) && num(t[3]));
+const waiterList = (v: unknown): boolean => tuples(v, (t) => str(t[0]) && str(t[1]) && num(t[2]));
 
 /** The message a tuple from the wire carries, or undefined if it is not a well-formed one. */
 export function decodeLockMsg(w: unknown): LockMsg | undefined {
@@ -198,13 +232,19 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
     case REPORT:
       if (
         !num(w[3]) ||
-        !tuples(w[4], (t) => str(t[0]) && str(t[1]) && num(t[2]) && num(t[3])) ||
-        !tuples(w[5], (t) => str(t[0]) && str(t[1]) && num(t[2])) ||
+        !holderList(w[4]) ||
+        !waiterList(w[5]) ||
         !num(w[6])
       ) {
         return undefined;
       }
       return { t: 'report', from, lk, round: w[3], holders: w[4] as WireHolder[], waiters: w[5] as WireWaiter[], last: w[6] };
+    case HANDOFF:
+      if (!setOrNull(w[3]) || !holderList(w[4]) || !waiterList(w[5]) || !num(w[6]) || !num(w[7])) return undefined;
+      return { t: 'handoff', from, lk, set: w[3], holders: w[4] as WireHolder[], waiters: w[5] as WireWaiter[], last: w[6], hops: w[7] };
+    case VERIFY:
+      if (!str(w[3]) || !num(w[4])) return undefined;
+      return { t: 'verify', from, lk, req: w[3], token: w[4] };
     default:
       return undefined;
   }

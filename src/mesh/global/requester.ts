@@ -13,7 +13,7 @@ import { LockNotAcquiredError, type LockFailure } from '../../errors.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { monotonicNow } from '../../util/clock.js';
 import type { TokenMemory } from './fencing.js';
-import type { GrantedMsg, LockMsg, RefusedMsg, ReqId, WireHolder, WireWaiter } from './messages.js';
+import type { GrantedMsg, LockMsg, RefusedMsg, ReqId, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
 
 export interface RequesterContext {
   readonly self: string;
@@ -175,6 +175,19 @@ export class Requester {
     r.granted.reject(
       new LockNotAcquiredError(r.resource, 'retries', `${m.ahead} holder(s) ahead, retries: ${r.retries}`),
     );
+  }
+
+  // A coordinator that learned second-hand that we hold a lock asks whether we still do.
+  onVerify(m: VerifyMsg): void {
+    const r = this.#byReq.get(m.req);
+    const self = this.#ctx.self;
+    if (!r) {
+      // Released (or given up) long ago: the record it came from was stale.
+      this.#ctx.send(m.from, { t: 'release', from: self, lk: m.lk, req: m.req, set: null, hops: 0 });
+    } else if (r.state === 'waiting') {
+      // That grant never reached us as our coordinator's: we still wait.
+      this.#ctx.send(m.from, { t: 'decline', from: self, lk: m.lk, req: m.req, token: m.token, set: r.set, hops: 0 });
+    }
   }
 
   /** Answers a recovery round of `coordinator`: our holders and waiters of `lk`, which now answer to it. */

@@ -101,6 +101,8 @@ export class GlobalLocks {
   readonly #actorId: string;
   /** Live peers, self excluded, as this service has seen the nodeup/nodedown events. */
   readonly #up = new Set<string>();
+  /** Every peer ever seen up (a reported holder on one of them that is not up now is gone). */
+  readonly #seen = new Set<string>();
   /** lk -> winner of the default node set, cleared on each view change. */
   #winners = new Map<string, string | undefined>();
   readonly #tokens = new TokenMemory();
@@ -129,7 +131,10 @@ export class GlobalLocks {
     this.#system = system;
     this.#membership = membership;
     this.#actorId = options.actorId ?? GLOBAL_ACTOR;
-    for (const n of membership.nodes()) this.#up.add(n);
+    for (const n of membership.nodes()) {
+      this.#up.add(n);
+      this.#seen.add(n);
+    }
     const ctx = {
       self: this.#self,
       send: this.#send,
@@ -140,6 +145,7 @@ export class GlobalLocks {
       ...ctx,
       peers: () => this.#up,
       isUp: (node) => node === this.#self || this.#up.has(node),
+      seen: (node) => node === this.#self || this.#seen.has(node),
       localReport: (lk, coordinator) => this.#requester.report(lk, coordinator),
     });
     this.#requester = new Requester(ctx, {
@@ -326,6 +332,8 @@ export class GlobalLocks {
         return this.#requester.onGranted(msg);
       case 'refused':
         return this.#requester.onRefused(msg);
+      case 'verify':
+        return this.#requester.onVerify(msg);
       case 'inquire': {
         // Another node coordinates `lk` now: hand over what we know and answer to it from now on.
         const own = this.#coordinator.surrender(msg.lk);
@@ -349,6 +357,7 @@ export class GlobalLocks {
   #onNodeUp = (name: string): void => {
     if (name === this.#self || this.#up.has(name)) return;
     this.#up.add(name);
+    this.#seen.add(name);
     this.#viewChanged(name, undefined);
   };
 
