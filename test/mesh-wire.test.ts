@@ -161,6 +161,27 @@ describe('frames larger than the peer accepts are never sent', () => {
   });
 });
 
+describe('oversize error replies', () => {
+  // Regression: an error reply larger than the caller's maxFrameSize was sent anyway and closed the link.
+  test('an error too large for the caller arrives as the start of its message; the link stays', async () => {
+    await using p = await pair('bigerror', { a: { maxFrameSize: 64 * 1024 } });
+    const thrower = p.b.spawn({
+      init: () => 0,
+      handleCall: (n: number): never => {
+        throw new TypeError('z'.repeat(n));
+      },
+    });
+    const err = await p.a
+      .ref({ node: thrower.node, id: thrower.id })
+      .call(100 * 1024)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/^z{1024}$/);
+    expect(await p.echo.call('after')).toBe('after');
+    expect(p.downs).toEqual([]);
+  });
+});
+
 describe('monitors and malformed messages', () => {
   // Regression: a malformed DOWN removed the monitor before parsing failed, so it never fired.
   test('a malformed DOWN closes the link and the monitor fires noconnection', async () => {

@@ -208,7 +208,7 @@ export class Remote implements RemoteRouter {
   #serveStop(node: string, id: number, actorId: string, reason: 'normal' | 'shutdown'): void {
     this.#system.stop({ node: this.#system.name, id: actorId }, reason).then(
       () => this.#links.send(node, encode([Tag.REPLY, id, null])),
-      (err) => this.#links.send(node, encodeError(id, err)),
+      (err) => this.#links.send(node, encodeError(id, err, this.#links.maxFrameSize(node))),
     );
   }
 
@@ -277,7 +277,7 @@ class ServedCall extends CallSlot {
     if (this.settled) return;
     this.settled = true;
     this.onSettle?.();
-    this.#links.send(this.#node, encodeError(this.#callId, error));
+    this.#links.send(this.#node, encodeError(this.#callId, error, this.#links.maxFrameSize(this.#node)));
   }
 }
 
@@ -293,14 +293,19 @@ function checkSize(links: RemoteLinks, node: string, buf: Uint8Array, what: stri
   }
 }
 
-function encodeError(id: number, err: unknown): Uint8Array {
+/** Largest error message sent when the whole error cannot be (too large or not encodable). */
+const SHORT_MESSAGE = 1024;
+
+function encodeError(id: number, err: unknown, max = Infinity): Uint8Array {
   try {
-    return encode([Tag.REPLY_ERROR, id, toWire(err)]);
+    const buf = encode([Tag.REPLY_ERROR, id, toWire(err)]);
+    if (buf.length - FRAME_HEADER_SIZE <= max) return buf;
   } catch {
-    // An error whose data cannot be encoded still reports its class and message.
-    const e = err instanceof Error ? err : new Error(String(err));
-    return encode([Tag.REPLY_ERROR, id, { name: e.name, message: e.message }]);
+    // Below: an error whose data cannot be encoded still reports its class and message.
   }
+  // Too large for the caller, or not encodable: its class and the start of its message.
+  const e = err instanceof Error ? err : new Error(String(err));
+  return encode([Tag.REPLY_ERROR, id, { name: e.name, message: e.message.slice(0, SHORT_MESSAGE) }]);
 }
 
 function toWireReason(reason: DownReason): WireDownReason {
