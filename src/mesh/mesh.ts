@@ -26,7 +26,9 @@
 // stays above the high-water mark that long is dropped ('backpressure'), a malformed or
 // oversize frame drops that link (the ProtocolError reason). A partition is seen as
 // nodedown on both sides; each side keeps redialling and the link comes back when the
-// network does. Nothing here can close the node itself.
+// network does. Nothing here can close the node itself. Inbound handshakes in progress are
+// capped overall and per remote host (DEFAULT_MAX_PENDING_HANDSHAKES…): beyond the caps a
+// connection is closed unanswered, so strangers cannot make the node hold unbounded sockets.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { debuglog } from 'node:util';
