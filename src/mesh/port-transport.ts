@@ -25,7 +25,7 @@
 // Failure handling: anything but a Uint8Array or null, a bad length, or a ProtocolError
 // raised by the frame handler destroys this link only. When the other side's port goes
 // away without a graceful close (its thread ended), `onClose` reports `peerGoneReason`.
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { debuglog } from 'node:util';
 import { ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder } from './framing.js';
@@ -151,6 +151,19 @@ export class PortTransport implements Transport {
     this.#queuedBytes = 0;
     this.#port.postMessage(out, [out.buffer]);
   };
+
+  /**
+   * Handles, synchronously, every message already queued on the port. Called before
+   * declaring the other side gone (its thread exited): what it posted before dying, a BYE
+   * included, is not overtaken by the exit.
+   */
+  drain(): void {
+    while (!this.#ended) {
+      const got = receiveMessageOnPort(this.#port);
+      if (!got) return;
+      this.#onMessage(got.message);
+    }
+  }
 
   close(): Promise<void> {
     if (!this.#ended) {

@@ -337,8 +337,10 @@ export class WorkerHost {
         failure ??= err;
       });
       worker.once('exit', (code) => {
-        // The port closes with the thread, usually first; if not, close it with the right
-        // reason. Either way nodedown follows (asynchronously; terminate() waits for it).
+        // The port closes with the thread, usually first; if not, take what the worker
+        // posted before it ended (a goodbye makes this 'closed'), then close it with the
+        // right reason. Either way nodedown follows (asynchronously; terminate() waits).
+        transport?.drain();
         if (transport && !transport.closed) transport.destroy('worker_exited');
         else if (!transport) port.close();
         // Not connected now: no nodedown is coming for it.
