@@ -98,6 +98,23 @@ describe('PortTransport', () => {
     expect(b.closed || (await closed(b)).reason === 'connection_closed').toBe(true);
   });
 
+  test('drain() hands over, synchronously, what is already queued on the port (a goodbye before an exit)', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const t = new PortTransport(port1);
+    const got = frames(t);
+    const c = closed(t);
+    const raw = encode(['bye']);
+    port2.postMessage(raw.slice());
+    port2.postMessage(null);
+    // Give the messages time to reach port1's queue without a turn of this thread's loop.
+    const until = Date.now() + 50;
+    while (Date.now() < until);
+    t.drain();
+    expect(got).toEqual([['bye']]);
+    expect(t.closed).toBe(false); // the close itself is reported by the port, a little later
+    expect(await c).toEqual({ reason: 'connection_closed' });
+  });
+
   test('a ProtocolError thrown by the frame handler closes the link with its reason', async () => {
     const [a, b] = portTransportPair();
     const { ProtocolError } = await import('../src/errors.js');
