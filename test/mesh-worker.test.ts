@@ -80,6 +80,8 @@ describe('worker-thread nodes of a standalone node (a cluster of two in one proc
     await expect(main.startWorker(SCRIPT, { name: main.name })).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(main.startWorker(SCRIPT, { name: 'bad name!' })).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(main.startWorker('relative/worker.js')).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(main.startWorker(SCRIPT, { startTimeout: -1 })).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(main.startWorker(SCRIPT, { closeTimeout: 'soon' as never })).rejects.toBeInstanceOf(InvalidOptionError);
     expect(main.nodes()).toEqual([w.name]);
   });
 

@@ -23,7 +23,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, setEnvironmentData, type MessagePort, type ResourceLimits } from 'node:worker_threads';
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { InvalidOptionError } from '../errors.js';
 import type { ActorSystem } from '../actors/system.js';
 import { Mesh } from './mesh.js';
