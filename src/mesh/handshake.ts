@@ -259,7 +259,8 @@ export class Handshake {
     if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new ProtocolError('bad_handshake', 'bad node name');
     if (typeof incarnation !== 'string' || incarnation.length > 64) throw new ProtocolError('bad_handshake', 'bad incarnation');
     if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw new ProtocolError('bad_handshake', 'bad nonce');
-    if (!Number.isSafeInteger(maxFrame) || (maxFrame as number) < HANDSHAKE_MAX_FRAME) {
+    // Any positive size (startNode accepts any positive maxFrameSize); the sender just never exceeds it.
+    if (typeof maxFrame !== 'number' || !(maxFrame > 0)) {
       throw new ProtocolError('bad_handshake', 'bad maximum frame size');
     }
   }
