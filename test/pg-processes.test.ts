@@ -71,6 +71,22 @@ describe('pg across processes', () => {
     await converged(c.peers, 'g', [...xa, ...xb, ...xl]);
   });
 
+  it('a node whose link dropped (SIGSTOP past the failure timeout) vanishes, then converges again on reconnect', async () => {
+    await using c = await startCluster(3, OPTS);
+    const [a, b, d] = c.peers as [Peer, Peer, Peer];
+    const xa = await a.run<ActorRefData[]>(PG_PEER, 'spawnAndJoin', 'g', 1);
+    const xd = await d.run<ActorRefData[]>(PG_PEER, 'spawnAndJoin', 'g', 1);
+    await converged(c.peers, 'g', [...xa, ...xd]);
+    d.pause();
+    await a.waitEvent('nodedown', (name) => name === d.name);
+    await converged([a, b], 'g', xa);
+    // While d is away, a's group changes: d must learn it on reconnect.
+    const xa2 = await a.run<ActorRefData[]>(PG_PEER, 'spawnAndJoin', 'g', 1);
+    d.resume();
+    await Promise.all(c.peers.map((p) => p.waitNodes(c.peers.filter((q) => q !== p).map((q) => q.name))));
+    await converged(c.peers, 'g', [...xa, ...xa2, ...xd]);
+  });
+
   it('a remote ref is refused with a clear error', async () => {
     await using c = await startCluster(2, OPTS);
     const [a, b] = c.peers as [Peer, Peer];
