@@ -85,8 +85,9 @@
 //   the coordinator sees that node down; close() releases at once.
 //
 // NON-GUARANTEES: PARTITIONS
-// As with `:global`, a network partition (or a node connected to some peers but not all)
-// gives each side its own coordinator, and each side can grant the same lock: two `fn`s may
+// As with `:global`, a network partition (or a node connected to some peers but to neither
+// the lock's old coordinator nor its holder) gives each side its own coordinator, and each
+// side can grant the same lock: two `fn`s may
 // run at once, one per side. There is no quorum: we keep the cluster available on both
 // sides, as Erlang does. What protects the protected resource is the fencing token: a store
 // that remembers the highest token it has accepted and refuses lower ones makes a stale
