@@ -367,3 +367,24 @@ describe('actors: mailbox under steady load', () => {
       expect(maxArray).toBeLessThan(5000);
     }));
 });
+
+describe('actors: fairness to the event loop', () => {
+  // Regression: a loop of `await ref.call()` on a local actor ran in microtasks forever,
+  // so timers (call timeouts included) and sockets never got a turn.
+  it('a tight loop of local calls lets timers run', () =>
+    withNode(async (node) => {
+      const actor = node.spawn({ init: () => 0, handleCall: (_m: 'get', s: number) => ({ reply: s, state: s }) });
+      let fired = false;
+      setTimeout(() => {
+        fired = true;
+      }, 1);
+      let calls = 0;
+      const started = performance.now();
+      while (!fired && performance.now() - started < 10_000) {
+        await actor.call('get');
+        calls++;
+      }
+      expect(fired).toBe(true);
+      expect(calls).toBeGreaterThan(0);
+    }));
+});

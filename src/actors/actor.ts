@@ -24,6 +24,15 @@ type Envelope = CallSlot | CastEnvelope;
 
 const RESOLVED = Promise.resolve();
 
+/** Mailbox runs scheduled as microtasks since the event loop last turned. */
+let microRuns = 0;
+let budgetResetPending = false;
+const MICRO_RUNS_PER_TURN = 4096;
+const resetBudget = (): void => {
+  microRuns = 0;
+  budgetResetPending = false;
+};
+
 type Status = 'init' | 'idle' | 'scheduled' | 'running' | 'down';
 
 export type DownListener = (reason: DownReason) => void;
@@ -133,9 +142,19 @@ export class Actor {
 
   #schedule(): void {
     this.#status = 'scheduled';
-    // A then on a settled promise is a bare V8 microtask; queueMicrotask costs about
-    // three times more in Node (it tracks async context), and this is the call hot path.
-    void RESOLVED.then(this.#run);
+    if (microRuns++ < MICRO_RUNS_PER_TURN) {
+      if (!budgetResetPending) {
+        budgetResetPending = true;
+        setImmediate(resetBudget);
+      }
+      // A then on a settled promise is a bare V8 microtask; queueMicrotask costs about
+      // three times more in Node (it tracks async context), and this is the call hot path.
+      void RESOLVED.then(this.#run);
+    } else {
+      // Actors calling each other (or an app looping on `await ref.call()`) would otherwise
+      // run in microtasks forever and starve timers and sockets: yield to the event loop.
+      setImmediate(this.#run);
+    }
   }
 
   #run = (): void => {
