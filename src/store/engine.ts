@@ -136,16 +136,25 @@ export class ExpirableEngine {
   #start(e: Entry, mode: Mode, armed: number): Promise<ExpirableResult<unknown>> {
     const answer = deferred<ExpirableResult<unknown>>();
     const p = answer.promise;
-    e.inflight = p;
-    e.inflightEpoch = e.epoch;
-    e.answer = answer.resolve;
-    const done = this.#refresh(e, mode, armed).then((r) => {
+    let answered = false;
+    // Answers the callers once. From then on later misses do not join this refresh: its
+    // promise is settled, and a settled promise handed out later would serve a value that
+    // may have expired since (a push answered early while this node still waits its turn).
+    const settle = (r: ExpirableResult<unknown>): void => {
+      if (answered) return;
+      answered = true;
       if (e.inflight === p) {
         e.inflight = undefined;
         e.answer = undefined;
-        e.refreshing = undefined;
       }
       answer.resolve(r);
+    };
+    e.inflight = p;
+    e.inflightEpoch = e.epoch;
+    e.answer = settle;
+    const done = this.#refresh(e, mode, armed).then((r) => {
+      if (e.refreshing === done) e.refreshing = undefined;
+      settle(r);
     });
     e.refreshing = done;
     return p;

@@ -52,7 +52,11 @@ export class Entry {
   state: unknown = undefined;
   /** Grows when `clear` is called here; refreshes compare it at their end. */
   epoch = 0;
-  /** The refresh running for this entry on this node (single flight), shared by its callers. */
+  /**
+   * The refresh running for this entry on this node (single flight), shared by its callers
+   * until they are answered (early by a push, or by the refresh): a later miss never joins
+   * an answered refresh, whose value may have expired since.
+   */
   inflight: Promise<ExpirableResult<unknown>> | undefined = undefined;
   /** Settles when the refresh behind `inflight` has ended (it may outlive the early answer). */
   refreshing: Promise<void> | undefined = undefined;
