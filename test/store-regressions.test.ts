@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
 import { ok } from '../src/dsl/result.js';
+import { clockToken } from '../src/mesh/global/fencing.js';
 import type { Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
 import { gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
@@ -49,6 +50,37 @@ describe('store regressions (cluster scope, TCP)', () => {
     release.open();
     await holding;
     expect(await later).toMatchObject({ ok: true, value: 'tok-1' });
+    await Promise.all([A.close(), B.close()]);
+  });
+
+  it('a clear and a refresh win over versions above the lock\'s tokens (a new coordinator whose clock is behind)', async () => {
+    // Pins: writes carried the bare lock token as their version, so after a coordinator
+    // change to a host whose clock is behind, a clear was ignored by replicas holding a
+    // version above the new tokens, and a new value was refused by them.
+    await using c = await localCluster(2);
+    const [a, b] = c.nodes as [Node, Node];
+    const namespace = uniqueNamespace('reg');
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace });
+    const B = defineExpirables(defs(), { node: b, namespace });
+    expect(await A.tokOrThrow()).toBe('tok-1');
+    expect(await B.tokOrThrow()).toBe('tok-1');
+    const group = `expirable-store/${namespace}/tok/`;
+    await vi.waitFor(() => expect(a.pg.getMembers(group)).toHaveLength(2));
+    const onB = a.pg.getMembers(group).find((m) => m.node === b.name)!;
+    // B holds a value written under a coordinator whose clock ran 10 minutes ahead of the
+    // one granting tokens now.
+    const ahead = clockToken() + 10 * 60_000 * 1024;
+    await a.ref(onB).call({ t: 'put', from: a.name, snap: { v: ahead, has: true, value: 'ahead', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined } });
+    expect(await B.tokOrThrow()).toBe('ahead');
+    await A.clear('tok');
+    const r = await B.tok();
+    expect(r.ok && r.value).not.toBe('ahead');
+    // The next value written on A replaces the tombstone on B: B takes it, no fetch.
+    expect(await A.tokOrThrow()).toBe(r.ok ? r.value : undefined);
+    expect(await B.tokOrThrow()).toBe('tok-2');
+    expect(fetches).toBe(2);
     await Promise.all([A.close(), B.close()]);
   });
 });

@@ -173,7 +173,7 @@ export class ExpirableEngine {
 
   /**
    * Runs `fn` under the entry's lock: the global lock for cluster scope (its fencing token is
-   * the version of what `fn` writes), a node-local chain for local scope.
+   * the floor of the version of what `fn` writes, see #nextVersion), a node-local chain for local scope.
    */
   async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
@@ -196,6 +196,19 @@ export class ExpirableEngine {
     return node.global.trans(e.resource, (lock) => fn(node, lock.token));
   }
 
+  /**
+   * The version of a write to `e` under its lock (token `token`): above the token, above the
+   * version this replica holds, and above the newest version the peers asked under this lock
+   * answered with (`peerMax`). Tokens alone are not enough: a new lock coordinator whose wall
+   * clock is behind the old one's can grant tokens below versions replicas already hold, and
+   * a write would then be refused everywhere (a clear ignored, a value never replicated).
+   * Above the replica's own version also orders two writes of one grant (a fetch that calls
+   * `putState`, an `updateState` whose fn reads the expirable: the same token, re-entrantly).
+   */
+  #nextVersion(e: Entry, token: number, peerMax = 0): number {
+    return Math.max(token, e.version + 1, peerMax + 1);
+  }
+
   /** True when what `e` holds answers this refresh (a miss needs a valid value, an eager refresh a newer one). */
   #satisfied(e: Entry, mode: Mode, armed: number): boolean {
     return e.valid() && (mode === 'miss' || e.version !== armed);
@@ -205,9 +218,13 @@ export class ExpirableEngine {
     // 1. A push may have arrived while we waited for the lock.
     if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     // 2. A peer may hold a newer value (or state): take it rather than fetch.
+    let peerMax = 0;
     if (node) {
       const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout);
-      if (best) this.#adopt(node, e, best);
+      if (best) {
+        peerMax = best.snap.v;
+        this.#adopt(node, e, best);
+      }
       if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     }
     // 3. Fetch, unless this is a background refresh and a peer's attempt at this very value
@@ -239,7 +256,7 @@ export class ExpirableEngine {
     // the value, but it is not stored, so it does not come back for later callers.
     if (e.epoch !== epoch || e.disposed || this.#ctx.closed) return result;
     const snap: Snapshot = {
-      v: token,
+      v: this.#nextVersion(e, token, peerMax),
       has: true,
       value: run.value,
       exp: run.expiresAt,
@@ -247,10 +264,9 @@ export class ExpirableEngine {
       hs: run.hasNextState || e.hasState,
       st: run.hasNextState ? run.nextState : e.state,
     };
-    // Refused only if a newer version got here first (a partition healing): serve, do not store.
-    if (!e.apply(snap)) return result;
+    e.apply(snap); // newer than anything known here, by construction
     if (mode === 'eager') this.stats.refreshes++;
-    publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, version: token, expiresAt: run.expiresAt }));
+    publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, version: snap.v, expiresAt: run.expiresAt }));
     this.#afterWrite(node, e);
     if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
     return e.result ?? result;
@@ -410,7 +426,7 @@ export class ExpirableEngine {
     if (existing) existing.epoch++;
     if (this.spec.scope === 'local') {
       if (!existing) return;
-      await this.#withLock(existing, async (_n, token) => this.#applyClear(existing, token, 'local'));
+      await this.#withLock(existing, async (_n, token) => this.#applyClear(existing, this.#nextVersion(existing, token), 'local'));
       return;
     }
     // Without an await when the node is up: the clear is queued on the lock before any
@@ -418,9 +434,12 @@ export class ExpirableEngine {
     const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
     requireCluster(node);
     await node.global.trans(this.#resource(canon), async (lock) => {
+      // The clear's version must be above every version a replica holds (see #nextVersion).
+      const best = await askPeers(node, this.#ctx.namespace, this.name, canon, this.#ctx.peerTimeout);
       const e = this.peek(canon);
-      if (e) this.#applyClear(e, lock.token, 'local');
-      await broadcastClear(node, this.#ctx.namespace, this.name, canon, lock.token, this.#ctx.peerTimeout);
+      const v = Math.max(lock.token, (e?.version ?? 0) + 1, (best?.snap.v ?? 0) + 1);
+      if (e) this.#applyClear(e, v, 'local');
+      await broadcastClear(node, this.#ctx.namespace, this.name, canon, v, this.#ctx.peerTimeout);
     });
   }
 
@@ -450,13 +469,17 @@ export class ExpirableEngine {
   async updateState(key: unknown, fn: (state: unknown) => unknown): Promise<void> {
     const e = this.entry(key);
     await this.#withLock(e, async (node, token) => {
+      let peerMax = 0;
       if (node) {
         const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout);
-        if (best) this.#adopt(node, e, best);
+        if (best) {
+          peerMax = best.snap.v;
+          this.#adopt(node, e, best);
+        }
       }
       const next = await fn(e.hasState ? e.state : undefined);
       if (e.disposed) return;
-      e.apply({ ...e.snapshot(), v: token, hs: true, st: next });
+      e.apply({ ...e.snapshot(), v: this.#nextVersion(e, token, peerMax), hs: true, st: next });
       this.#afterWrite(node, e);
       if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
     });

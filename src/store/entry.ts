@@ -8,13 +8,13 @@
 // Invariants:
 // - `version` only grows. A snapshot is applied only if its version is greater (an older
 //   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
-//   snapshot without value whose version is the clear's lock token (a tombstone).
+//   snapshot without value whose version is the clear's version (a tombstone).
 // - `deadline` is monotonic milliseconds (performance.now()), computed once on receipt from
 //   the time left; wall-clock jumps after receipt do not move it.
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
-//   version (its fencing token) drops every older value wherever it arrives.
+//   version (above every version known under the lock) drops every older value wherever it arrives.
 import type { ActorRef } from '../actors/ref.js';
 import type { ExpirableResult } from '../dsl/result.js';
 import { monotonicNow } from '../util/clock.js';
@@ -22,7 +22,7 @@ import type { TimerHandle } from '../util/timers.js';
 
 /** A replica's content as it travels between nodes. */
 export interface Snapshot {
-  /** Version: the fencing token of the lock grant that wrote it. */
+  /** Version: the lock's fencing token, raised above every version known under the lock (engine #nextVersion). */
   readonly v: number;
   /** True when it carries a value (false: a state alone, or a tombstone). */
   readonly has: boolean;

@@ -9,7 +9,10 @@
 // that answers for every entry of the store on that node.
 //
 // Writes are ordered by the global lock of the entry: a refresh, a state change and a clear
-// each run under it, and what they write carries the lock's fencing token as its version.
+// each run under it, and what they write carries a version: the lock's fencing token, raised
+// above the version the writer holds and the newest one the peers asked under the lock
+// hold (a new coordinator whose clock is behind may grant tokens below versions replicas
+// already hold; a clear asks the peers first for that reason).
 // A replica applies a snapshot only if its version is greater than the one it holds, so an
 // older value never overwrites a newer one, whatever order messages arrive in.
 //
@@ -27,7 +30,7 @@
 //   is what keeps a stampede's caller latency near one fetch plus one message, instead of
 //   one lock hand-over per node.
 // - router `clear { n, k, v }` -> true: drop value and state if older than `v` (the clear's
-//   token); sent to every connected node, members or not, so a node whose refresh is in
+//   version); sent to every connected node, members or not, so a node whose refresh is in
 //   flight gets it too.
 // - router `keys { n }` -> [canon, key][]: the keys a node holds, for clearing every key.
 // - entry `failed { v, retryInMs, failures, from }` -> true: the sender's background refresh
@@ -50,7 +53,7 @@
 // (NodeDownError) or after the short timeout, and is skipped.
 //
 // Partitions: like `:global`, each side of a partition can grant the lock, so each side may
-// fetch once; when the sides meet again the versions (fencing tokens) decide which value
+// fetch once; when the sides meet again the versions decide which value
 // every replica keeps. Values are refreshed by whoever holds the lock; nothing merges.
 //
 // Clock skew: expiry is decided on each node from a monotonic deadline. The fetching node
