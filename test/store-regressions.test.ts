@@ -6,7 +6,7 @@ import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
 import { ok } from '../src/dsl/result.js';
 import { clockToken } from '../src/mesh/global/fencing.js';
-import type { Node } from '../src/node.js';
+import { startNode, type Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
 import { gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
 
@@ -82,5 +82,60 @@ describe('store regressions (cluster scope, TCP)', () => {
     expect(await B.tokOrThrow()).toBe('tok-2');
     expect(fetches).toBe(2);
     await Promise.all([A.close(), B.close()]);
+  });
+});
+
+describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one node)', (scope) => {
+  it('a state written under the lock the same context already holds is kept (updateState whose fn reads the expirable)', async () => {
+    // Pins: re-entrant writes got the same version (the same lock token) and the second was
+    // refused, so the state set by updateState was lost (local scope: a deadlock).
+    await using node = await startNode();
+    const got: unknown[] = [];
+    const E = defineExpirables(
+      { tok: expirable({ scope, fetch: async (s: number | undefined) => (got.push(s), ok(`t${s}`, soon(60_000))) }) },
+      { node, namespace: uniqueNamespace('reg') },
+    );
+    await E.updateState('tok', async () => {
+      expect(await E.tokOrThrow()).toBe('tundefined');
+      return 42;
+    });
+    await E.clear('tok');
+    await E.putState('tok', 7);
+    await E.updateState('tok', async (s) => (await E.tokOrThrow(), (s ?? 0) + 1));
+    expect(got).toEqual([undefined, 7]);
+    // The state written after the fetch is the newest: the next fetch gets it.
+    await E.updateState('tok', async (s) => {
+      expect(s).toBe(8);
+      return s ?? 0;
+    });
+    await E.close();
+  });
+
+  it('a fetch that calls putState stores its value (one fetch for three calls)', async () => {
+    // Pins: the fetch's putState took the grant's version, so the fetched value (same
+    // version) was refused and never cached: every call fetched again.
+    await using node = await startNode();
+    let fetches = 0;
+    const E = defineExpirables(
+      {
+        tok: expirable({
+          scope,
+          fetch: async (s: number | undefined) => {
+            fetches++;
+            await E.putState('tok', (s ?? 0) + 1);
+            return ok(`t${fetches}`, soon(60_000));
+          },
+        }),
+      },
+      { node, namespace: uniqueNamespace('reg') },
+    );
+    for (let i = 0; i < 3; i++) expect(await E.tokOrThrow()).toBe('t1');
+    expect(fetches).toBe(1);
+    expect(E.replicas('tok')).toEqual([node.name]);
+    await E.updateState('tok', async (s) => {
+      expect(s).toBe(1);
+      return s ?? 0;
+    });
+    await E.close();
   });
 });

@@ -2,6 +2,7 @@
 // single flight of refreshes, the refresh under the lock (local check, peers, fetch), eager
 // timers and their backoff, clear, state changes, and the counters. The protocol between
 // nodes is in ./replication.ts; this file decides what to do, that one how to say it.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { LRUCache } from 'lru-cache';
 import { ExpirableError, type ExpirableFailure } from '../errors.js';
 import type { ExpirableResult } from '../dsl/result.js';
@@ -52,6 +53,9 @@ export interface Counters {
 }
 
 type Mode = 'miss' | 'eager';
+
+/** The local-scope entries whose node-local lock the current async context holds (re-entrance). */
+const heldLocally = new AsyncLocalStorage<ReadonlySet<Entry>>();
 
 export class ExpirableEngine {
   readonly name: string;
@@ -178,6 +182,10 @@ export class ExpirableEngine {
   async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
     if (this.spec.scope === 'local') {
+      // Re-entrant, as the global lock is: a fetch that calls putState, an updateState whose
+      // fn reads the expirable, run at once under the lock their context holds.
+      const held = heldLocally.getStore();
+      if (held?.has(e)) return fn(undefined, ++this.#localVersion);
       // The place in the chain is taken synchronously, so writes run in call order.
       const prev = e.localTail;
       let release!: () => void;
@@ -185,7 +193,8 @@ export class ExpirableEngine {
       try {
         await prev;
         await this.#ctx.node();
-        return await fn(undefined, Math.max(++this.#localVersion, e.version + 1));
+        const token = Math.max(++this.#localVersion, e.version + 1);
+        return await heldLocally.run(new Set(held).add(e), () => fn(undefined, token));
       } finally {
         release();
       }
