@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
 import { ok } from '../src/dsl/result.js';
+import { ExpirableError } from '../src/errors.js';
 import { clockToken } from '../src/mesh/global/fencing.js';
 import { startNode, type Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
@@ -136,6 +137,26 @@ describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one n
       expect(s).toBe(1);
       return s ?? 0;
     });
+    await E.close();
+  });
+
+  it("updateState's fn that never settles fails with reason 'timeout' after fetchTimeout and frees the lock", async () => {
+    // Pins: the fn ran under the lock with no timeout, so one hung fn held every caller.
+    await using node = await startNode();
+    const E = defineExpirables(
+      { tok: expirable({ scope, fetchTimeout: 300, fetch: async (s: number | undefined) => ok(`t${s}`, soon(60_000)) }) },
+      { node, namespace: uniqueNamespace('reg') },
+    );
+    await E.putState('tok', 1);
+    const hung = E.updateState('tok', () => new Promise<number>(() => undefined));
+    const read = E.tok();
+    const err = await hung.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ExpirableError);
+    expect((err as ExpirableError).reason).toBe('timeout');
+    expect(await read).toMatchObject({ ok: true, value: 't1' }); // the state is unchanged
     await E.close();
   });
 });

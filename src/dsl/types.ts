@@ -67,7 +67,11 @@ export interface GenericMethods<D extends Definitions> {
   stats(): { [N in keyof D & string]: ExpirableStats };
   /** Sets the state handed to the next fetch (on every replica, for cluster scope). */
   putState<N extends keyof D & string>(name: N, ...args: [...KeyArgs<D[N]>, state: StateOf<D[N]>]): Promise<void>;
-  /** Replaces the state with `fn(state)`, run once, under the expirable's lock. */
+  /**
+   * Replaces the state with `fn(state)`, run once, under the expirable's lock. `fn` has the
+   * expirable's `fetchTimeout`: past it, this rejects with ExpirableError reason 'timeout',
+   * the lock is released and the state is unchanged.
+   */
   updateState<N extends keyof D & string>(
     name: N,
     ...args: [...KeyArgs<D[N]>, fn: (state: StateOf<D[N]> | undefined) => StateOf<D[N]> | PromiseLike<StateOf<D[N]>>]

@@ -13,7 +13,7 @@ import { canonicalKey } from './canonical-key.js';
 import { requireCluster, type StoreNode } from './cluster.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
-import { runFetch } from './fetch-runner.js';
+import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
 import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, tellFailure, type PeerSnapshot, type RefreshFailed } from './replication.js';
 import { eagerDelay, retryDelay } from './schedule.js';
 
@@ -486,7 +486,10 @@ export class ExpirableEngine {
           this.#adopt(node, e, best);
         }
       }
-      const next = await fn(e.hasState ? e.state : undefined);
+      // Under the global lock: a fn that never settles would hold every caller of this
+      // expirable in the cluster, so it gets the fetch's timeout.
+      const next = await withTimeout(() => fn(e.hasState ? e.state : undefined), this.spec.fetchTimeout);
+      if (next === TIMED_OUT) throw this.#error('timeout', `updateState's fn ran past the ${this.spec.fetchTimeout} ms fetchTimeout; the state is unchanged`);
       if (e.disposed) return;
       e.apply({ ...e.snapshot(), v: this.#nextVersion(e, token, peerMax), hs: true, st: next });
       this.#afterWrite(node, e);

@@ -4,6 +4,7 @@
 // cannot cancel it) but its late result is ignored.
 import { ExpirableError, safeString, typeName } from '../errors.js';
 import { isOutcome } from '../dsl/result.js';
+import { longTimeout, type TimerHandle } from '../util/timers.js';
 
 /** A successful run: the value, its expiry, and the time left measured right at receipt. */
 export interface FetchSuccess {
@@ -24,30 +25,39 @@ export interface FetchFailure {
 
 export type FetchRun = FetchSuccess | FetchFailure;
 
+/** What `withTimeout` resolves with when the time ran out. */
+export const TIMED_OUT: unique symbol = Symbol('timed out');
+
+/**
+ * Runs `fn()` and resolves with what it returns, or with TIMED_OUT after `timeoutMs` (any
+ * positive number, past setTimeout's 2^31-1 ms limit too, or Infinity). The call is not
+ * cancelled; a late rejection of it is swallowed.
+ */
+export async function withTimeout<T>(fn: () => T | PromiseLike<T>, timeoutMs: number): Promise<T | typeof TIMED_OUT> {
+  const call: Promise<T> = Promise.resolve().then(fn);
+  if (timeoutMs === Infinity) return call;
+  call.catch(() => undefined);
+  let timer: TimerHandle | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = longTimeout(() => resolve(TIMED_OUT), timeoutMs);
+  });
+  try {
+    return await Promise.race([call, timeout]);
+  } finally {
+    timer?.cancel();
+  }
+}
+
 /** Runs `fn(...args)` with a timeout of `timeoutMs` and validates the outcome. */
 export async function runFetch(name: string, fn: (...args: unknown[]) => unknown, args: unknown[], timeoutMs: number): Promise<FetchRun> {
-  let timer: NodeJS.Timeout | undefined;
   let returned: unknown;
   try {
-    const call = Promise.resolve().then(() => fn(...args));
-    if (timeoutMs === Infinity) {
-      returned = await call;
-    } else {
-      const timedOut = Symbol('timeout');
-      const timeout = new Promise<typeof timedOut>((resolve) => {
-        timer = setTimeout(() => resolve(timedOut), Math.min(timeoutMs, 2 ** 31 - 1));
-      });
-      // A late rejection of the abandoned call must not surface as an unhandled rejection.
-      call.catch(() => undefined);
-      returned = await Promise.race([call, timeout]);
-      if (returned === timedOut) {
-        return { ok: false, error: new ExpirableError(name, 'timeout', `the fetch ran past its ${timeoutMs} ms timeout`) };
-      }
-    }
+    returned = await withTimeout(() => fn(...args), timeoutMs);
   } catch (thrown) {
     return { ok: false, error: new ExpirableError(name, 'fetch_failed', messageOf(thrown), { cause: thrown }) };
-  } finally {
-    if (timer) clearTimeout(timer);
+  }
+  if (returned === TIMED_OUT) {
+    return { ok: false, error: new ExpirableError(name, 'timeout', `the fetch ran past its ${timeoutMs} ms timeout`) };
   }
   return validate(name, returned);
 }
