@@ -127,7 +127,7 @@ describe('cluster scope across nodes (TCP, one process)', () => {
     await using c = await localCluster(3);
     let fetches = 0;
     const s = defineOn(c.nodes, () => ({
-      fx: expirable({ refresh: { eager: { beforeExpiry: 600 } }, fetch: async () => ok(++fetches, soon(1_000)) }),
+      fx: expirable({ refresh: { eager: { beforeExpiry: 600 } }, fetch: async () => ok(++fetches, soon(2_000)) }), // refresh at ~1.4 s (floor 1 s)
     }));
     using events = new EventLog(s.namespace);
     await Promise.all(s.stores.map((E) => E.fx()));
@@ -149,17 +149,17 @@ describe('cluster scope across nodes (TCP, one process)', () => {
     const attempts: number[] = [];
     const s = defineOn(c.nodes, () => ({
       fx: expirable({
-        refresh: { eager: { beforeExpiry: 1_600 } },
-        fetch: async () => (attempts.push(performance.now()), attempts.length === 1 ? ok('good', soon(2_000)) : fail(new Error('provider down'))),
+        refresh: { eager: { beforeExpiry: 2_400 } },
+        fetch: async () => (attempts.push(performance.now()), attempts.length === 1 ? ok('good', soon(3_000)) : fail(new Error('provider down'))),
       }),
     }));
     using events = new EventLog(s.namespace);
     await Promise.all(s.stores.map((E) => E.fx()));
     // Every replica armed a timer; the first failure makes the others stand by.
     await events.next((e) => e.channel === 'refresh' && e.phase === 'failure', 3_000);
-    await sleep(1_300); // until shortly before expiry at ~2 s
+    await sleep(1_300); // first failure at ~1 s (the eager floor); until shortly before expiry at ~3 s
     for (const E of s.stores) expect(await E.fxOrThrow()).toBe('good');
-    // Backoff from 160 ms doubling up to 800 ms over ~1.4 s: 4-5 attempts by one node;
+    // Backoff from 240 ms doubling up to 1.2 s over ~1.3 s: 3-4 attempts by one node;
     // without coordination each of the 3 replicas would make its own (about 12).
     const refreshAttempts = attempts.length - 1;
     expect(refreshAttempts).toBeGreaterThanOrEqual(2);

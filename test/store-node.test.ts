@@ -124,7 +124,7 @@ describe.each(scopes)('scope %s on one node', (scope) => {
         fetch: async () => {
           calls++;
           if (calls === 2) await held.promise; // the background refresh hangs until we open it
-          return ok(calls, soon(1_000));
+          return ok(calls, soon(2_000)); // eager refresh at ~1.4 s, above the 1 s floor
         },
       }),
     });

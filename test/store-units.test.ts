@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalKey } from '../src/store/canonical-key.js';
-import { eagerDelay, retryDelay } from '../src/store/schedule.js';
+import { eagerDelay, eagerFloor, retryDelay } from '../src/store/schedule.js';
 import { InvalidOptionError } from '../src/errors.js';
 
 describe('canonicalKey', () => {
@@ -42,9 +42,14 @@ describe('eager refresh schedule', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10 ** 9 }), fc.integer({ min: 0, max: 10 ** 7 }), fc.double({ min: 0, max: 0.999 }), (left, before, r) => {
         const d = eagerDelay(left, before, () => r);
-        expect(d).toBeGreaterThanOrEqual(0);
-        expect(d).toBeLessThanOrEqual(left);
-        if (left > before * 1.1 + 5_000) expect(d).toBeLessThanOrEqual(left - before);
+        if (d === Infinity) {
+          // Left to lazy refresh: lives no longer than the floor, or the refresh point is expiry itself.
+          expect(left <= eagerFloor(before) || before === 0).toBe(true);
+          return;
+        }
+        expect(d).toBeGreaterThanOrEqual(eagerFloor(before));
+        expect(d).toBeLessThan(left);
+        if (left > before * 1.1 + 5_000 && left - before * 1.1 - 5_000 >= eagerFloor(before)) expect(d).toBeLessThanOrEqual(left - before);
       }),
     );
   });
@@ -55,8 +60,19 @@ describe('eager refresh schedule', () => {
   });
 
   it('refreshes a value shorter-lived than beforeExpiry halfway through its life, not in a loop', () => {
-    expect(eagerDelay(1_000, 5_000, () => 0)).toBe(500);
+    expect(eagerDelay(20_000, 50_000, () => 0)).toBe(10_000);
     expect(eagerDelay(Infinity, 5_000)).toBe(Infinity);
+  });
+
+  it('waits at least max(1 s, beforeExpiry / 10) after a value arrives; shorter-lived values are left to lazy refresh', () => {
+    // Pins: a value living 20 ms with beforeExpiry 30 s was refreshed every 10 ms (a tight loop).
+    expect(eagerDelay(20, 30_000)).toBe(Infinity);
+    expect(eagerDelay(2_900, 30_000)).toBe(Infinity);
+    expect(eagerDelay(8_000, 30_000, () => 0)).toBe(4_000);
+    expect(eagerDelay(1_500, 600, () => 0)).toBe(1_000);
+    expect(eagerDelay(900, 100, () => 0)).toBe(Infinity);
+    expect(eagerFloor(100)).toBe(1_000);
+    expect(eagerFloor(60_000)).toBe(6_000);
   });
 
   it('backs off exponentially with ±20% jitter, capped', () => {

@@ -24,7 +24,9 @@ export interface CommonOptions {
   /**
    * `'lazy'`: the first call after expiry refreshes. `{ eager: { beforeExpiry } }`: a
    * background refresh starts `beforeExpiry` ms (plus a small random jitter) before expiry;
-   * callers keep the current value meanwhile. `Infinity` values are never refreshed.
+   * callers keep the current value meanwhile. The refresh never comes sooner than
+   * `max(1 s, beforeExpiry / 10)` after a value arrived; a value living shorter than that is
+   * refreshed lazily. `Infinity` values are never refreshed.
    * @default 'lazy'
    */
   refresh?: RefreshOption;
