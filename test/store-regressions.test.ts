@@ -159,4 +159,29 @@ describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one n
     expect(await read).toMatchObject({ ok: true, value: 't1' }); // the state is unchanged
     await E.close();
   });
+
+  it('a keyed entry keeps a frozen copy of its key: mutating the caller\'s object later does not change what the next refresh fetches', async () => {
+    // Pins: the entry kept the caller's key object by reference, so a later refresh fetched
+    // whatever the caller had changed it into.
+    await using node = await startNode();
+    const seen: unknown[] = [];
+    const E = defineExpirables(
+      {
+        tenant: expirable({
+          scope,
+          keyed: true,
+          fetch: async (key: { t: string; tags: string[] }) => (seen.push(JSON.stringify(key)), ok(`token-of-${key.t}`, soon(60_000))),
+        }),
+      },
+      { node, namespace: uniqueNamespace('reg') },
+    );
+    const key = { t: 'alice', tags: ['a'] };
+    expect(await E.tenantOrThrow(key)).toBe('token-of-alice');
+    key.t = 'mallory';
+    key.tags.push('b');
+    await E.clear('tenant', { t: 'alice', tags: ['a'] }); // keeps nothing: the next call refetches the same entry
+    expect(await E.tenantOrThrow({ t: 'alice', tags: ['a'] })).toBe('token-of-alice');
+    expect(seen).toEqual(['{"t":"alice","tags":["a"]}', '{"t":"alice","tags":["a"]}']);
+    await E.close();
+  });
 });

@@ -77,3 +77,21 @@ function write(v: unknown, out: string[], seen: Set<object>, root: unknown): voi
   }
   seen.delete(v);
 }
+
+/**
+ * A copy of `key` that nobody can change: kept by the entry and handed to every fetch of it.
+ * The caller's own object is not kept: mutating it after the call must not make the next
+ * refresh of this entry fetch another key. Call only with a key `canonicalKey` accepted.
+ */
+export function frozenKey<K>(key: K): K {
+  if (typeof key !== 'object' || key === null) return key;
+  return deepFreeze(structuredClone(key));
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}

@@ -9,7 +9,7 @@ import type { ExpirableResult } from '../dsl/result.js';
 import { monotonicNow } from '../util/clock.js';
 import { deferred } from '../util/deferred.js';
 import { longTimeout } from '../util/timers.js';
-import { canonicalKey } from './canonical-key.js';
+import { canonicalKey, frozenKey } from './canonical-key.js';
 import { requireCluster, type StoreNode } from './cluster.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
@@ -98,7 +98,8 @@ export class ExpirableEngine {
     const canon = canonicalKey(key);
     let e = this.#keys.get(canon);
     if (!e) {
-      e = new Entry(key, canon, this.#resource(canon));
+      // A frozen copy: the caller may change its object later, the entry's key must not.
+      e = new Entry(frozenKey(key), canon, this.#resource(canon));
       this.#keys.set(canon, e);
     }
     return e;
