@@ -2,13 +2,16 @@
 // with `Map.get`, `lru-cache`'s `get` and the floor: `await` of an async function returning a
 // cached value. Goal (issue 6): the hit at least 0.5x the ops/s of that floor (it does no
 // mailbox hop and allocates nothing beyond the promise).
+import { fileURLToPath } from 'node:url';
 import { LRUCache } from 'lru-cache';
 import { defineExpirables, expirable, ok, startNode } from '../src/index.js';
 import { fmt, ratio } from './lib/format.js';
 import { interleaveAsync, interleaveSync } from './lib/loop.js';
+import { BenchChild } from './lib/procs.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
 const TOKEN = 'ghs_16C7e42F292c6912E7710c838347Ae178B4a';
+const FLOOR_PEER = fileURLToPath(new URL('./peers/floor-peer.ts', import.meta.url));
 
 const read: BenchModule = {
   name: 'read',
@@ -38,15 +41,24 @@ const read: BenchModule = {
           { name: 'hitNs', op: () => E.token() },
           { name: 'hitOrThrowNs', op: () => E.tokenOrThrow() },
         ],
-        { durationMs: d * 0.8, batch: 1000, onProgress: (f) => ctx.progress(f * 0.8, 'async reads') },
+        { durationMs: d * 0.7, batch: 1000, onProgress: (f) => ctx.progress(f * 0.7, 'async reads') },
       );
       const syncNs = await interleaveSync(
         [
           { name: 'mapGetNs', op: () => map.get('token') },
           { name: 'lruGetNs', op: () => lru.get('token') },
         ],
-        { durationMs: d * 0.2, batch: 10_000, onProgress: (f) => ctx.progress(0.8 + f * 0.2, 'sync reads') },
+        { durationMs: d * 0.2, batch: 10_000, onProgress: (f) => ctx.progress(0.7 + f * 0.2, 'sync reads') },
       );
+      // The same floor in a fresh process where no AsyncLocalStorage ever ran.
+      ctx.progress(0.95, 'fresh-process floor');
+      const fresh = await BenchChild.start(FLOOR_PEER);
+      let freshFloorNs: number;
+      try {
+        freshFloorNs = await fresh.request<number>('floor', { durationMs: Math.max(100, d * 0.1), value: cached });
+      } finally {
+        await fresh.kill();
+      }
       const stats = E.stats().token;
       if (stats && stats.fetches !== 1) throw new Error(`expected exactly one fetch, saw ${stats.fetches}`);
       return {
@@ -58,6 +70,7 @@ const read: BenchModule = {
           hitOrThrowNs: asyncNs.hitOrThrowNs!,
           hitsPerSec: 1e9 / asyncNs.hitNs!,
           hitVsFloorOps: asyncNs.awaitFloorNs! / asyncNs.hitNs!,
+          awaitFloorFreshProcessNs: freshFloorNs,
         },
       };
     } finally {
@@ -76,6 +89,7 @@ const read: BenchModule = {
           row('Expirables.tokenOrThrow() cached hit', 'hitOrThrowNs'),
           row('Map.get (synchronous)', 'mapGetNs'),
           row('lru-cache get (synchronous)', 'lruGetNs'),
+          row('the floor in a fresh process (no AsyncLocalStorage ever ran)', 'awaitFloorFreshProcessNs'),
         ],
       },
       {
