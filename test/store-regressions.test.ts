@@ -184,4 +184,19 @@ describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one n
     expect(seen).toEqual(['{"t":"alice","tags":["a"]}', '{"t":"alice","tags":["a"]}']);
     await E.close();
   });
+
+  it('close() racing the first call: the namespace is usable again by a new store on this node', async () => {
+    // Pins: the router was spawned after close() when the attach completed later, so it kept
+    // the namespace's well-known name and every later store of that namespace failed.
+    await using node = await startNode();
+    const namespace = uniqueNamespace('reg');
+    const defs = () => ({ tok: expirable({ scope, fetch: async () => ok('t', soon(60_000)) }) });
+    const E = defineExpirables(defs(), { node, namespace });
+    const first = E.tok();
+    await E.close();
+    expect(await first).toMatchObject({ ok: false, error: { reason: 'unavailable' } });
+    const E2 = defineExpirables(defs(), { node, namespace });
+    expect(await E2.tok()).toMatchObject({ ok: true, value: 't' });
+    await E2.close();
+  });
 });

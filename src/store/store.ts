@@ -51,7 +51,16 @@ export class Store implements EngineContext {
   }
 
   node(): Promise<StoreNode> {
-    return (this.#nodePromise ??= this.#attach());
+    if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    if (this.#nodePromise) return this.#nodePromise;
+    const p = this.#attach();
+    this.#nodePromise = p;
+    // A failed attach (the node did not start, the store closed meanwhile) is not kept:
+    // the next call tries again instead of failing forever.
+    p.catch(() => {
+      if (this.#nodePromise === p) this.#nodePromise = undefined;
+    });
+    return p;
   }
 
   nodeNow(): StoreNode | undefined {
@@ -60,6 +69,9 @@ export class Store implements EngineContext {
 
   async #attach(): Promise<StoreNode> {
     const node = storeNode(await this.#getNode());
+    // Closed while the node started: spawn nothing (a router spawned now would outlive the
+    // store, keep its well-known name and make the namespace unusable on this node).
+    if (this.#closed) throw new Error('the store is closed');
     this.#router = node.spawn(
       routerBehavior({
         ask: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot() ?? null,
