@@ -199,4 +199,22 @@ describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one n
     expect(await E2.tok()).toMatchObject({ ok: true, value: 't' });
     await E2.close();
   });
+
+  it("a closed store answers 'unavailable', not the value it had cached", async () => {
+    // Pins: after close() the named functions kept serving the cached value (which a clear
+    // elsewhere could no longer reach).
+    await using node = await startNode();
+    const E = defineExpirables(
+      {
+        tok: expirable({ scope, fetch: async () => ok('t', soon(60_000)) }),
+        key: expirable({ scope, keyed: true, fetch: async (k: string) => ok(k, soon(60_000)) }),
+      },
+      { node, namespace: uniqueNamespace('reg') },
+    );
+    expect(await E.tokOrThrow()).toBe('t');
+    expect(await E.keyOrThrow('k')).toBe('k');
+    await E.close();
+    for (const r of [await E.tok(), await E.key('k'), await E.fetch('tok')]) expect(r).toMatchObject({ ok: false, error: { reason: 'unavailable' } });
+    await expect(E.tokOrThrow()).rejects.toMatchObject({ reason: 'unavailable' });
+  });
 });

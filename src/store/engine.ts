@@ -123,6 +123,10 @@ export class ExpirableEngine {
   /** A call that found no valid value here: joins the refresh in flight or starts one. */
   miss(e: Entry): Promise<ExpirableResult<unknown>> {
     this.stats.misses++;
+    if (this.#ctx.closed) {
+      this.stats.failures++;
+      return Promise.resolve({ ok: false, error: this.#error('unavailable', 'the store is closed') });
+    }
     // A refresh that started before a clear may bring the cleared value: do not join it.
     if (e.inflight && e.inflightEpoch === e.epoch) return e.inflight;
     return this.#start(e, 'miss', -1);
@@ -520,6 +524,8 @@ export class ExpirableEngine {
 
   #dispose(e: Entry): void {
     e.disposed = true;
+    // Reads see no value (a closed store answers 'unavailable'; an evicted entry is gone).
+    e.dropValue();
     e.cancelTimer();
     this.#leave(this.#ctx.nodeNow(), e);
   }

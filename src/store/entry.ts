@@ -119,7 +119,7 @@ export class Entry {
       this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
       this.valuePromise = Promise.resolve(s.value);
     } else {
-      this.#dropValue();
+      this.dropValue();
     }
     this.refreshFailures = 0;
     return true;
@@ -134,10 +134,11 @@ export class Entry {
     if (version > this.version) this.version = version;
     this.hasState = false;
     this.state = undefined;
-    this.#dropValue();
+    this.dropValue();
   }
 
-  #dropValue(): void {
+  /** Drops the value (kept: version, state). */
+  dropValue(): void {
     this.hasValue = false;
     this.value = undefined;
     this.expiresAt = 0;
