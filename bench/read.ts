@@ -1,17 +1,14 @@
 // read: a cached hit through an expirable's named function, side by side in the same run
 // with `Map.get`, `lru-cache`'s `get` and the floor: `await` of an async function returning a
 // cached value. Goal (issue 6): the hit at least 0.5x the ops/s of that floor (it does no
-// mailbox hop and allocates nothing beyond the promise).
+// mailbox hop and allocates nothing beyond the promise). Each run is a fresh process
+// (bench/peers/read-peer.ts), which also measures the floor before any node or store ran.
 import { fileURLToPath } from 'node:url';
-import { LRUCache } from 'lru-cache';
-import { defineExpirables, expirable, ok, startNode } from '../src/index.js';
 import { fmt, ratio } from './lib/format.js';
-import { interleaveAsync, interleaveSync } from './lib/loop.js';
 import { BenchChild } from './lib/procs.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
-const TOKEN = 'ghs_16C7e42F292c6912E7710c838347Ae178B4a';
-const FLOOR_PEER = fileURLToPath(new URL('./peers/floor-peer.ts', import.meta.url));
+const READ_PEER = fileURLToPath(new URL('./peers/read-peer.ts', import.meta.url));
 
 const read: BenchModule = {
   name: 'read',
@@ -21,60 +18,20 @@ const read: BenchModule = {
   options: {},
   params: () => ({}),
   async run(_params, ctx) {
-    const node = await startNode();
+    const child = await BenchChild.start(READ_PEER);
+    const off = child.onEvent((e, data) => {
+      if (e === 'progress') ctx.progress((data as { f: number }).f, (data as { phase: string }).phase);
+    });
     try {
-      const E = defineExpirables(
-        { token: expirable({ fetch: async () => ok(TOKEN, Infinity) }) },
-        { node, namespace: `bench-read-${ctx.run}` },
+      const metrics = await child.request<Record<string, number>>(
+        'measure',
+        { durationMs: ctx.common.durationS * 1000, namespace: `bench-read-${ctx.run}` },
+        ctx.common.durationS * 1000 + 60_000,
       );
-      const first = await E.token();
-      if (!first.ok || first.value !== TOKEN) throw new Error(`priming fetch failed: ${JSON.stringify(first)}`);
-      const cached = { ok: true as const, value: TOKEN, expiresAt: Infinity };
-      const floor = async (): Promise<typeof cached> => cached;
-      const map = new Map([['token', cached]]);
-      const lru = new LRUCache<string, typeof cached>({ max: 10_000 });
-      lru.set('token', cached);
-      const d = ctx.common.durationS * 1000;
-      const asyncNs = await interleaveAsync(
-        [
-          { name: 'awaitFloorNs', op: () => floor() },
-          { name: 'hitNs', op: () => E.token() },
-          { name: 'hitOrThrowNs', op: () => E.tokenOrThrow() },
-        ],
-        { durationMs: d * 0.7, batch: 1000, onProgress: (f) => ctx.progress(f * 0.7, 'async reads') },
-      );
-      const syncNs = await interleaveSync(
-        [
-          { name: 'mapGetNs', op: () => map.get('token') },
-          { name: 'lruGetNs', op: () => lru.get('token') },
-        ],
-        { durationMs: d * 0.2, batch: 10_000, onProgress: (f) => ctx.progress(0.7 + f * 0.2, 'sync reads') },
-      );
-      // The same floor in a fresh process where no AsyncLocalStorage ever ran.
-      ctx.progress(0.95, 'fresh-process floor');
-      const fresh = await BenchChild.start(FLOOR_PEER);
-      let freshFloorNs: number;
-      try {
-        freshFloorNs = await fresh.request<number>('floor', { durationMs: Math.max(100, d * 0.1), value: cached });
-      } finally {
-        await fresh.kill();
-      }
-      const stats = E.stats().token;
-      if (stats && stats.fetches !== 1) throw new Error(`expected exactly one fetch, saw ${stats.fetches}`);
-      return {
-        metrics: {
-          hitNs: asyncNs.hitNs!,
-          mapGetNs: syncNs.mapGetNs!,
-          lruGetNs: syncNs.lruGetNs!,
-          awaitFloorNs: asyncNs.awaitFloorNs!,
-          hitOrThrowNs: asyncNs.hitOrThrowNs!,
-          hitsPerSec: 1e9 / asyncNs.hitNs!,
-          hitVsFloorOps: asyncNs.awaitFloorNs! / asyncNs.hitNs!,
-          awaitFloorFreshProcessNs: freshFloorNs,
-        },
-      };
+      return { metrics };
     } finally {
-      await node.close();
+      off();
+      await child.kill();
     }
   },
   table(result: BenchResult): TableSection[] {
@@ -89,7 +46,7 @@ const read: BenchModule = {
           row('Expirables.tokenOrThrow() cached hit', 'hitOrThrowNs'),
           row('Map.get (synchronous)', 'mapGetNs'),
           row('lru-cache get (synchronous)', 'lruGetNs'),
-          row('the floor in a fresh process (no AsyncLocalStorage ever ran)', 'awaitFloorFreshProcessNs'),
+          row('the floor before any node or store ran in the process', 'awaitFloorBeforeStoreNs'),
         ],
       },
       {

@@ -1,0 +1,64 @@
+// The process of one run of the read benchmark (forked by bench/read.ts): every run gets a
+// fresh process, as an application has, so nothing a previous run left behind (a node, an
+// AsyncLocalStorage) weighs on this one. It first measures the `await` floor before anything
+// of ours has run here, then starts a node and a store, and measures the cached hit side by
+// side with the floor, Map.get and lru-cache get.
+import { LRUCache } from 'lru-cache';
+import { defineExpirables, expirable, ok, startNode } from '../../src/index.js';
+import { emit, serve } from '../lib/child.js';
+import { interleaveAsync, interleaveSync } from '../lib/loop.js';
+
+const TOKEN = 'ghs_16C7e42F292c6912E7710c838347Ae178B4a';
+
+serve({
+  async measure({ durationMs, namespace }: { durationMs: number; namespace: string }): Promise<Record<string, number>> {
+    const progress = (f: number, phase: string): void => emit('progress', { f, phase });
+    const cached = { ok: true as const, value: TOKEN, expiresAt: Infinity };
+    const floor = async (): Promise<typeof cached> => cached;
+    // Before any node or store exists in this process.
+    const before = await interleaveAsync([{ name: 'floor', op: () => floor() }], {
+      durationMs: durationMs * 0.1,
+      batch: 1000,
+      onProgress: (f) => progress(f * 0.1, 'floor before the store'),
+    });
+
+    const node = await startNode();
+    try {
+      const E = defineExpirables({ token: expirable({ fetch: async () => ok(TOKEN, Infinity) }) }, { node, namespace });
+      const first = await E.token();
+      if (!first.ok || first.value !== TOKEN) throw new Error(`priming fetch failed: ${JSON.stringify(first)}`);
+      const map = new Map([['token', cached]]);
+      const lru = new LRUCache<string, typeof cached>({ max: 10_000 });
+      lru.set('token', cached);
+      const asyncNs = await interleaveAsync(
+        [
+          { name: 'awaitFloorNs', op: () => floor() },
+          { name: 'hitNs', op: () => E.token() },
+          { name: 'hitOrThrowNs', op: () => E.tokenOrThrow() },
+        ],
+        { durationMs: durationMs * 0.7, batch: 1000, onProgress: (f) => progress(0.1 + f * 0.7, 'async reads') },
+      );
+      const syncNs = await interleaveSync(
+        [
+          { name: 'mapGetNs', op: () => map.get('token') },
+          { name: 'lruGetNs', op: () => lru.get('token') },
+        ],
+        { durationMs: durationMs * 0.2, batch: 10_000, onProgress: (f) => progress(0.8 + f * 0.2, 'sync reads') },
+      );
+      const stats = E.stats().token;
+      if (stats && stats.fetches !== 1) throw new Error(`expected exactly one fetch, saw ${stats.fetches}`);
+      return {
+        hitNs: asyncNs.hitNs!,
+        mapGetNs: syncNs.mapGetNs!,
+        lruGetNs: syncNs.lruGetNs!,
+        awaitFloorNs: asyncNs.awaitFloorNs!,
+        hitOrThrowNs: asyncNs.hitOrThrowNs!,
+        hitsPerSec: 1e9 / asyncNs.hitNs!,
+        hitVsFloorOps: asyncNs.awaitFloorNs! / asyncNs.hitNs!,
+        awaitFloorBeforeStoreNs: before.floor!,
+      };
+    } finally {
+      await node.close();
+    }
+  },
+});
