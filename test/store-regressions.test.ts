@@ -217,4 +217,27 @@ describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one n
     for (const r of [await E.tok(), await E.key('k'), await E.fetch('tok')]) expect(r).toMatchObject({ ok: false, error: { reason: 'unavailable' } });
     await expect(E.tokOrThrow()).rejects.toMatchObject({ reason: 'unavailable' });
   });
+
+  it('a key evicted while its fetch runs is not fetched a second time by the next caller of that key', async () => {
+    // Pins: eviction disposed the entry at once, the next caller of the key made a new entry
+    // and fetched again while the first fetch of the same key still ran on this node.
+    await using node = await startNode();
+    const fetched: string[] = [];
+    const g = gate();
+    const E = defineExpirables(
+      { k: expirable({ scope, keyed: true, maxKeys: 1, fetch: async (key: string) => (fetched.push(key), await g.promise, ok(`${key}${fetched.length}`, soon(60_000))) }) },
+      { node, namespace: uniqueNamespace('reg') },
+    );
+    const x1 = E.k('x');
+    const y = E.k('y'); // evicts x while its fetch runs
+    const x2 = E.k('x'); // evicts y while its fetch runs; finds x's running refresh
+    g.open();
+    const [rx1, ry, rx2] = await Promise.all([x1, y, x2]);
+    expect(fetched.sort()).toEqual(['x', 'y']);
+    expect(rx2).toEqual(rx1);
+    expect(ry).toMatchObject({ ok: true });
+    expect(await E.kOrThrow('x')).toBe((rx1 as { value: string }).value); // kept: a hit
+    expect(E.stats().k.hits).toBe(1);
+    await E.close();
+  });
 });

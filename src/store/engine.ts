@@ -67,6 +67,8 @@ export class ExpirableEngine {
   /** Replicas of a keyed expirable by canonical key, least recently used evicted first. */
   readonly #keys: LRUCache<string, Entry> | undefined;
   readonly #ctx: EngineContext;
+  /** Evicted keys whose refresh still runs: disposed when it ends, unless used again meanwhile. */
+  readonly #evicting = new Map<string, Entry>();
   /** Versions of local-scope writes on this node (no lock token there). */
   #localVersion = 0;
 
@@ -77,10 +79,13 @@ export class ExpirableEngine {
     if (spec.keyed) {
       this.#keys = new LRUCache<string, Entry>({
         max: spec.maxKeys,
-        // An evicted key stops here: its timers, its actor (which leaves the group). A refresh
-        // still running for it answers its callers and stores nothing.
-        dispose: (entry, _canon, reason) => {
-          if (reason === 'evict' || reason === 'delete') this.#dispose(entry);
+        // An evicted key stops here: its timers, its actor (which leaves the group). One
+        // whose refresh is still running stops when that refresh ends; until then a caller
+        // of the same key finds it again (one fetch per key and node, even across eviction).
+        dispose: (entry, canon, reason) => {
+          if (reason !== 'evict' && reason !== 'delete') return;
+          if (entry.refreshing && !this.#ctx.closed) this.#evictLater(canon, entry);
+          else this.#dispose(entry);
         },
       });
     } else {
@@ -98,8 +103,10 @@ export class ExpirableEngine {
     const canon = canonicalKey(key);
     let e = this.#keys.get(canon);
     if (!e) {
+      e = this.#evicting.get(canon);
+      if (e) this.#evicting.delete(canon); // evicted while its refresh runs: back in the cache
       // A frozen copy: the caller may change its object later, the entry's key must not.
-      e = new Entry(frozenKey(key), canon, this.#resource(canon));
+      else e = new Entry(frozenKey(key), canon, this.#resource(canon));
       this.#keys.set(canon, e);
     }
     return e;
@@ -107,7 +114,22 @@ export class ExpirableEngine {
 
   /** The replica with canonical key `canon`, if this node has one (no recency change). */
   peek(canon: string): Entry | undefined {
-    return this.#keys ? this.#keys.peek(canon) : canon === '' ? this.single : undefined;
+    return this.#keys ? (this.#keys.peek(canon) ?? this.#evicting.get(canon)) : canon === '' ? this.single : undefined;
+  }
+
+  /** Disposes evicted `e` once its refresh has ended, unless a caller took it back meanwhile. */
+  #evictLater(canon: string, e: Entry): void {
+    this.#evicting.set(canon, e);
+    const check = (): void => {
+      if (this.#evicting.get(canon) !== e) return;
+      if (e.refreshing && !this.#ctx.closed) {
+        void e.refreshing.then(check);
+        return;
+      }
+      this.#evicting.delete(canon);
+      this.#dispose(e);
+    };
+    void e.refreshing!.then(check);
   }
 
   /** The keys this node holds something for. */
@@ -520,6 +542,8 @@ export class ExpirableEngine {
   close(): void {
     if (this.single) this.#dispose(this.single);
     this.#keys?.clear();
+    for (const e of this.#evicting.values()) this.#dispose(e);
+    this.#evicting.clear();
   }
 
   #dispose(e: Entry): void {
