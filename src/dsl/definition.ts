@@ -55,7 +55,11 @@ export interface KeyedOptions<V, K, S> extends CommonOptions {
   keyed: true;
   fetch: (key: K, state: S | undefined) => MaybePromise<FetchOutcome<V, S>>;
   requireInitialState?: false;
-  /** Bound on the live keys of this expirable on one node; the least recently used goes first. @default 10000 */
+  /**
+   * Bound on the live keys of this expirable on one node; the least recently used goes first.
+   * Eviction drops what this node holds for the key, its state included (a state set with
+   * putState is then lost unless another node holds it). @default 10000
+   */
   maxKeys?: number;
 }
 
@@ -64,6 +68,11 @@ export interface KeyedRequiredStateOptions<V, K, S> extends CommonOptions {
   keyed: true;
   fetch: (key: K, state: S) => MaybePromise<FetchOutcome<V, S>>;
   requireInitialState: true;
+  /**
+   * Bound on the live keys on one node (least recently used first). Eviction drops the key's
+   * state too: the key then fails with 'state_required' until its state is put again (unless
+   * another node still holds it). @default 10000
+   */
   maxKeys?: number;
 }
 
