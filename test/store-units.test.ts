@@ -1,8 +1,9 @@
-// Pure parts of the store engine: canonical keys, refresh scheduling (jitter, backoff).
+// Pure parts of the store engine: canonical keys, refresh scheduling (jitter, backoff), timeouts.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { canonicalKey } from '../src/store/canonical-key.js';
 import { eagerDelay, eagerFloor, retryDelay } from '../src/store/schedule.js';
+import { TIMED_OUT, withTimeout } from '../src/store/fetch-runner.js';
 import { InvalidOptionError } from '../src/errors.js';
 
 describe('canonicalKey', () => {
@@ -82,5 +83,24 @@ describe('eager refresh schedule', () => {
     expect(retryDelay(1, 10_000, () => 1)).toBeCloseTo(1_200);
     expect(retryDelay(50, 10 ** 9, () => 0.5)).toBe(60_000);
     expect(retryDelay(1, 0, () => 0.5)).toBe(10);
+  });
+});
+
+describe('fetch timeout', () => {
+  it('a timeout past 2^31-1 ms is honoured, neither early nor never', async () => {
+    // Pins: the fetch timer was clamped to setTimeout's limit (~24.8 days), so a 40-day
+    // fetchTimeout fired after 24.8 days.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const day = 86_400_000;
+      let settled: unknown = 'pending';
+      void withTimeout(() => new Promise<never>(() => undefined), 40 * day, { now: () => Date.now() }).then((r) => (settled = r));
+      await vi.advanceTimersByTimeAsync(30 * day);
+      expect(settled).toBe('pending');
+      await vi.advanceTimersByTimeAsync(10 * day + 1_000);
+      expect(settled).toBe(TIMED_OUT);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -158,8 +158,16 @@ function normalize(options: unknown): { spec: ExpirableSpec; problem: { option: 
   if (refresh !== 'lazy') {
     const eager = typeof refresh === 'object' && refresh !== null ? (refresh as { eager?: unknown }).eager : undefined;
     const ms = typeof eager === 'object' && eager !== null ? (eager as { beforeExpiry?: unknown }).beforeExpiry : undefined;
+    // A misspelt or extra option inside would otherwise be ignored without a word.
+    const extra = (obj: unknown, known: string, path: string): string | undefined => {
+      const k = typeof obj === 'object' && obj !== null ? Object.keys(obj).find((key) => key !== known) : undefined;
+      return k === undefined ? undefined : `${path}.${k}`;
+    };
+    const unknown = extra(refresh, 'eager', 'refresh') ?? extra(eager, 'beforeExpiry', 'refresh.eager');
     if (eager === undefined || eager === null || typeof eager !== 'object') {
       bad('refresh', `expected 'lazy' or { eager: { beforeExpiry: ms } }, got ${safeString(refresh)} (${typeName(refresh)})`);
+    } else if (unknown !== undefined) {
+      bad(unknown, `unknown option (expected 'lazy' or { eager: { beforeExpiry: ms } })`);
     } else if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
       bad('refresh.eager.beforeExpiry', `expected a finite number of milliseconds >= 0, got ${safeString(ms)} (${typeName(ms)})`);
     } else {
@@ -184,16 +192,9 @@ function normalize(options: unknown): { spec: ExpirableSpec; problem: { option: 
   const requireInitialState = o.requireInitialState ?? false;
   if (typeof requireInitialState !== 'boolean') {
     bad('requireInitialState', `expected a boolean, got ${safeString(requireInitialState)} (${typeName(requireInitialState)})`);
-  } else if (requireInitialState && typeof fetch === 'function') {
-    // The state is the fetch's last parameter: a fetch that declares none cannot use it.
-    const wanted = keyed === true ? 2 : 1;
-    if (fetch.length < wanted) {
-      bad(
-        'requireInitialState',
-        `the fetch function takes no state parameter (expected fetch(${keyed === true ? 'key, state' : 'state'})), so there is no state to require`,
-      );
-    }
   }
+  // No check of `fetch.length` against the state parameter: it does not count a parameter
+  // with a default value or a rest parameter, which receive the state all the same.
 
   const spec: ExpirableSpec = Object.freeze({
     fetch: fetch as (...args: unknown[]) => unknown,

@@ -4,7 +4,7 @@
 // cannot cancel it) but its late result is ignored.
 import { ExpirableError, safeString, typeName } from '../errors.js';
 import { isOutcome } from '../dsl/result.js';
-import { longTimeout, type TimerHandle } from '../util/timers.js';
+import { longTimeout, type TimerHandle, type TimerOptions } from '../util/timers.js';
 
 /** A successful run: the value, its expiry, and the time left measured right at receipt. */
 export interface FetchSuccess {
@@ -31,20 +31,20 @@ export const TIMED_OUT: unique symbol = Symbol('timed out');
 /**
  * Runs `fn()` and resolves with what it returns, or with TIMED_OUT after `timeoutMs` (any
  * positive number, past setTimeout's 2^31-1 ms limit too, or Infinity). The call is not
- * cancelled; a late rejection of it is swallowed.
+ * cancelled; a late rejection of it is swallowed. `timer` is for tests (a fake clock).
  */
-export async function withTimeout<T>(fn: () => T | PromiseLike<T>, timeoutMs: number): Promise<T | typeof TIMED_OUT> {
+export async function withTimeout<T>(fn: () => T | PromiseLike<T>, timeoutMs: number, timer: TimerOptions = {}): Promise<T | typeof TIMED_OUT> {
   const call: Promise<T> = Promise.resolve().then(fn);
   if (timeoutMs === Infinity) return call;
   call.catch(() => undefined);
-  let timer: TimerHandle | undefined;
+  let handle: TimerHandle | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = longTimeout(() => resolve(TIMED_OUT), timeoutMs);
+    handle = longTimeout(() => resolve(TIMED_OUT), timeoutMs, timer);
   });
   try {
     return await Promise.race([call, timeout]);
   } finally {
-    timer?.cancel();
+    handle?.cancel();
   }
 }
 
