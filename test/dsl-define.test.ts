@@ -96,7 +96,8 @@ describe('define-time errors name the expirable and the option', () => {
   );
 
   it('name colliding with a generated OrThrow function', () => {
-    const err = definitionError(() => defineExpirables({ token: good(), tokenOrThrow: good() }, { namespace: namespace() }));
+    // Also a compile error (dsl-types.test-d.ts); here the define-time check, for untyped callers.
+    const err = definitionError(() => defineExpirables({ token: good(), tokenOrThrow: good() } as never, { namespace: namespace() }));
     expect(err.expirable).toBe('tokenOrThrow');
     expect(err.message).toMatch(/generated method tokenOrThrow/);
   });

@@ -43,6 +43,19 @@ describe('defineExpirables types', () => {
     void Expirables.githubAccessToken('x');
   });
 
+  test('a keyed fetch with an unannotated key takes plain data only', () => {
+    // Pins: an unannotated key was `unknown`, so symbols and functions compiled (and threw at run time).
+    const E = defineExpirables({ any: expirable({ keyed: true, fetch: async (key) => ok(String(key), Infinity) }) });
+    void E.any('k');
+    void E.any({ a: [1, 'x', null, { b: true }] });
+    // @ts-expect-error a symbol is no key
+    void E.any(Symbol('s'));
+    // @ts-expect-error a function is no key
+    void E.fetch('any', () => 1);
+    // @ts-expect-error a bigint is no key
+    void E.anyOrThrow(10n);
+  });
+
   test('generic methods are typed by name', () => {
     expectTypeOf(Expirables.fetch('githubAccessToken')).resolves.toEqualTypeOf<ExpirableResult<string>>();
     expectTypeOf(Expirables.fetchOrThrow('tenantApiKey', 't')).resolves.toEqualTypeOf<{ key: string }>();
@@ -84,6 +97,11 @@ describe('defineExpirables types', () => {
     defineExpirables({ fetch: expirable({ fetch: () => ok(1, Infinity) }) });
     // @ts-expect-error `then` would make the object a thenable
     defineExpirables({ then: expirable({ fetch: () => ok(1, Infinity) }) });
+    // Pins: `aOrThrow` next to `a` compiled and only threw at define time.
+    // @ts-expect-error `aOrThrow` collides with the generated function of `a`
+    defineExpirables({ a: expirable({ fetch: () => ok(1, Infinity) }), aOrThrow: expirable({ fetch: () => ok(1, Infinity) }) });
+    // alone, `aOrThrow` is a name like any other
+    expectTypeOf(defineExpirables({ aOrThrow: expirable({ fetch: () => ok(1, Infinity) }) }).aOrThrowOrThrow()).resolves.toEqualTypeOf<number>();
   });
 
   test('a fetch without state handling does not compile with a state it cannot take', () => {

@@ -16,9 +16,19 @@ export type KeyOf<D> = D extends ExpirableDefinition<any, infer K, any, any> ? K
 /** The state type of a definition. */
 export type StateOf<D> = D extends ExpirableDefinition<any, any, infer S, any> ? S : never;
 /** `[key]` for a keyed definition, `[]` for an unkeyed one. */
-export type KeyArgs<D> = D extends ExpirableDefinition<any, infer K, any, infer Keyed> ? (Keyed extends true ? [key: K] : []) : never;
+export type KeyArgs<D> = D extends ExpirableDefinition<any, infer K, any, infer Keyed> ? (Keyed extends true ? [key: KeyParam<K>] : []) : never;
 /** `[key?]` for a keyed definition (clear one key or all), `[]` for an unkeyed one. */
-export type OptionalKeyArgs<D> = D extends ExpirableDefinition<any, infer K, any, infer Keyed> ? (Keyed extends true ? [key?: K] : []) : never;
+export type OptionalKeyArgs<D> = D extends ExpirableDefinition<any, infer K, any, infer Keyed> ? (Keyed extends true ? [key?: KeyParam<K>] : []) : never;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** What the wire codec carries and a key may be: plain data. */
+export type KeyData = string | number | boolean | null | readonly KeyData[] | { readonly [k: string]: KeyData };
+/**
+ * The key parameter of a keyed expirable: the fetch's key type, or plain data when the fetch
+ * left its key unannotated (`unknown`), so symbols, functions or bigints do not compile.
+ */
+export type KeyParam<K> = unknown extends K ? KeyData : K;
+/* eslint-disable @typescript-eslint/no-explicit-any */
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Counters of one expirable on this node. */
@@ -83,5 +93,9 @@ export interface GenericMethods<D extends Definitions> {
 /** The object `defineExpirables` returns. */
 export type Expirables<D extends Definitions> = NamedFunctions<D> & GenericMethods<D>;
 
-/** Refuses reserved names at compile time (they also throw at define time). */
-export type NoReservedNames<D> = { [N in keyof D & ReservedName]: never };
+/**
+ * Refuses reserved names at compile time (they also throw at define time): the generic
+ * methods and special names, and `xOrThrow` next to `x` (it collides with x's generated
+ * `…OrThrow` function).
+ */
+export type NoReservedNames<D> = { [N in keyof D & ReservedName]: never } & { [N in keyof D & string as `${N}OrThrow`]?: never };
