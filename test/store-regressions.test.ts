@@ -84,7 +84,25 @@ describe('store regressions (cluster scope, TCP)', () => {
     expect(fetches).toBe(2);
     await Promise.all([A.close(), B.close()]);
   });
+  it('the callers of a fetch get its value before the push to a silent peer, not after (a short-lived value is still valid)', async () => {
+    // Pins: the fetching node answered its callers only after its push, which waits up to
+    // peerTimeout for a silent peer, so a value living shorter than that was handed out
+    // after it expired.
+    await using c = await localCluster(2);
+    const [a, silent] = c.nodes as [Node, Node];
+    const namespace = uniqueNamespace('reg');
+    // A peer that is connected but never answers (a stopped or overloaded process): its
+    // router takes the calls and replies to none.
+    silent.spawn({ init: () => null, handleCall: (_msg: unknown, state: null) => ({ noreply: true as const, state }) }, { name: `expirable-store/${namespace}` });
+    const A = defineExpirables({ tok: expirable({ fetch: async () => ok('short', soon(600)) }) }, { node: a, namespace, peerTimeout: 1_500 });
+    const r = await A.tok();
+    const at = Date.now();
+    expect(r).toMatchObject({ ok: true, value: 'short' });
+    expect(r.ok && r.expiresAt).toBeGreaterThan(at);
+    await A.close();
+  });
 });
+
 
 describe.each(['cluster', 'local'] as const)('store regressions (scope %s, one node)', (scope) => {
   it('a state written under the lock the same context already holds is kept (updateState whose fn reads the expirable)', async () => {

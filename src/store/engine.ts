@@ -183,7 +183,7 @@ export class ExpirableEngine {
     e.inflight = p;
     e.inflightEpoch = e.epoch;
     e.answer = settle;
-    const done = this.#refresh(e, mode, armed).then((r) => {
+    const done = this.#refresh(e, mode, armed, settle).then((r) => {
       if (e.refreshing === done) e.refreshing = undefined;
       settle(r);
     });
@@ -191,10 +191,10 @@ export class ExpirableEngine {
     return p;
   }
 
-  async #refresh(e: Entry, mode: Mode, armed: number): Promise<ExpirableResult<unknown>> {
+  async #refresh(e: Entry, mode: Mode, armed: number, answer: (r: ExpirableResult<unknown>) => void): Promise<ExpirableResult<unknown>> {
     const epoch = e.epoch;
     try {
-      return await this.#withLock(e, (node, token) => this.#underLock(node, e, mode, armed, epoch, token));
+      return await this.#withLock(e, (node, token) => this.#underLock(node, e, mode, armed, epoch, token, answer));
     } catch (err) {
       // The lock could not be had (node closed, lock service gone): nothing ran.
       this.stats.failures++;
@@ -250,7 +250,15 @@ export class ExpirableEngine {
     return e.valid() && (mode === 'miss' || e.version !== armed);
   }
 
-  async #underLock(node: StoreNode | undefined, e: Entry, mode: Mode, armed: number, epoch: number, token: number): Promise<ExpirableResult<unknown>> {
+  async #underLock(
+    node: StoreNode | undefined,
+    e: Entry,
+    mode: Mode,
+    armed: number,
+    epoch: number,
+    token: number,
+    answer: (r: ExpirableResult<unknown>) => void,
+  ): Promise<ExpirableResult<unknown>> {
     // 1. A push may have arrived while we waited for the lock.
     if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     // 2. A peer may hold a newer value (or state): take it rather than fetch.
@@ -304,8 +312,11 @@ export class ExpirableEngine {
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, version: snap.v, expiresAt: run.expiresAt }));
     this.#afterWrite(node, e);
+    // The callers get the value now, not after the push: a silent peer can hold the push for
+    // peerTimeout, and a short-lived value must not be handed out after it expired.
+    answer(result);
     if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
-    return e.result ?? result;
+    return result;
   }
 
   #skipped(e: Entry, mode: Mode): ExpirableResult<unknown> {
