@@ -65,21 +65,21 @@ const meshRtt: BenchModule<RttParams> = {
 
       // Worker transport: a worker-thread node of B, called from B's main thread, against a
       // raw MessagePort ping-pong between B's main thread and a thread; interleaved.
-      const wref = await b.request<ActorRefData | null>('startWorker', { name: 'rtt-b-w1' });
+      const wref = await b.request<ActorRefData>('startWorker', { name: 'rtt-b-w1' });
       const portRaw: PingPongResult[] = [];
       const wcalls: PingPongResult[] = [];
       for (let i = 0; i < 2; i++) {
         ctx.progress(0.85 + i * 0.075, 'worker raw');
         portRaw.push(await b.request<PingPongResult>('portPingPong', { durationMs: d * 0.05 }));
         ctx.progress(0.85 + i * 0.075 + 0.0375, 'worker call');
-        if (wref) wcalls.push(await b.request<PingPongResult>('callLoop', { ref: wref, durationMs: d * 0.05 }));
+        wcalls.push(await b.request<PingPongResult>('callLoop', { ref: wref, durationMs: d * 0.05 }));
       }
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
       const tcpRaw = summarize(raw);
       const tcpCall = summarize(calls);
       const wRaw = summarize(portRaw);
-      const wCall = wcalls.length > 0 ? summarize(wcalls) : { p50: NaN, p99: NaN, perSec: NaN };
+      const wCall = summarize(wcalls);
       return {
         metrics: {
           tcpCallP50Us: tcpCall.p50,

@@ -8,7 +8,6 @@ import { parseCommand } from '../bench/lib/options.js';
 import { runBench } from '../bench/lib/runner.js';
 import { BENCHES } from '../bench/registry.js';
 import { hasErlang } from '../bench/lib/erlang.js';
-import { Node } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,9 +22,6 @@ const REQUIRED: Record<string, { metrics: string[]; compare?: Record<string, str
   stampede: { metrics: ['fetches', 'callers', 'fetchMs', 'callerP50Ms', 'callerP99Ms'] },
   replication: { metrics: ['replicationP50Us', 'replicationP99Us', 'meshRttP50Us'] },
 };
-
-/** Figures a build without worker-thread nodes cannot measure yet (written as null). */
-const NOT_YET: string[] = typeof (Node.prototype as { startWorker?: unknown }).startWorker === 'function' ? [] : ['workerCallP50Us'];
 
 /**
  * Extra arguments that keep a bench small. Durations leave room for a loaded machine: a
@@ -49,10 +45,7 @@ describe('every bench', () => {
       expect(json.runs).toHaveLength(1);
       const req = REQUIRED[b.name];
       expect(req, `bench ${b.name} has required metrics listed`).toBeDefined();
-      for (const m of req!.metrics) {
-        if (NOT_YET.includes(m)) expect(json.metrics[m], `${b.name}.${m}`).toBeNull();
-        else expect(typeof json.metrics[m], `${b.name}.${m}`).toBe('number');
-      }
+      for (const m of req!.metrics) expect(typeof json.metrics[m], `${b.name}.${m}`).toBe('number');
     });
   }
 });

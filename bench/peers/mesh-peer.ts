@@ -69,10 +69,8 @@ serve({
     return { perSec: done / (elapsedNs / 1e9) };
   },
   /** Starts a worker-thread node of this node; resolves once its echo actor answers. */
-  async startWorker({ name }: { name: string }): Promise<ActorRefData | null> {
-    const host = node as unknown as { startWorker?(url: URL, o: { name: string }): Promise<{ name: string }> };
-    if (typeof host.startWorker !== 'function') return null; // a build without worker-thread nodes
-    const w = await host.startWorker(new URL('./mesh-worker.ts', import.meta.url), { name });
+  async startWorker({ name }: { name: string }): Promise<ActorRefData> {
+    const w = await node!.startWorker(new URL('./mesh-worker.ts', import.meta.url), { name });
     const ref = { node: w.name, id: 'bench-echo' };
     for (let i = 0; ; i++) {
       try {
