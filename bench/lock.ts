@@ -41,7 +41,7 @@ const lock: BenchModule<LockParams> = {
     nodes: { type: 'number', integer: true, min: 2, default: 3, description: 'node processes' },
     contenders: { type: 'number', integer: true, min: 1, default: 32, description: 'concurrent contenders per node' },
     resources: { type: 'number', integer: true, min: 1, default: 1, description: 'resources the contenders spread over' },
-    hold: { type: 'number', min: 0, default: 0, description: 'ms each grant holds the lock' },
+    hold: { type: 'number', min: 0, arg: 'ms', default: 0, description: 'ms each grant holds the lock' },
     compare: { type: 'string', choices: ['none', 'erlang'], default: 'none', description: "also run the workload on Erlang's :global.trans" },
   },
   params(v) {

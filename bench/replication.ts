@@ -28,7 +28,7 @@ const replication: BenchModule<ReplicationParams> = {
   latency: true,
   options: {
     nodes: { type: 'number', integer: true, min: 2, default: 3, description: 'node processes (one fetches, the others hold replicas)' },
-    ttl: { type: 'number', min: 5, default: 20, description: 'ms a value lives; node 1 refreshes it each time it expires' },
+    ttl: { type: 'number', min: 5, arg: 'ms', default: 20, description: 'ms a value lives; node 1 refreshes it each time it expires' },
   },
   params: (v) => ({ nodes: v.nodes as number, ttlMs: v.ttl as number }),
   async run(p, ctx) {

@@ -32,7 +32,7 @@ const stampede: BenchModule<StampedeParams> = {
   options: {
     nodes: { type: 'number', integer: true, min: 1, default: 4, description: 'node processes' },
     callers: { type: 'number', integer: true, min: 1, default: 250, description: 'concurrent callers per node' },
-    'fetch-ms': { type: 'number', min: 0, default: 50, description: 'ms the fetch (token server) takes' },
+    'fetch-ms': { type: 'number', min: 0, arg: 'ms', default: 50, description: 'ms the fetch (token server) takes' },
   },
   params: (v) => ({ nodes: v.nodes as number, callers: v.callers as number, fetchMs: v['fetch-ms'] as number }),
   async run(p, ctx) {

@@ -5,9 +5,9 @@ import { parseArgs } from 'node:util';
 import { BenchUsageError, type BenchModule, type CommonOptions, type OptionSpec, type OptionValues } from './types.js';
 
 export const COMMON_OPTIONS: Record<string, OptionSpec> = {
-  duration: { type: 'number', min: 0.01, description: 'seconds of measurement per run (default: per bench)' },
+  duration: { type: 'number', min: 0.01, arg: 's', description: 'seconds of measurement per run (default: per bench)' },
   runs: { type: 'number', integer: true, min: 1, default: 5, description: 'runs; the median of each figure is reported' },
-  json: { type: 'string', description: 'also write the JSON result to this file' },
+  json: { type: 'string', arg: 'file', description: 'also write the JSON result to this file' },
   quiet: { type: 'boolean', default: false, description: 'no progress bar and no log lines (for scripts)' },
   pin: { type: 'boolean', default: false, description: 'run every process under `taskset -c 0` (latency benches)' },
   help: { type: 'boolean', default: false, description: 'show this help' },
@@ -78,7 +78,7 @@ function convert(name: string, spec: OptionSpec, v: string | boolean | undefined
 /** The `--help` text: usage, common options, then every bench with its options. */
 export function helpText(registry: readonly BenchModule[], only?: BenchModule): string {
   const opt = (k: string, s: OptionSpec): string => {
-    const arg = s.type === 'boolean' ? '' : s.choices ? ` <${s.choices.join('|')}>` : s.type === 'number' ? ' <n>' : ' <value>';
+    const arg = s.type === 'boolean' ? '' : s.choices ? ` <${s.choices.join('|')}>` : ` <${s.arg ?? (s.type === 'number' ? 'n' : 'value')}>`;
     const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
     return `    --${k}${arg}`.padEnd(30) + ` ${s.description}${def}`;
   };

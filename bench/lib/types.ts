@@ -13,6 +13,8 @@ export interface OptionSpec {
   integer?: boolean;
   /** For numbers: smallest allowed value. */
   min?: number;
+  /** Name of the value in `--help` (e.g. `ms`). */
+  arg?: string;
 }
 
 export type OptionValues = Record<string, number | string | boolean | undefined>;
