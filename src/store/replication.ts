@@ -44,7 +44,8 @@
 //     caller ─ single flight ─> trans(resource) ──> granted (token T)
 //       1. local replica good enough? (a push arrived while we waited) -> done
 //       2. ask every peer; adopt the newest snapshot; good enough now? -> done, no fetch
-//       3. fetch; on success apply as version T, join the group, put to every member
+//       3. fetch; on success apply (version >= T), join the group, answer the callers
+//          here, put to every member
 //     <─ release
 //
 // Node down: the lock is released when its holder's node goes down, so a waiter elsewhere
