@@ -259,6 +259,11 @@ export class ExpirableEngine {
     token: number,
     answer: (r: ExpirableResult<unknown>) => void,
   ): Promise<ExpirableResult<unknown>> {
+    // 0. The store closed while this refresh waited for the lock: no fetch for a closed store.
+    if (this.#ctx.closed) {
+      this.stats.failures++;
+      return { ok: false, error: this.#error('unavailable', 'the store was closed while waiting for the lock') };
+    }
     // 1. A push may have arrived while we waited for the lock.
     if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     // 2. A peer may hold a newer value (or state): take it rather than fetch.
