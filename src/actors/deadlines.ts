@@ -77,8 +77,11 @@ export class DeadlineBucket implements DeadlineTracker {
     // Nothing live: forget every entry. The timer stops at its next tick, not here, so
     // back-to-back calls do not create and clear a timer each.
     if (this.#stored > 0) {
-      this.#current = [];
-      this.#sealed = [];
+      // Drop the settled entries now (kept, they would survive into the old generation).
+      // Back-to-back calls leave one entry: pop it rather than allocate a new array.
+      if (this.#current.length === 1) this.#current.pop();
+      else if (this.#current.length > 0) this.#current = [];
+      if (this.#sealed.length > 0) this.#sealed = [];
       this.#stored = 0;
     }
   }
