@@ -1,11 +1,12 @@
 // Clear and close across nodes, and what they stop: clear of every key of a keyed expirable
 // and clearAll reach every node; timers stop after clear and close; callers waiting for the
 // lock when their node or store closes get 'unavailable'; the diagnostics of a background
-// refresh that finds a newer value ('skipped') and of a value taken from a peer ('adopt').
+// refresh that finds a newer value ('skipped'), that stands by for a peer's retry
+// ('deferred'), and of a value taken from a peer ('adopt').
 import { describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { ok } from '../src/dsl/result.js';
+import { fail, ok } from '../src/dsl/result.js';
 import { startNode, type Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
 import { EventLog, gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
@@ -116,7 +117,36 @@ describe('clear, close and diagnostics across nodes (TCP, one process)', () => {
     for (const E of [A!, B!]) expect(await E.fxOrThrow()).toBe('fx-2');
     await Promise.all([A!.close(), B!.close()]);
   });
+  it("diagnostics: a replica waiting for the lock while a peer's background refresh fails gives up its turn ('deferred')", async () => {
+    await using c = await localCluster(2);
+    const namespace = uniqueNamespace('life');
+    let fetches = 0;
+    const g = gate();
+    const defs = () => ({
+      fx: expirable({
+        refresh: { eager: { beforeExpiry: 1_500 } },
+        fetch: async () => {
+          if (++fetches === 1) return ok('good', soon(3_000));
+          await g.promise;
+          return fail(new Error('provider down'));
+        },
+      }),
+    });
+    const [A, B] = c.nodes.map((node) => defineExpirables(defs(), { node, namespace }));
+    using events = new EventLog(namespace);
+    expect(await A!.fxOrThrow()).toBe('good');
+    expect(await B!.fxOrThrow()).toBe('good');
+    const first = await events.next((e) => e.channel === 'fetchStart' && e.mode === 'eager', 5_000);
+    await events.next((e) => e.channel === 'refresh' && e.phase === 'start' && e.node !== first.node, 5_000);
+    g.open();
+    const deferred = await events.next((e) => e.channel === 'refresh' && e.phase === 'deferred', 5_000);
+    expect(deferred.node).not.toBe(first.node);
+    expect(fetches).toBe(2); // the waiting replica did not fetch
+    for (const E of [A!, B!]) expect(await E.fxOrThrow()).toBe('good'); // the value is kept
+    await Promise.all([A!.close(), B!.close()]);
+  });
 });
+
 
 describe('one node', () => {
   it('close() stops the timers of a standalone store too', async () => {

@@ -67,6 +67,8 @@ export class ExpirableEngine {
   /** Replicas of a keyed expirable by canonical key, least recently used evicted first. */
   readonly #keys: LRUCache<string, Entry> | undefined;
   readonly #ctx: EngineContext;
+  /** Failures of background refreshes already handled under the lock (see #eagerFailed). */
+  readonly #failureHandled = new WeakSet<ExpirableError>();
   /** Evicted keys whose refresh still runs: disposed when it ends, unless used again meanwhile. */
   readonly #evicting = new Map<string, Entry>();
   /** Versions of local-scope writes on this node (no lock token there). */
@@ -298,6 +300,7 @@ export class ExpirableEngine {
     if (!run.ok) {
       this.stats.failures++;
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, error: run.error }));
+      if (mode === 'eager') this.#eagerFailed(e, armed, run.error);
       return run;
     }
     const result: ExpirableResult<unknown> = { ok: true, value: run.value, expiresAt: run.expiresAt };
@@ -408,25 +411,36 @@ export class ExpirableEngine {
         else if (e.deferredTo !== undefined) this.#armBackup(e, v, e.deferredTo - monotonicNow());
         return;
       }
-      // Failed: keep serving the current value until it really expires; retry with backoff.
-      this.stats.refreshFailures++;
-      e.refreshFailures++;
-      let retryInMs: number | undefined;
-      if (e.version === v && e.valid() && !e.disposed && !this.#ctx.closed) {
-        const d = retryDelay(e.refreshFailures, this.spec.beforeExpiry ?? 0);
-        if (monotonicNow() + d < e.deadline) {
-          retryInMs = d;
-          e.cancelTimer();
-          e.armedVersion = v;
-          e.timer = longTimeout(() => this.#onTimer(e, v), d);
-        }
-      }
-      publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'failure', version: v, error: r.error, retryInMs }));
-      const node = this.#ctx.nodeNow();
-      if (node && this.spec.scope === 'cluster' && e.version === v) {
-        tellFailure(node, e.resource, { t: 'failed', v, retryInMs, failures: e.refreshFailures, from: node.name }, this.#ctx.peerTimeout);
-      }
+      // A failed fetch was handled under the lock already; a lock that could not be had here.
+      if (!this.#failureHandled.has(r.error)) this.#eagerFailed(e, v, r.error);
     });
+  }
+
+  /**
+   * A background refresh of `v` failed: keep serving the current value until it really
+   * expires, arm the retry with backoff, publish, and tell the other replicas. Called under
+   * the lock when the fetch failed, so the notice leaves before the release does and a
+   * replica granted the lock next already knows to stand by.
+   */
+  #eagerFailed(e: Entry, v: number, error: ExpirableError): void {
+    this.#failureHandled.add(error);
+    this.stats.refreshFailures++;
+    e.refreshFailures++;
+    let retryInMs: number | undefined;
+    if (e.version === v && e.valid() && !e.disposed && !this.#ctx.closed) {
+      const d = retryDelay(e.refreshFailures, this.spec.beforeExpiry ?? 0);
+      if (monotonicNow() + d < e.deadline) {
+        retryInMs = d;
+        e.cancelTimer();
+        e.armedVersion = v;
+        e.timer = longTimeout(() => this.#onTimer(e, v), d);
+      }
+    }
+    const node = this.#ctx.nodeNow();
+    publish('refresh', () => ({ ...this.#about(e, node?.name), phase: 'failure', version: v, error, retryInMs }));
+    if (node && this.spec.scope === 'cluster' && e.version === v) {
+      tellFailure(node, e.resource, { t: 'failed', v, retryInMs, failures: e.refreshFailures, from: node.name }, this.#ctx.peerTimeout);
+    }
   }
 
   /** A peer's background refresh of `msg.v` failed: let it retry first, stay armed as a backup. */
