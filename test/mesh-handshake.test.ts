@@ -176,6 +176,46 @@ describe('handshake refusals', () => {
   });
 });
 
+describe('a dialer that refuses after its AUTH', () => {
+  // The acceptor puts the link up when it sends WELCOME; a dialer that gives up before
+  // reading it (it began closing, or found the acceptor's proof wrong) sends REFUSE, which
+  // then lands on the acceptor's established link.
+  test.each([
+    ['closing', 'closed'],
+    ['bad_cookie', 'refused_by_peer:bad_cookie'],
+  ])('REFUSE %s after AUTH: the acceptor, already up, reports the dialer down %s', async (refusal, reason) => {
+    await using node = await startNode({ ...OPTS, port: 0, name: 'late-refuse-acceptor' });
+    const events: string[][] = [];
+    node.on('nodeup', (n) => events.push(['nodeup', n]));
+    const down = new Promise<void>((resolve) =>
+      node.on('nodedown', (n, r) => {
+        events.push(['nodedown', n, r]);
+        resolve();
+      }),
+    );
+    const raw = await rawClient(node.address!);
+    const nonce = randomBytes(32);
+    raw.send([Tag.HELLO, PROTOCOL_VERSION, 'late-dialer', 'inc', nonce, 1 << 20]);
+    while (raw.frames.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const [challenge] = raw.frames as unknown[][];
+    const proof = createHmac('sha256', OPTS.cookie)
+      .update('dial')
+      .update('\0')
+      .update(challenge![4] as Uint8Array)
+      .update(nonce)
+      .update('\0late-dialer\0late-refuse-acceptor')
+      .digest();
+    raw.send([Tag.AUTH, proof]);
+    raw.send([Tag.REFUSE, refusal, 'given up']);
+    raw.socket.end();
+    await down;
+    expect(events).toEqual([
+      ['nodeup', 'late-dialer'],
+      ['nodedown', 'late-dialer', reason],
+    ]);
+  });
+});
+
 describe('simultaneous dial', () => {
   test('two nodes dialling each other at the same moment end with exactly one link (in process)', async () => {
     for (let round = 0; round < 5; round++) {

@@ -9,6 +9,12 @@
 // - `onDown` runs exactly once, whatever ends the link: BYE from the peer (reason
 //   'closed'), the socket closing, a protocol error, heartbeat timeout, back-pressure, or
 //   our own close.
+// - On a link this node accepted, a REFUSE may still arrive first thing: the dialer gave up
+//   its handshake after its AUTH (it began closing, say) before reading our WELCOME, which
+//   had already put the link up here. It ends the link: 'closed' when the dialer refused
+//   because it is closing (its goodbye), else 'refused_by_peer:<reason>' as in the
+//   handshake. On a link this node dialled, REFUSE is a protocol error (an acceptor never
+//   refuses after WELCOME).
 //
 // Failure handling: a frame whose payload does not decode but whose envelope (tag and
 // call id) is readable is handed to `onUndecodable` and fails only that message (a CALL
@@ -135,6 +141,16 @@ export class Connection {
         this.#bye = true;
         this.transport.destroy('closed');
         return;
+      case Tag.REFUSE: {
+        // The dialer gave up its handshake after sending AUTH, while our WELCOME was on
+        // its way: the link was already up here. Only a dialer can do that.
+        if (this.role !== 'accept') throw new ProtocolError('bad_message', `REFUSE from ${this.peer} on an established link`);
+        const reason = typeof msg[1] === 'string' ? msg[1] : 'unknown';
+        // A dialer that refuses because it is closing is saying goodbye.
+        if (reason === 'closing') this.#bye = true;
+        this.transport.destroy(reason === 'closing' ? 'closed' : `refused_by_peer:${reason}`);
+        return;
+      }
       default:
         this.#handlers.onMessage(this, msg);
     }
