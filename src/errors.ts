@@ -234,6 +234,11 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isRef = (v: unknown): v is RefLike =>
   isObject(v) && typeof v.node === 'string' && (typeof v.id === 'string' || typeof v.id === 'number');
 
+/** A down reason for the wire: `{ crashed }` carries the error in its wire shape. */
+export function downReasonToWire(reason: DownReason): string | { crashed: WireError } {
+  return typeof reason === 'string' ? reason : { crashed: toWire(reason.crashed) };
+}
+
 function wireReason(reason: object): unknown {
   if ('crashed' in reason) return { crashed: toWire((reason as { crashed: unknown }).crashed) };
   return reason;

@@ -138,7 +138,11 @@ function named(engine: ExpirableEngine): (key?: unknown) => Promise<ExpirableRes
   };
 }
 
-/** `Expirables.nameOrThrow(key?)`: the value, or rejects with ExpirableError. */
+/**
+ * `Expirables.nameOrThrow(key?)`: the value, or rejects with ExpirableError. The same shape
+ * as `named`, kept as a second copy on purpose: a shared builder taking the promise to hand
+ * out as a callback would put an extra call on the cached read, the hottest path we have.
+ */
 function namedOrThrow(engine: ExpirableEngine): (key?: unknown) => Promise<unknown> {
   const stats = engine.stats;
   if (!engine.spec.keyed) {

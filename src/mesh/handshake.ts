@@ -160,21 +160,32 @@ export class Handshake {
     }
   };
 
-  // acceptor: HELLO [v, name, incarnation, nonce, maxFrameSize]
-  #onHello(msg: unknown[]): void {
+  /**
+   * Reads the peer's identity from HELLO or CHALLENGE (same shape): version, name,
+   * incarnation, nonce, frame limit. False once it has refused (other version, own name).
+   */
+  #takeIdentity(msg: unknown[], expected: number, label: string): boolean {
     const [tag, version, name, incarnation, nonce, maxFrame] = msg;
-    if (tag !== Tag.HELLO) throw new ProtocolError('bad_handshake', `expected HELLO, got tag ${String(tag)}`);
+    if (tag !== expected) throw new ProtocolError('bad_handshake', `expected ${label}, got tag ${String(tag)}`);
     if (version !== this.#version) {
-      return this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
+      this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
+      return false;
     }
     this.#checkIdentity(name, incarnation, nonce, maxFrame);
     this.peer = { name: name as string, incarnation: incarnation as string };
     this.#peerNonce = nonce as Uint8Array;
     this.peerMaxFrameSize = maxFrame as number;
     if (name === this.#cfg.self) {
-      if (incarnation === this.#cfg.incarnation) return this.#refuse('self', 'a node dialled itself');
-      return this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
+      if (incarnation === this.#cfg.incarnation) this.#refuse('self', 'a node dialled itself');
+      else this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
+      return false;
     }
+    return true;
+  }
+
+  // acceptor: HELLO [v, name, incarnation, nonce, maxFrameSize]
+  #onHello(msg: unknown[]): void {
+    if (!this.#takeIdentity(msg, Tag.HELLO, 'HELLO')) return;
     this.#step = 'auth';
     // No proof here: the dialer is not authenticated yet (see the design note).
     this.transport.send(
@@ -184,20 +195,8 @@ export class Handshake {
 
   // dialer: CHALLENGE [v, name, incarnation, nonce, maxFrameSize]
   #onChallenge(msg: unknown[]): void {
-    const [tag, version, name, incarnation, nonce, maxFrame] = msg;
-    if (tag !== Tag.CHALLENGE) throw new ProtocolError('bad_handshake', `expected CHALLENGE, got tag ${String(tag)}`);
-    if (version !== this.#version) {
-      return this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
-    }
-    this.#checkIdentity(name, incarnation, nonce, maxFrame);
-    this.peer = { name: name as string, incarnation: incarnation as string };
-    this.#peerNonce = nonce as Uint8Array;
-    this.peerMaxFrameSize = maxFrame as number;
-    if (name === this.#cfg.self) {
-      if (incarnation === this.#cfg.incarnation) return this.#refuse('self', 'a node dialled itself');
-      return this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
-    }
-    const verdict = this.#admit(this.peer, 'dial', this);
+    if (!this.#takeIdentity(msg, Tag.CHALLENGE, 'CHALLENGE')) return;
+    const verdict = this.#admit(this.peer!, 'dial', this);
     if (verdict) return this.#refuse(verdict.reason, verdict.message);
     this.#step = 'welcome';
     this.transport.send(encodeStrict([Tag.AUTH, this.#proof('dial')]));

@@ -23,7 +23,7 @@
 //   them, as a local call whose caller gave up); their replies are dropped.
 // - The serving side of a monitor is a local monitor, cancelled by DEMONITOR or when the
 //   watching node goes down.
-import { NodeDownError, ProtocolError, SerializationError, fromWire, toWire, type DownReason, type WireError } from '../errors.js';
+import { NodeDownError, ProtocolError, SerializationError, downReasonFromWire, downReasonToWire, fromWire, toWire, type DownReason, type WireError } from '../errors.js';
 import type { ActorSystem, RemoteRouter } from '../actors/system.js';
 import type { DownListener } from '../actors/actor.js';
 import { CallSlot } from '../actors/call-slot.js';
@@ -308,15 +308,12 @@ function encodeError(id: number, err: unknown, max = Infinity): Uint8Array {
   return encode([Tag.REPLY_ERROR, id, { name: e.name, message: e.message.slice(0, SHORT_MESSAGE) }]);
 }
 
-function toWireReason(reason: DownReason): WireDownReason {
-  if (typeof reason === 'string') return reason;
-  return { crashed: toWire(reason.crashed) };
-}
+const toWireReason = (reason: DownReason): WireDownReason => downReasonToWire(reason) as WireDownReason;
 
 function fromWireReason(v: unknown): DownReason {
-  if (typeof v === 'string') return v as DownReason;
-  if (v && typeof v === 'object' && 'crashed' in v) return { crashed: fromWire(wireError((v as { crashed: unknown }).crashed)) };
-  throw new ProtocolError('bad_message', 'malformed down reason');
+  const reason = downReasonFromWire(v);
+  if (reason === undefined) throw new ProtocolError('bad_message', 'malformed down reason');
+  return reason;
 }
 
 function wireError(v: unknown): WireError {

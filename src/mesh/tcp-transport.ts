@@ -118,22 +118,29 @@ export class TcpTransport implements Transport {
   }
 }
 
+/** Starts `server` (plain or TLS) on host:port; later listener errors are logged, not thrown. */
+export function listenOn(server: net.Server, host: string, port: number): Promise<Listener> {
+  return new Promise<Listener>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      server.on('error', (err) => log('listener error: %s', err.message));
+      const addr = server.address() as net.AddressInfo;
+      resolve({
+        address: formatAddress(host, addr.port),
+        close: () => new Promise<void>((r) => server.close(() => r())),
+      });
+    });
+  });
+}
+
 /** Plain TCP: listen on host:port, dial host:port. */
 export function tcpTransportFactory(options: { maxFrameSize: number }): TransportFactory {
   return {
     listen(host, port, onTransport) {
       return new Promise<Listener>((resolve, reject) => {
         const server = net.createServer((socket) => onTransport(new TcpTransport(socket, options.maxFrameSize)));
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          server.on('error', (err) => log('listener error: %s', err.message));
-          const addr = server.address() as net.AddressInfo;
-          resolve({
-            address: formatAddress(host, addr.port),
-            close: () => new Promise<void>((r) => server.close(() => r())),
-          });
-        });
+        listenOn(server, host, port).then(resolve, reject);
       });
     },
     dial(address, timeout) {

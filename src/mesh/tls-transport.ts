@@ -20,7 +20,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { debuglog } from 'node:util';
 import { InvalidOptionError } from '../errors.js';
-import { TcpTransport } from './tcp-transport.js';
+import { listenOn, TcpTransport } from './tcp-transport.js';
 import { formatAddress, parseAddress, type Listener, type Transport, type TransportFactory } from './transport.js';
 
 const log = debuglog('expirable-store:mesh');
@@ -100,16 +100,7 @@ export function tlsTransportFactory(options: TlsTransportOptions): TransportFact
           refused({ address, message: why ? `client certificate rejected: ${String(why)}` : err.message, by: 'local' });
           socket.destroy();
         });
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          server.on('error', (err) => log('listener error: %s', err.message));
-          const addr = server.address() as net.AddressInfo;
-          resolve({
-            address: formatAddress(host, addr.port),
-            close: () => new Promise<void>((r) => server.close(() => r())),
-          });
-        });
+        listenOn(server, host, port).then(resolve, reject);
       });
     },
     dial(address, timeout) {
