@@ -217,6 +217,33 @@ describe('coordinator recovery round', () => {
     expect(k.grants()).toEqual([['C', 'c1'], ['A', 'a1']]);
   });
 
+  it('grants consecutive waiters of one node as a run, each after the one before, and nobody else until all released', () => {
+    const k = coordinator('C', []);
+    handle(k.c, acquire('C', 'c1'));
+    for (const n of ['B', 'D']) k.up.add(n);
+    handle(k.c, acquire('B', 'b1'));
+    handle(k.c, acquire('B', 'b2'));
+    handle(k.c, acquire('D', 'd1'));
+    handle(k.c, acquire('B', 'b3'));
+    const granted = () =>
+      k.sent.filter(([, m]) => m.t === 'granted').map(([n, m]) => {
+        const g = m as { req: string; after: string | null; token: number };
+        return [n, g.req, g.after, g.token] as const;
+      });
+    handle(k.c, release('C', 'c1'));
+    // b1 and b2 are next and both on B: one run. d1 is not on B, so b3 (behind it) is not in it.
+    expect(granted().slice(1).map(([n, req, after]) => [n, req, after])).toEqual([['B', 'b1', null], ['B', 'b2', 'b1']]);
+    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 2, waiting: 2 }]);
+    handle(k.c, release('B', 'b1'));
+    expect(granted()).toHaveLength(3); // b2 still counts as holder
+    handle(k.c, release('B', 'b2'));
+    handle(k.c, release('D', 'd1'));
+    expect(granted().slice(3).map(([n, req, after]) => [n, req, after])).toEqual([['D', 'd1', null], ['B', 'b3', null]]);
+    const tokens = granted().map(([, , , t]) => t);
+    tokens.forEach((t, i) => i > 0 && expect(t).toBeGreaterThan(tokens[i - 1]!));
+    expect(k.c.stats()).toMatchObject({ grants: 5, runs: 1 });
+  });
+
   it('surrender hands over the record and forgets it', () => {
     const k = coordinator('C', []);
     handle(k.c, acquire('C', 'c1', { since: 1 }));
@@ -274,7 +301,8 @@ describe('fencing tokens and coordinator choice', () => {
       release('A', 'r1'),
       { t: 'decline', from: 'A', lk: 'L', req: 'r', token: 3, set: ['A', 'B'], hops: 1 },
       { t: 'probe', from: 'A', lk: 'L', set: null, hops: 0 },
-      { t: 'granted', from: 'A', lk: 'L', req: 'r', token: 9, waited: true },
+      { t: 'granted', from: 'A', lk: 'L', req: 'r', token: 9, waited: true, after: null },
+      { t: 'granted', from: 'A', lk: 'L', req: 's', token: 10, waited: true, after: 'r' },
       { t: 'refused', from: 'A', lk: 'L', req: 'r', ahead: 2 },
       { t: 'inquire', from: 'A', lk: 'L', round: 4 },
       report('A', 4, [['r', 'A', 5, 1]], [['w', 'B', 2]], 5),
@@ -282,7 +310,7 @@ describe('fencing tokens and coordinator choice', () => {
       { t: 'verify', from: 'A', lk: 'L', req: 'r', token: 5 },
     ];
     for (const m of msgs) expect(decodeLockMsg(encodeLockMsg(m))).toEqual(m);
-    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [8, 'A', 'L', 1, [[1]], [], 0]]) {
+    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [5, 'A', 'L', 'r', 9, true, 7], [8, 'A', 'L', 1, [[1]], [], 0]]) {
       expect(decodeLockMsg(bad)).toBeUndefined();
     }
   });
@@ -521,6 +549,190 @@ describe('lock services under forced message orders', () => {
     await held;
     await net.deliver();
     await expect(waiter).resolves.toBe('c');
+    expect(violations).toBe(0);
+    await net.close();
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Runs: consecutive waiters of one node granted together and passed down on that node.
+
+describe('runs of grants to one node', () => {
+  /** A resource coordinated by A in a cluster of A and B, with A holding it behind `gate`. */
+  async function setup(tag: string) {
+    const net = new Net();
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `${tag}-${i}`;
+      if (rendezvous(resourceKey(r), ['A', 'B']) === 'A') break;
+    }
+    const A = net.add('A');
+    const B = net.add('B');
+    net.up('A', 'B');
+    net.up('B', 'A');
+    const gateA = deferred<void>();
+    const a = A.trans(r, () => gateA.promise);
+    await net.deliver();
+    let inside = 0;
+    let violations = 0;
+    const order: string[] = [];
+    const tokens: number[] = [];
+    const critical = (name: string, gate?: Promise<void>) => async (l: Lock) => {
+      if (++inside > 1) violations++;
+      order.push(name);
+      tokens.push(l.token);
+      await (gate ?? settle());
+      inside--;
+      return name;
+    };
+    return { net, r, A, B, a, gateA, order, tokens, critical, violations: () => violations };
+  }
+  const grantsTo = (net: Net, to: string) => net.pending.filter((p) => p.to === to && msgType(p) === 'granted');
+
+  it('waiters of one node queued together are granted in one go and hold one at a time, in order', async () => {
+    const t = await setup('run');
+    const gate1 = deferred<void>();
+    const bs = [t.B.trans(t.r, t.critical('b1', gate1.promise)), t.B.trans(t.r, t.critical('b2')), t.B.trans(t.r, t.critical('b3'))];
+    await t.net.deliver((p) => p.to === 'A');
+    expect(t.A.stats().queues).toEqual([{ lock: JSON.stringify(t.r), holders: 1, waiting: 3 }]);
+    t.gateA.resolve();
+    await t.a;
+    await settle();
+    // One release, one run: the three grants leave A together, b2 after b1, b3 after b2.
+    const grants = grantsTo(t.net, 'B').map((p) => decodeLockMsg(p.msg) as { req: string; after: string | null });
+    expect(grants).toHaveLength(3);
+    expect(grants[0]!.after).toBeNull();
+    expect(grants[1]!.after).toBe(grants[0]!.req);
+    expect(grants[2]!.after).toBe(grants[1]!.req);
+    await t.net.deliver((p) => p.to === 'B');
+    // b1 holds; b2 and b3 were granted but wait on B for it.
+    expect(t.order).toEqual(['b1']);
+    expect(t.B.stats()).toMatchObject({ holding: 1, waiting: 2 });
+    gate1.resolve();
+    expect(await Promise.all(bs)).toEqual(['b1', 'b2', 'b3']);
+    expect(t.order).toEqual(['b1', 'b2', 'b3']);
+    expect(t.violations()).toBe(0);
+    t.tokens.forEach((tok, i) => i > 0 && expect(tok).toBeGreaterThan(t.tokens[i - 1]!));
+    await t.net.deliver();
+    expect(t.A.stats().coordinator).toMatchObject({ runs: 1 });
+    expect(t.A.stats().queues).toEqual([]);
+    // A waits behind nobody now: the three releases reached it.
+    expect(await t.A.trans(t.r, () => 'free', { retries: 0 })).toBe('free');
+    await t.net.close();
+  });
+
+  it('a request of a run that gives up before its turn is skipped; the lock passes to the one after it', async () => {
+    const t = await setup('run-timeout');
+    const gate1 = deferred<void>();
+    let ranB2 = false;
+    const b1 = t.B.trans(t.r, t.critical('b1', gate1.promise));
+    const b2 = t.B.trans(t.r, () => { ranB2 = true; }, { timeout: 30 });
+    const b3 = t.B.trans(t.r, t.critical('b3'));
+    await t.net.deliver((p) => p.to === 'A');
+    t.gateA.resolve();
+    await t.a;
+    await t.net.deliver((p) => p.to === 'B');
+    expect(t.order).toEqual(['b1']);
+    // b2's grant came in the run, but its turn has not: its timeout still applies.
+    await expect(b2).rejects.toMatchObject({ name: 'LockNotAcquiredError', reason: 'timeout' });
+    expect(t.order).toEqual(['b1']);
+    gate1.resolve();
+    expect(await Promise.all([b1, b3])).toEqual(['b1', 'b3']);
+    expect(ranB2).toBe(false);
+    expect(t.violations()).toBe(0);
+    await t.net.deliver();
+    expect(t.A.stats().queues).toEqual([]);
+    await t.net.close();
+  });
+
+  it("a run's grant that arrives after the request before it gave up still waits for the holder", async () => {
+    const t = await setup('run-split');
+    const gate1 = deferred<void>();
+    const b1 = t.B.trans(t.r, t.critical('b1', gate1.promise));
+    const b2 = t.B.trans(t.r, () => 'b2', { timeout: 30 });
+    const b3 = t.B.trans(t.r, t.critical('b3'));
+    await t.net.deliver((p) => p.to === 'A');
+    t.gateA.resolve();
+    await t.a;
+    await settle();
+    const [g1, g2, g3] = grantsTo(t.net, 'B');
+    // b1's and b2's grants arrive; b3's is held back until b2 has given up (and is forgotten).
+    await t.net.deliver((p) => p === g1 || p === g2);
+    await expect(b2).rejects.toMatchObject({ reason: 'timeout' });
+    await t.net.deliver((p) => p === g3);
+    await settle();
+    expect(t.order).toEqual(['b1']); // b3 waits: b1 still holds
+    gate1.resolve();
+    expect(await Promise.all([b1, b3])).toEqual(['b1', 'b3']);
+    expect(t.violations()).toBe(0);
+    await t.net.close();
+  });
+
+  it('close gives up the requests granted in a run behind a holder: their fn never runs', async () => {
+    const t = await setup('run-close');
+    const gate1 = deferred<void>();
+    let ranB2 = false;
+    const b1 = t.B.trans(t.r, t.critical('b1', gate1.promise));
+    const b2 = t.B.trans(t.r, () => { ranB2 = true; });
+    const b2Failed = b2.then(() => undefined, (e: unknown) => e);
+    await t.net.deliver((p) => p.to === 'A');
+    t.gateA.resolve();
+    await t.a;
+    await t.net.deliver((p) => p.to === 'B');
+    expect(t.B.stats()).toMatchObject({ holding: 1, waiting: 1 });
+    await t.B.close();
+    expect(await b2Failed).toMatchObject({ name: 'LockNotAcquiredError', reason: 'closed' });
+    gate1.resolve();
+    expect(await b1).toBe('b1');
+    await settle();
+    expect(ranB2).toBe(false);
+    await t.net.deliver();
+    expect(t.A.stats().queues).toEqual([]);
+    await t.net.close();
+  });
+
+  it('a coordinator that takes over mid-run counts the granted requests as holders', async () => {
+    const net = new Net();
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `run-takeover-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
+    }
+    const A = net.add('A');
+    const B = net.add('B');
+    const C = net.add('C');
+    for (const x of ['A', 'B', 'C']) for (const y of ['A', 'B', 'C']) if (x !== y) net.up(x, y);
+    const gateA = deferred<void>();
+    const a = A.trans(r, () => gateA.promise);
+    await net.deliver();
+    let inside = 0;
+    let violations = 0;
+    const order: string[] = [];
+    const critical = (name: string, gate?: Promise<void>) => async () => {
+      if (++inside > 1) violations++;
+      order.push(name);
+      await (gate ?? settle());
+      inside--;
+    };
+    const gate1 = deferred<void>();
+    const bs = [B.trans(r, critical('b1', gate1.promise)), B.trans(r, critical('b2'))];
+    await net.deliver();
+    gateA.resolve();
+    await a;
+    await net.deliver();
+    expect(order).toEqual(['b1']);
+    // A goes away; C coordinates now and learns from B that b1 and b2 both hold (b2 in the run).
+    const c1 = C.trans(r, critical('c1'));
+    net.down('B', 'A');
+    net.down('C', 'A');
+    await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 2, waiting: 1 }]);
+    gate1.resolve();
+    await Promise.all(bs);
+    await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
+    await c1;
+    expect(order).toEqual(['b1', 'b2', 'c1']);
     expect(violations).toBe(0);
     await net.close();
   });

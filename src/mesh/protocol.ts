@@ -8,6 +8,8 @@
 //   anyone who sent a HELLO an HMAC of the cookie to crack offline); the acceptor proves
 //   itself in WELCOME, after checking the dialer's AUTH. HELLO and CHALLENGE carry the
 //   largest frame payload the sender accepts, so the other side checks before sending.
+// - 3: the lock service's messages (carried in CAST) are at version 2: a grant can be part
+//   of a run (src/mesh/global/messages.ts). Nothing else changed on the wire.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
 // - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize]
@@ -33,7 +35,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export const Tag = {
   HELLO: 1,

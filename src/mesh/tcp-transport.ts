@@ -2,8 +2,9 @@
 //
 // - Reading: every chunk goes through one FrameDecoder (linear, no re-concatenation). A bad
 //   length, or any ProtocolError raised by the frame handler, destroys this socket only.
-// - Writing: frames sent in one tick are corked and flushed together on the next tick
-//   (one writev instead of a syscall per frame); Nagle is off so a lone frame goes at once.
+// - Writing: frames sent in one tick are written together on the next tick, in one write:
+//   copied into one buffer when small (cheaper than a writev of several), corked into one
+//   writev when large. Nagle is off so a lone frame goes at once.
 // - Closing: `onClose` runs once, from the socket's 'close' event, with the first reason
 //   recorded (our own destroy reason, a socket error code, or 'connection_closed' when the other end closed it).
 import net from 'node:net';
@@ -13,6 +14,9 @@ import { FrameDecoder } from './framing.js';
 import { formatAddress, parseAddress, type CloseInfo, type Listener, type Transport, type TransportFactory } from './transport.js';
 
 const log = debuglog('expirable-store:mesh');
+
+/** Frames of one tick up to this many bytes in all are copied into one buffer and written at once. */
+const COALESCE_MAX_BYTES = 16 * 1024;
 
 /** How long a graceful close may take before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
@@ -26,7 +30,9 @@ export class TcpTransport implements Transport {
   /** First reason recorded; reported by onClose. */
   #reason: CloseInfo | undefined = undefined;
   #closed = false;
-  #corked = false;
+  /** Frames sent in this tick, written together on the next. */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
   readonly #closedPromise: Promise<void>;
 
   constructor(socket: net.Socket, maxFrameSize: number) {
@@ -37,7 +43,6 @@ export class TcpTransport implements Transport {
     this.#closedPromise = new Promise((resolve) => {
       socket.once('close', () => {
         this.#closed = true;
-        this.#corked = false;
         const info = this.#reason ?? { reason: 'connection_closed' };
         this.onFrame = () => {};
         try {
@@ -88,24 +93,36 @@ export class TcpTransport implements Transport {
   send(buf: Uint8Array): void {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      process.nextTick(this.#uncork);
-    }
-    socket.write(buf);
+    if (this.#pending.length === 0) process.nextTick(this.#flush);
+    this.#pending.push(buf);
+    this.#pendingBytes += buf.length;
   }
 
-  #uncork = (): void => {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#socket.uncork();
+  // One write per tick: small frames are copied into one buffer (cheaper than a writev of
+  // several, measured), large ones go out corked as one writev.
+  #flush = (): void => {
+    const frames = this.#pending;
+    if (frames.length === 0) return;
+    const bytes = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (frames.length === 1) {
+      socket.write(frames[0]!);
+    } else if (bytes <= COALESCE_MAX_BYTES) {
+      socket.write(Buffer.concat(frames, bytes));
+    } else {
+      socket.cork();
+      for (const f of frames) socket.write(f);
+      socket.uncork();
+    }
   };
 
   close(): Promise<void> {
     if (!this.closed) {
       this.#reason ??= { reason: 'local_close' };
-      this.#uncork();
+      this.#flush();
       this.#socket.end();
       setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS).unref();
     }

@@ -12,8 +12,10 @@
 // - A holder learned second-hand (from a handoff or an old coordinator's report) is verified
 //   with its own node, which releases it if it no longer holds it: a record that crossed a
 //   release on the way cannot block the lock.
-// - `holders` has one entry in normal operation; more only when a healed partition or a
-//   takeover reveals several (then nobody is granted until all of them release).
+// - `holders` has one entry in normal operation, or the requests of one run (consecutive
+//   waiters of one node, granted together; their node lets one hold at a time); several
+//   of different nodes only when a healed partition or a takeover reveals them. Nobody is
+//   granted until all of them have released.
 import {
   MAX_HOPS,
   type AcquireMsg,
@@ -108,8 +110,10 @@ export interface QueueInfo {
 export interface CoordinatorStats {
   /** Grants made by this node as coordinator. */
   grants: number;
-  /** Of those, grants straight to the next waiter on a release (one message, no retry). */
+  /** Of those, grants to a waiter when the lock was let go (one message, no retry), run members included. */
   handoffs: number;
+  /** Runs granted: two or more consecutive waiters of one node granted together. */
+  runs: number;
   /** Recovery rounds started. */
   rounds: number;
   /** Records pushed to a new winner. */
@@ -122,6 +126,9 @@ export interface CoordinatorStats {
   locks: number;
 }
 
+/** The longest run of one node's consecutive waiters granted together (see #grantNext). */
+export const MAX_RUN = 256;
+
 /** How many idle entries (no holder, nobody waiting) are kept for a fast next acquire. */
 const MAX_IDLE = 10_000;
 
@@ -132,7 +139,7 @@ export class Coordinator {
   /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
   readonly #watches = new Map<string, Map<string, string[] | null>>();
   #roundSeq = 0;
-  readonly #stats = { grants: 0, handoffs: 0, rounds: 0, handedOver: 0, refused: 0, forwarded: 0 };
+  readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, handedOver: 0, refused: 0, forwarded: 0 };
 
   constructor(ctx: CoordinatorContext) {
     this.#ctx = ctx;
@@ -443,20 +450,36 @@ export class Coordinator {
     this.#grantNext(e, false);
   }
 
+  // Grants the head of the queue and, with it, the waiters right behind it that are on the
+  // same node (a run, at most MAX_RUN): each is granted `after` the one before it, so their
+  // node passes the lock down the run locally, while here they all count as holders and
+  // nobody else is granted until every one of them has released. The order of the queue is
+  // kept exactly; what a run saves is the round trip through this node between two grants
+  // on one node (contenders of one node that asked together are served together).
   #grantNext(e: Entry, handoff: boolean): void {
     if (e.holders.size > 0 || e.round !== undefined) return;
-    const w = e.queue.shift();
-    if (!w) {
+    const first = e.queue[0];
+    if (!first) {
       this.#touch(e);
       return;
     }
-    const token = nextToken(e.last);
-    e.last = token;
-    e.holders.set(w.req, { node: w.node, token, since: w.since });
-    this.#stats.grants++;
-    if (handoff) this.#stats.handoffs++;
-    this.#ctx.onGrant?.(e.lk, monotonicNow() - w.queuedAt, handoff);
-    this.#ctx.send(w.node, { t: 'granted', from: this.#ctx.self, lk: e.lk, req: w.req, token, waited: handoff });
+    let n = 1;
+    while (n < MAX_RUN && e.queue[n]?.node === first.node) n++;
+    const run = e.queue.splice(0, n);
+    const now = monotonicNow();
+    let after: ReqId | null = null;
+    for (const w of run) {
+      const token = nextToken(e.last);
+      e.last = token;
+      e.holders.set(w.req, { node: w.node, token, since: w.since });
+      this.#stats.grants++;
+      const waited = handoff || after !== null;
+      if (waited) this.#stats.handoffs++;
+      this.#ctx.onGrant?.(e.lk, now - w.queuedAt, waited);
+      this.#ctx.send(w.node, { t: 'granted', from: this.#ctx.self, lk: e.lk, req: w.req, token, waited, after });
+      after = w.req;
+    }
+    if (n > 1) this.#stats.runs++;
   }
 
   #refuse(e: Entry, req: ReqId, node: string, ahead: number): void {

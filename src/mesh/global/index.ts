@@ -22,6 +22,14 @@
 //     ◀────────────────────────────── granted(req, token)      (0 messages if self)
 //     release(req) ──────────────────▶ holders.delete(req); granted(next) ──▶ next waiter
 //
+// Runs: when the next waiters in the queue are several requests of one node in a row (its
+// contenders asked together, say in one turn of its event loop), they are granted together,
+// each `after` the one before it. The coordinator counts them all as holders; their node lets
+// one hold at a time and passes the lock down the run itself, with no message, and each
+// releases to the coordinator as it finishes. The queue order is kept exactly; what a run
+// saves is the trip through the coordinator between two holders on the same node, which is
+// what bounds grants/s under contention. Each gets its own token, in order.
+//
 // - trans = acquire; run fn in an AsyncLocalStorage context that records the lock
 //   (re-entrance); release in `finally`, as `:global.trans` does in its `after`.
 // - Giving up (timeout, signal) sends `release` for the queued request: no ghost waiter.
@@ -79,8 +87,9 @@
 // - Mutual exclusion among the nodes of the set while their views of the cluster agree
 //   (every node connected to every other, the mesh's steady state): at most one `fn` per
 //   lock runs, including across a holder's or a coordinator's death.
-// - Fairness: waiters are granted in the order their requests reached the coordinator; after
-//   a coordinator change, in the order the calls were made (wall clock of each node).
+// - Fairness: waiters are granted in the order their requests reached the coordinator (a run
+//   is consecutive requests of that order); after a coordinator change, in the order the
+//   calls were made (wall clock of each node).
 // - Liveness: a lock held by a node that goes down is granted to the next waiter as soon as
 //   the coordinator sees that node down; close() releases at once.
 //

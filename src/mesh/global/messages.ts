@@ -6,8 +6,11 @@
 // every uncontended `trans` sends three messages. Inside the node they are the typed
 // objects below.
 //
-// Protocol version 1 (the first). History: none yet. A change of shape bumps
-// `LOCK_PROTOCOL_VERSION` and adds a line here.
+// A change of shape bumps `LOCK_PROTOCOL_VERSION` (and the mesh's PROTOCOL_VERSION, so nodes
+// of different lock protocols never meet) and adds a line here. History:
+// - 1: the first.
+// - 2: `granted` carries `after`: grants to a run of consecutive waiters of one node go out
+//      together, each after the one before it, and that node passes the lock down the run.
 //
 // Requester → coordinator
 // - `acquire`  queue request `req` (or, with `held`, re-register a lock the requester
@@ -17,7 +20,8 @@
 //              if the coordinator counts `req` as holder with that token, `req` waits again
 //              at the head of the queue.
 // Coordinator → requester
-// - `granted`  `req` holds the lock with fencing token `token`.
+// - `granted`  `req` holds the lock with fencing token `token`; with `after`, once the
+//              request `after` (of the same node, granted just before it) has let go.
 // - `refused`  `req` asked with `retries` and more holders than that were ahead of it.
 // New coordinator → every node, and back (recovery round)
 // - `inquire`  "I coordinate `lk` now: tell me what you hold and wait for, hand over your
@@ -34,7 +38,7 @@
 // - `probe`    "make sure someone coordinates `lk`" (sent when a node forwarded a message
 //              to a node that then went down): a winner without a record starts a round.
 
-export const LOCK_PROTOCOL_VERSION = 1;
+export const LOCK_PROTOCOL_VERSION = 2;
 
 /** A request id, unique in the cluster: `<node>#<incarnation>.<n>`. */
 export type ReqId = string;
@@ -98,6 +102,11 @@ export interface GrantedMsg {
   token: number;
   /** False when the lock was free on arrival; true when the request waited behind a holder or a round. */
   waited: boolean;
+  /**
+   * A run: the request of the same node granted just before this one, which holds the lock
+   * first; this one holds it once that one has let go. Null: it holds the lock now.
+   */
+  after: ReqId | null;
 }
 
 export interface RefusedMsg {
@@ -179,7 +188,7 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
     case 'probe':
       return [PROBE, m.from, m.lk, m.set, m.hops];
     case 'granted':
-      return [GRANTED, m.from, m.lk, m.req, m.token, m.waited];
+      return [GRANTED, m.from, m.lk, m.req, m.token, m.waited, m.after];
     case 'refused':
       return [REFUSED, m.from, m.lk, m.req, m.ahead];
     case 'inquire':
@@ -221,8 +230,8 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
       if (!setOrNull(w[3]) || !num(w[4])) return undefined;
       return { t: 'probe', from, lk, set: w[3], hops: w[4] };
     case GRANTED:
-      if (!str(w[3]) || !num(w[4]) || typeof w[5] !== 'boolean') return undefined;
-      return { t: 'granted', from, lk, req: w[3], token: w[4], waited: w[5] };
+      if (!str(w[3]) || !num(w[4]) || typeof w[5] !== 'boolean' || !(w[6] === null || str(w[6]))) return undefined;
+      return { t: 'granted', from, lk, req: w[3], token: w[4], waited: w[5], after: w[6] };
     case REFUSED:
       if (!str(w[3]) || !num(w[4])) return undefined;
       return { t: 'refused', from, lk, req: w[3], ahead: w[4] };

@@ -2,7 +2,13 @@
 // or hold one, each registered with the coordinator of its lock. See ./index.ts for the design.
 //
 // Invariants:
-// - A request is `waiting`, then `holding`, then `done`; it is in the maps until `done`.
+// - A request is `waiting`, then `holding`, then `done`; it is in the maps until `done`. A
+//   request granted as part of a run (./coordinator.ts #grantNext) is `granted` between the
+//   two: the coordinator counts it as holder (with its token), but it waits on this node for
+//   the requests before it in the run to let go: the coordinator grants nothing while it
+//   counts holders, so a run's grant that finds a request of its lock holding or `granted`
+//   here is for that same run, and queues behind it. When the holder is done, the next
+//   `granted` one that has not given up holds. A run's order is the coordinator's queue order.
 // - `coord` is the one node whose grants it accepts: the rendezvous winner when it was sent,
 //   or the node whose recovery round asked about it since. A grant from anyone else is
 //   declined (told to `coord`), so an old coordinator's late grant can never make a second
@@ -22,7 +28,7 @@ export interface RequesterContext {
   readonly tokens: TokenMemory;
 }
 
-export type RequestState = 'waiting' | 'holding' | 'done';
+export type RequestState = 'waiting' | 'granted' | 'holding' | 'done';
 
 export class Request {
   readonly req: ReqId;
@@ -70,6 +76,8 @@ export class Requester {
   readonly #byReq = new Map<ReqId, Request>();
   /** lk -> this node's live requests for it (answers recovery rounds). */
   readonly #byLock = new Map<string, Set<Request>>();
+  /** lk -> the request of a run that holds it here, and the run's `granted` ones after it, in order. */
+  readonly #runs = new Map<string, { holder: Request; next: Request[] }>();
   /** Request ids are unique per process incarnation, even for a node restarted under the same name. */
   readonly #prefix: string;
   #seq = 0;
@@ -82,7 +90,7 @@ export class Requester {
 
   get waiting(): number {
     let n = 0;
-    for (const r of this.#byReq.values()) if (r.state === 'waiting') n++;
+    for (const r of this.#byReq.values()) if (r.state !== 'holding') n++;
     return n;
   }
 
@@ -108,7 +116,7 @@ export class Requester {
 
   /** Gives up a waiting request: its place in the queue is removed and it rejects with `reason`. */
   giveUp(r: Request, reason: LockFailure, detail?: string): void {
-    if (r.state !== 'waiting') return;
+    if (r.state !== 'waiting' && r.state !== 'granted') return;
     this.#finish(r);
     this.#hooks.onFailed(r, reason);
     r.granted.reject(new LockNotAcquiredError(r.resource, reason, detail));
@@ -131,6 +139,18 @@ export class Requester {
       if (same.size === 0) this.#byLock.delete(r.lk);
     }
     this.#ctx.send(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
+    // The lock passes down its run: to the next request granted after this one that has not
+    // given up (one that gave up while `granted` is skipped).
+    const run = this.#runs.get(r.lk);
+    if (run !== undefined && run.holder === r) {
+      let n = run.next.shift();
+      while (n !== undefined && n.state !== 'granted') n = run.next.shift();
+      if (n === undefined) this.#runs.delete(r.lk);
+      else {
+        run.holder = n;
+        this.#hold(n);
+      }
+    }
   }
 
   // The coordinator grants a lock.
@@ -142,21 +162,36 @@ export class Requester {
       this.#ctx.send(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
       return;
     }
-    if (r.state === 'holding') return; // a duplicate after a re-registration
+    if (r.state !== 'waiting') return; // a duplicate after a re-registration
     if (m.from !== r.coord) {
       // A late grant from a coordinator we no longer answer to: the current one may already
       // count someone else as holder. Refuse it and keep waiting at the current one.
       this.#ctx.send(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
       return;
     }
-    r.state = 'holding';
     r.token = m.token;
     r.waited = m.waited;
+    const run = this.#runs.get(r.lk);
+    if (m.after !== null && run !== undefined) {
+      // Part of the run whose request holds here now: wait for the ones before it to let go.
+      r.state = 'granted';
+      run.next.push(r);
+      return;
+    }
+    // The first of a run (or a lone grant): it holds now, and a run's later grants queue
+    // behind it. (A lone grant while another request holds happens only when a healed
+    // partition or a takeover made several holders; each then holds as granted.)
+    if (run === undefined) this.#runs.set(r.lk, { holder: r, next: [] });
+    this.#hold(r);
+  }
+
+  #hold(r: Request): void {
+    r.state = 'holding';
     r.grantedAt = monotonicNow();
     r.cleanup?.();
     r.cleanup = undefined;
     this.#hooks.onGranted(r);
-    r.granted.resolve(m.token);
+    r.granted.resolve(r.token);
   }
 
   // The coordinator refuses a request made with `retries`.
@@ -185,7 +220,8 @@ export class Requester {
       // Released (or given up) long ago: the record it came from was stale.
       this.#ctx.send(m.from, { t: 'release', from: self, lk: m.lk, req: m.req, set: null, hops: 0 });
     } else if (r.state === 'waiting') {
-      // That grant never reached us as our coordinator's: we still wait.
+      // That grant never reached us as our coordinator's: we still wait. (A `granted`
+      // request of a run counts as holder, as its coordinator counts it.)
       this.#ctx.send(m.from, { t: 'decline', from: self, lk: m.lk, req: m.req, token: m.token, set: r.set, hops: 0 });
     }
   }
@@ -198,7 +234,7 @@ export class Requester {
     if (same) {
       for (const r of same) {
         r.coord = coordinator;
-        if (r.state === 'holding') holders.push([r.req, this.#ctx.self, r.token, r.since]);
+        if (r.state === 'holding' || r.state === 'granted') holders.push([r.req, this.#ctx.self, r.token, r.since]);
         else waiters.push([r.req, this.#ctx.self, r.since]);
       }
     }
@@ -219,7 +255,7 @@ export class Requester {
       }
       if (w === r.coord) continue;
       r.coord = w;
-      this.#sendAcquire(r, null, r.state === 'holding' ? r.token : null);
+      this.#sendAcquire(r, null, r.state === 'holding' || r.state === 'granted' ? r.token : null);
     }
   }
 

@@ -257,10 +257,13 @@ export class GlobalLocks {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const r of this.#requester.all()) {
-      if (r.state === 'waiting') this.#requester.giveUp(r, 'closed', `node ${this.#self} is closed`);
-      else this.#release(r);
+    // Waiters first, including those granted in a run behind a holder of this node, so that
+    // releasing the holder passes the lock to none of them.
+    const live = this.#requester.all();
+    for (const r of live) {
+      if (r.state === 'waiting' || r.state === 'granted') this.#requester.giveUp(r, 'closed', `node ${this.#self} is closed`);
     }
+    for (const r of live) this.#release(r);
     // Let grants this node makes as coordinator for its own releases reach the mailbox.
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.#membership.off('nodeup', this.#onNodeUp);
