@@ -15,7 +15,7 @@ import { fmt, ratio } from './lib/format.js';
 import { hasErlang, runErlangLock, type ErlangLockFigures } from './lib/erlang.js';
 import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
-import { decodeHistogram, jain, mergeHistograms } from './lib/stats.js';
+import { decodeHistogram, jain, median, mergeHistograms } from './lib/stats.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
 import type { ContendResult } from './peers/lock-peer.js';
 
@@ -28,6 +28,9 @@ interface LockParams extends Record<string, number | string | boolean> {
   holdMs: number;
   compare: string;
 }
+
+/** Alternating rounds of the raw round trip and the uncontended lock. */
+const FLOOR_ROUNDS = 5;
 
 /** Median of an encoded ns histogram, in µs. */
 const p50Us = (r: PingPongResult): number => decodeHistogram(r.histogram).getValueAtPercentile(50) / 1000;
@@ -78,18 +81,25 @@ const lock: BenchModule<LockParams> = {
       );
       await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 }, 15_000)));
 
-      // The floor and the uncontended lock, side by side.
+      // The floor and the uncontended lock, side by side: rounds that alternate a raw round
+      // trip and an uncontended acquire+release from each node in turn, so the machine's
+      // drift (other load, CPU frequency, wake-up latency) hits both alike; each figure is the
+      // median of its rounds' p50s. One node coordinates the resource (a local acquire); the
+      // others go over the mesh, and the slowest of them is the figure set against the floor.
       ctx.progress(0.02 * share, 'floor');
-      const floorMs = Math.min(1000, Math.max(100, durationMs * 0.05));
+      const roundMs = Math.min(400, Math.max(100, durationMs * 0.02));
       const port = await children[0]!.request<number>('echoServer');
-      const raw = await children[1]!.request<PingPongResult>('pingPong', { port, bytes: 64, durationMs: floorMs });
-      // Uncontended acquire+release of one resource from each node in turn: one of them
-      // coordinates it (a local acquire), the others go over the mesh. The slowest node's
-      // p50 is the remote case, the figure set against one round trip.
-      const uncPerNode: number[] = [];
-      for (const c of children) {
-        uncPerNode.push(p50Us(await c.request<PingPongResult>('uncontended', { resource: `bench-uncontended-${ctx.run}`, durationMs: floorMs / 2 }, floorMs + 15_000)));
+      const rawRounds: number[] = [];
+      const uncRounds: number[][] = children.map(() => []);
+      const resource = `bench-uncontended-${ctx.run}`;
+      for (let round = 0; round < FLOOR_ROUNDS; round++) {
+        const warmupMs = round === 0 ? 500 : 50;
+        rawRounds.push(p50Us(await children[1]!.request<PingPongResult>('pingPong', { port, bytes: 64, durationMs: roundMs, warmupMs })));
+        for (const [i, c] of children.entries()) {
+          uncRounds[i]!.push(p50Us(await c.request<PingPongResult>('uncontended', { resource, durationMs: roundMs, warmupMs }, roundMs + warmupMs + 15_000)));
+        }
       }
+      const uncPerNode = uncRounds.map(median);
 
       // Contention.
       writeFileSync(file, Buffer.alloc(16 * p.resources));
@@ -124,7 +134,7 @@ const lock: BenchModule<LockParams> = {
       const grants = counts.reduce((a, b) => a + b, 0);
       const elapsedS = Math.max(...parts.map((x) => x.elapsedNs)) / 1e9;
       const h = mergeHistograms(parts.map((x) => x.histogram));
-      const rawRttUs = p50Us(raw);
+      const rawRttUs = median(rawRounds);
       const uncontendedUs = Math.max(...uncPerNode);
       const sorted = [...counts].sort((a, b) => a - b);
       const metrics: Record<string, number> = {

@@ -219,7 +219,9 @@ describe('global.trans across nodes over TCP', () => {
       const r = resourceWonBy(nodes.map((n) => n.name), b.name, 'garbage');
       a.system.cast({ node: b.name, id: 'global' }, ['not', 'a', 'lock', 'message']);
       a.system.cast({ node: b.name, id: 'global' }, { t: 'acquire' });
-      await until(() => warnings.filter((m) => m.includes('malformed')).length === 2);
+      // A batch: each malformed message in it is dropped alone.
+      a.system.cast({ node: b.name, id: 'global' }, [0, ['garbage'], 42]);
+      await until(() => warnings.filter((m) => m.includes('malformed')).length === 4);
       await expect(a.global.trans(r, () => 'still works')).resolves.toBe('still works');
     } finally {
       process.off('warning', onWarning);

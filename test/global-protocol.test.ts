@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { Coordinator, UNSEEN_HOLDER_GRACE_MS, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
-import { decodeLockMsg, encodeLockMsg, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
+import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
 import { resourceKey } from '../src/mesh/global/resource-key.js';
 import { GlobalLocks } from '../src/mesh/global/index.js';
@@ -310,6 +310,9 @@ describe('fencing tokens and coordinator choice', () => {
       { t: 'verify', from: 'A', lk: 'L', req: 'r', token: 5 },
     ];
     for (const m of msgs) expect(decodeLockMsg(encodeLockMsg(m))).toEqual(m);
+    const batch = lockBatchOf(encodeLockBatch(msgs.map(encodeLockMsg)));
+    expect(batch?.map(decodeLockMsg)).toEqual(msgs);
+    expect(lockBatchOf(encodeLockMsg(msgs[0]!))).toBeUndefined();
     for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [5, 'A', 'L', 'r', 9, true, 7], [8, 'A', 'L', 1, [[1]], [], 0]]) {
       expect(decodeLockMsg(bad)).toBeUndefined();
     }
@@ -345,7 +348,11 @@ class Net {
     const view = new SimMembership(name);
     const router: RemoteRouter = {
       call: (_ref, _msg, slot) => slot.fail(new Error('no calls in this network')),
-      cast: (ref, msg) => this.pending.push({ from: name, to: ref.node, id: ref.id, msg }),
+      // A batch (messages sent to one node in one tick) travels here as its messages, in
+      // order, so that a test can hold back or reorder any one of them.
+      cast: (ref, msg) => {
+        for (const m of lockBatchOf(msg) ?? [msg]) this.pending.push({ from: name, to: ref.node, id: ref.id, msg: m });
+      },
       stop: () => Promise.resolve(),
       monitor: () => () => {},
     };

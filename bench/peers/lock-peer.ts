@@ -176,12 +176,12 @@ serve({
     return s.port;
   },
   /** Raw TCP round trips of a frame of `bytes` bytes to an echo server. */
-  pingPong({ port, bytes, durationMs }: { port: number; bytes: number; durationMs: number }) {
-    return tcpPingPong(port, frameOf(new Uint8Array(bytes).fill(7)), durationMs);
+  pingPong({ port, bytes, durationMs, warmupMs }: { port: number; bytes: number; durationMs: number; warmupMs?: number }) {
+    return tcpPingPong(port, frameOf(new Uint8Array(bytes).fill(7)), durationMs, warmupMs);
   },
   /** Uncontended trans (acquire + empty fn + release) on `resource`, back to back. */
-  uncontended({ resource, durationMs }: { resource: string; durationMs: number }) {
-    return timedLoop(() => locks().trans(resource, () => undefined), durationMs);
+  uncontended({ resource, durationMs, warmupMs }: { resource: string; durationMs: number; warmupMs?: number }) {
+    return timedLoop(() => locks().trans(resource, () => undefined), durationMs, warmupMs);
   },
   contend,
   async close(): Promise<null> {

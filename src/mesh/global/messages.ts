@@ -11,6 +11,7 @@
 // - 1: the first.
 // - 2: `granted` carries `after`: grants to a run of consecutive waiters of one node go out
 //      together, each after the one before it, and that node passes the lock down the run.
+//      Messages a node sends to one node in one tick travel as one batch `[0, m1, m2, …]`.
 //
 // Requester → coordinator
 // - `acquire`  queue request `req` (or, with `held`, re-register a lock the requester
@@ -165,6 +166,9 @@ export const MAX_HOPS = 3;
 
 // ---- wire form: tuples, tag first ----
 
+/** Tag of a batch: `[BATCH, tuple, tuple, …]`, the messages in send order. */
+const BATCH = 0;
+
 const ACQUIRE = 1;
 const RELEASE = 2;
 const DECLINE = 3;
@@ -200,6 +204,16 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
     case 'verify':
       return [VERIFY, m.from, m.lk, m.req, m.token];
   }
+}
+
+/** One cast carrying several encoded messages (from encodeLockMsg), in order. */
+export function encodeLockBatch(tuples: unknown[]): unknown[] {
+  return [BATCH, ...tuples];
+}
+
+/** The tuples of a batch, or undefined if `w` is not a batch (a single message, or garbage). */
+export function lockBatchOf(w: unknown): unknown[] | undefined {
+  return Array.isArray(w) && w[0] === BATCH ? w.slice(1) : undefined;
 }
 
 const str = (v: unknown): v is string => typeof v === 'string';

@@ -14,7 +14,7 @@ import { TokenMemory } from './fencing.js';
 import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
 import { Requester, type Request } from './requester.js';
 import { lockChannels } from './diagnostics.js';
-import { decodeLockMsg, encodeLockMsg, type LockMsg } from './messages.js';
+import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, type LockMsg } from './messages.js';
 
 /** Messages to self handled per turn of the event loop before yielding to I/O and timers. */
 const SELF_BUDGET = 256;
@@ -120,6 +120,8 @@ export class GlobalLocks {
   /** Prefix of this service's keys in the shared re-entrance context. */
   readonly #ctxPrefix = `${++serviceSeq}\0`;
   #closed = false;
+  /** Encoded messages to other nodes in this tick, per node, in send order. */
+  #outbox = new Map<string, unknown[]>();
   /** Messages to self not yet handled, in send order. */
   #selfQueue: LockMsg[] = [];
   #selfScheduled = false;
@@ -166,10 +168,10 @@ export class GlobalLocks {
         init: () => null,
         handleCast: (wire) => {
           // A malformed message (another version, a bug) is dropped: it must not crash the
-          // actor, which would leave this node without a lock service.
-          const msg = decodeLockMsg(wire);
-          if (msg) this.#dispatch(msg);
-          else process.emitWarning(`lock service on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
+          // actor, which would leave this node without a lock service. In a batch, only it.
+          const batch = lockBatchOf(wire);
+          if (batch === undefined) this.#receive(wire);
+          else for (const w of batch) this.#receive(w);
           return null;
         },
       },
@@ -312,7 +314,14 @@ export class GlobalLocks {
   // one turn of the event loop, the rest wait for the next turn (setImmediate).
   #send = (node: string, msg: LockMsg): void => {
     if (node !== this.#self) {
-      this.#system.cast({ node, id: this.#actorId }, encodeLockMsg(msg));
+      // Messages to one node in one tick leave as one cast (a release and the next acquire,
+      // a run's grants or releases): one frame, one decode and one mailbox turn on arrival.
+      let box = this.#outbox.get(node);
+      if (box === undefined) {
+        this.#outbox.set(node, (box = []));
+        if (this.#outbox.size === 1) process.nextTick(this.#flushOutbox);
+      }
+      box.push(encodeLockMsg(msg));
       return;
     }
     this.#selfQueue.push(msg);
@@ -320,6 +329,14 @@ export class GlobalLocks {
     this.#selfScheduled = true;
     if (this.#selfBudget > 0) queueMicrotask(this.#drainSelf);
     else setImmediate(this.#drainSelf);
+  };
+
+  #flushOutbox = (): void => {
+    const boxes = this.#outbox;
+    this.#outbox = new Map();
+    for (const [node, box] of boxes) {
+      this.#system.cast({ node, id: this.#actorId }, box.length === 1 ? box[0] : encodeLockBatch(box));
+    }
   };
 
   #drainSelf = (): void => {
@@ -335,6 +352,12 @@ export class GlobalLocks {
   #refill = (): void => {
     this.#selfBudget = SELF_BUDGET;
   };
+
+  #receive(wire: unknown): void {
+    const msg = decodeLockMsg(wire);
+    if (msg) this.#dispatch(msg);
+    else process.emitWarning(`lock service on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
+  }
 
   #dispatch(msg: LockMsg): void {
     // A message from a node that went down while it waited in the mailbox: its state is gone.
