@@ -158,6 +158,7 @@ const lock: BenchModule<LockParams> = {
       const notes = [
         ...stuckNotes,
         `per-contender grants (ours, last run), node by node: ${parts.map((x, i) => `n${i + 1} [${x.counts.join(' ')}]`).join('; ')}`,
+        `uncontended acquire+release p50 by node (µs, median of ${FLOOR_ROUNDS} rounds): ${uncPerNode.map((u, i) => `n${i + 1} ${fmt(u)}`).join(', ')}; raw TCP round trip by round: ${rawRounds.map(fmt).join(', ')}`,
         `fencing tokens checked: ${parts.reduce((a, x) => a + x.tokenChecks, 0)} grants` +
           (parts.every((x) => x.tokenChecks === 0) ? ' (tokens are not numeric: order not checked)' : ''),
       ];

@@ -227,8 +227,20 @@ export class GlobalLocks {
     const parent = heldContext.getStore();
     const locks = new Map(parent);
     locks.set(this.#ctxPrefix + lk, lock);
+    let result: T | Promise<T>;
     try {
-      return await heldContext.run(locks, () => fn(lock));
+      result = heldContext.run(locks, fn, lock);
+    } catch (err) {
+      this.#release(r);
+      throw err;
+    }
+    // A synchronous fn has settled already: release now rather than a microtask later.
+    if (!isThenable(result)) {
+      this.#release(r);
+      return result;
+    }
+    try {
+      return await result;
     } finally {
       this.#release(r);
     }
@@ -431,6 +443,10 @@ export class GlobalLocks {
     const set = [...new Set(nodes)].sort();
     return { lk: `${rk}@[${set.join(',')}]`, set };
   }
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 function checkRetries(v: unknown): number | null {
