@@ -244,6 +244,23 @@ describe('coordinator recovery round', () => {
     expect(k.c.stats()).toMatchObject({ grants: 5, runs: 1 });
   });
 
+  it('the declined grants of a run go back to the head of the queue in their order', () => {
+    const k = coordinator('C', []);
+    handle(k.c, acquire('C', 'c1'));
+    for (const n of ['B', 'D']) k.up.add(n);
+    for (const req of ['b1', 'b2', 'b3']) handle(k.c, acquire('B', req));
+    handle(k.c, acquire('D', 'd1'));
+    handle(k.c, release('C', 'c1'));
+    const run = k.sent.filter(([, m]) => m.t === 'granted').slice(1).map(([, m]) => m as { req: string; token: number });
+    expect(run.map((g) => g.req)).toEqual(['b1', 'b2', 'b3']);
+    // B answers to another coordinator now and declines all three, in order.
+    for (const g of run) handle(k.c, { t: 'decline', from: 'B', lk: 'L', req: g.req, token: g.token, set: null, hops: 0 });
+    // Granted again as a run, in the same order, before d1.
+    expect(k.grants().slice(4)).toEqual([['B', 'b1'], ['B', 'b2'], ['B', 'b3']]);
+    for (const req of ['b1', 'b2', 'b3']) handle(k.c, release('B', req));
+    expect(k.grants().at(-1)).toEqual(['D', 'd1']);
+  });
+
   it('surrender hands over the record and forgets it', () => {
     const k = coordinator('C', []);
     handle(k.c, acquire('C', 'c1', { since: 1 }));

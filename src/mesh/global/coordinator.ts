@@ -75,6 +75,8 @@ interface Waiter {
   retries: number | null;
   /** Monotonic ms when queued here, for the wait time. */
   queuedAt: number;
+  /** The token of the grant it declined, when it went back to the head of the queue. */
+  declined?: number;
 }
 
 interface Round {
@@ -235,9 +237,12 @@ export class Coordinator {
       if (d === undefined || d < m.token) e.round.declined.set(m.req, m.token);
     }
     if (h && h.token === m.token) {
-      // It was next when granted, so it goes back to the head of the line.
+      // It was next when granted, so it goes back to the head of the line: behind those of
+      // its run declined before it (granted before it: lower tokens), ahead of every waiter.
       e.holders.delete(m.req);
-      e.queue.unshift({ req: m.req, node: h.node, since: h.since, retries: null, queuedAt: monotonicNow() });
+      let at = 0;
+      while (at < e.queue.length && (e.queue[at]!.declined ?? Infinity) < m.token) at++;
+      e.queue.splice(at, 0, { req: m.req, node: h.node, since: h.since, retries: null, queuedAt: monotonicNow(), declined: m.token });
       if (e.round === undefined) this.#grantNext(e, true);
     }
     this.#maybeFinish(e);
