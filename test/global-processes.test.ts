@@ -54,6 +54,10 @@ describe('global.trans across processes', () => {
     expect(report.violations).toEqual([]);
     expect(report.entries).toHaveLength(30);
     expect(new Set(tokens.flat()).size).toBe(30);
+    // Each process asked 10 times at once: its requests reached the coordinator together and
+    // were granted as runs, passed down in that process (the path checked above).
+    const all = await Promise.all(c.peers.map(stats));
+    expect(all.reduce((n, s) => n + s.coordinator.runs, 0)).toBeGreaterThan(0);
   });
 
   it('serves staggered waiters from three processes in arrival order', async () => {
