@@ -141,6 +141,8 @@ export class Coordinator {
   /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
   readonly #watches = new Map<string, Map<string, string[] | null>>();
   #roundSeq = 0;
+  /** The entry last moved to the young end by #touch (moving it again would change nothing). */
+  #youngest: Entry | undefined = undefined;
   readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, handedOver: 0, refused: 0, forwarded: 0 };
 
   constructor(ctx: CoordinatorContext) {
@@ -391,6 +393,7 @@ export class Coordinator {
     const round: Round = { id: ++this.#roundSeq, pending: new Set(), released: new Set(), declined: new Map() };
     const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round };
     this.#entries.set(lk, e);
+    this.#youngest = e;
     this.#stats.rounds++;
     this.#evictIdle();
     const own = ctx.localReport(lk, ctx.self);
@@ -499,9 +502,10 @@ export class Coordinator {
 
   /** Moves an idle entry to the young end, so the oldest idle ones are evicted first. */
   #touch(e: Entry): void {
-    if (e.holders.size > 0 || e.queue.length > 0 || e.round) return;
+    if (e.holders.size > 0 || e.queue.length > 0 || e.round || this.#youngest === e) return;
     this.#entries.delete(e.lk);
     this.#entries.set(e.lk, e);
+    this.#youngest = e;
   }
 
   #evictIdle(): void {

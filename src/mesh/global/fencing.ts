@@ -37,6 +37,8 @@ export function nextToken(last: number): number {
 export class TokenMemory {
   readonly #max: number;
   readonly #last = new Map<string, number>();
+  /** The key bumped last, already at the young end. */
+  #newest: string | undefined = undefined;
 
   constructor(max = 10_000) {
     this.#max = max;
@@ -50,7 +52,9 @@ export class TokenMemory {
   bump(lk: string, token: number): void {
     const old = this.#last.get(lk);
     if (old !== undefined && old >= token) return;
-    if (old !== undefined) this.#last.delete(lk); // re-insert: most recent last
+    // Re-insert, so the most recent is last (unless it is already).
+    if (old !== undefined && lk !== this.#newest) this.#last.delete(lk);
+    this.#newest = lk;
     this.#last.set(lk, token);
     if (this.#last.size > this.#max) this.#last.delete(this.#last.keys().next().value as string);
   }
