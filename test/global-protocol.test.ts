@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { Coordinator, UNSEEN_HOLDER_GRACE_MS, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
-import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
+import { RECORDS_PER_PART, decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, recordParts, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
 import { resourceKey } from '../src/mesh/global/resource-key.js';
 import { GlobalLocks } from '../src/mesh/global/index.js';
@@ -48,8 +48,8 @@ const acquire = (from: string, req: string, extra: Partial<{ held: number; retri
   t: 'acquire', from, lk: 'L', req, node: from, since: extra.since ?? 1, set: null, retries: extra.retries ?? null, held: extra.held ?? null, hops: 0,
 });
 const release = (from: string, req: string): LockMsg => ({ t: 'release', from, lk: 'L', req, set: null, hops: 0 });
-const report = (from: string, round: number, holders: WireHolder[], waiters: WireWaiter[], last = 0): LockMsg => ({
-  t: 'report', from, lk: 'L', round, holders, waiters, last,
+const report = (from: string, round: number, holders: WireHolder[], waiters: WireWaiter[], last = 0, more = false): LockMsg => ({
+  t: 'report', from, lk: 'L', round, holders, waiters, last, more,
 });
 const handle = (c: Coordinator, m: LockMsg) => c.handle(m as Parameters<Coordinator['handle']>[0]);
 
@@ -259,6 +259,47 @@ describe('coordinator recovery round', () => {
     expect(k.grants().slice(4)).toEqual([['B', 'b1'], ['B', 'b2'], ['B', 'b3']]);
     for (const req of ['b1', 'b2', 'b3']) handle(k.c, release('B', req));
     expect(k.grants().at(-1)).toEqual(['D', 'd1']);
+  });
+
+  it('a request counted as holder that its node re-registers as waiting is verified, not ignored', () => {
+    const k = coordinator('C', []);
+    handle(k.c, acquire('C', 'c1'));
+    k.up.add('B');
+    handle(k.c, acquire('B', 'b1'));
+    handle(k.c, release('C', 'c1'));
+    const grant = k.sent.filter(([, m]) => m.t === 'granted').at(-1)![1] as { req: string; token: number };
+    expect(grant.req).toBe('b1');
+    // B declined that grant to a coordinator that is gone, and now asks again as a waiter.
+    handle(k.c, acquire('B', 'b1'));
+    expect(k.sent.at(-1)).toEqual(['B', { t: 'verify', from: 'C', lk: 'L', req: 'b1', token: grant.token }]);
+    // B's answer (it waits): b1 goes back to the head and is granted again.
+    handle(k.c, { t: 'decline', from: 'B', lk: 'L', req: 'b1', token: grant.token, set: null, hops: 0 });
+    expect(k.grants().filter(([, req]) => req === 'b1')).toHaveLength(2);
+  });
+
+  it('after a round, calls made in the same millisecond are served in call order', () => {
+    const k = coordinator('C', ['B']);
+    handle(k.c, acquire('C', 'c1', { since: 1 }));
+    const waiters: WireWaiter[] = Array.from({ length: 12 }, (_, i) => [`B#aa.${12 - i}`, 'B', 5]);
+    handle(k.c, report('B', k.inquiries()[0]![1], [], waiters));
+    handle(k.c, release('C', 'c1'));
+    expect(k.grants().slice(1).map(([, req]) => req)).toEqual(Array.from({ length: 12 }, (_, i) => `B#aa.${i + 1}`));
+  });
+
+  it('a report in parts: the round waits for the last part, and long records are cut in parts', () => {
+    const k = coordinator('C', ['B']);
+    handle(k.c, acquire('C', 'c1', { since: 100 }));
+    const id = k.inquiries()[0]![1];
+    handle(k.c, report('B', id, [], [['b1', 'B', 1]], 0, true));
+    expect(k.grants()).toEqual([]); // more to come
+    handle(k.c, report('B', id, [], [['b2', 'B', 2]], 0, false));
+    expect(k.grants()).toEqual([['B', 'b1'], ['B', 'b2']]); // one run, in call order, before c1
+    const holders: WireHolder[] = [['h1', 'B', 5, 1], ['h2', 'B', 6, 1]];
+    const waiters: WireWaiter[] = Array.from({ length: 300 }, (_, i) => [`w${i}`, 'B', i]);
+    const parts = recordParts(holders, waiters);
+    expect(parts.map((p) => [p.holders.length, p.waiters.length])).toEqual([[2, RECORDS_PER_PART - 2], [0, RECORDS_PER_PART], [0, 300 - 2 * RECORDS_PER_PART + 2]]);
+    expect(parts.flatMap((p) => p.waiters)).toEqual(waiters);
+    expect(recordParts([], [])).toEqual([{ holders: [], waiters: [] }]);
   });
 
   it('surrender hands over the record and forgets it', () => {
@@ -491,6 +532,54 @@ describe('lock services under forced message orders', () => {
     await Promise.all([b, c, d]);
     expect(violations).toBe(0);
     expect(order).toEqual(['b', 'd', 'c']);
+    await net.close();
+  });
+
+  it('a grant declined to a coordinator that is gone is not lost: the new one asks the requester again', async () => {
+    // B answers C's round (A died), but a node joining moves B's view back to A, which B
+    // still sees up: B declines C's grant to A, where it is lost. B's later re-registration
+    // with C must not be taken for a request C already counts as holder.
+    const net = new Net();
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `lost-decline-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C' && rendezvous(lk, ['A', 'B', 'C', 'X']) === 'A' && rendezvous(lk, ['B', 'C', 'X']) === 'C') break;
+    }
+    for (const n of ['A', 'B', 'C', 'X']) net.add(n);
+    for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
+    const [A, B, C] = ['A', 'B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
+    const gateA = deferred<void>();
+    void A.trans(r, () => gateA.promise);
+    await net.deliver();
+    let bRan = false;
+    let cRan = false;
+    const b = B.trans(r, () => { bRan = true; });
+    await net.deliver();
+    // A dies; C sees it first and takes over (its own call starts the round); B answers it.
+    net.pending = net.pending.filter((p) => p.from !== 'A' && p.to !== 'A');
+    net.down('C', 'A');
+    await new Promise((res) => setTimeout(res, 5));
+    const c = C.trans(r, () => { cRan = true; });
+    await net.deliver((p) => p.to !== 'A' && !(p.from === 'C' && p.to === 'B' && msgType(p) === 'granted'));
+    // C's grant to B is on the wire; before it arrives, X connects to B (B still sees A up).
+    const i = net.pending.findIndex((p) => p.from === 'C' && p.to === 'B' && msgType(p) === 'granted');
+    expect(i).toBeGreaterThanOrEqual(0);
+    const grant = net.pending.splice(i, 1)[0]!;
+    net.up('B', 'X');
+    net.up('X', 'B');
+    await settle();
+    net.pending.unshift(grant);
+    await net.deliver((p) => p.to !== 'A'); // B declines it to A: lost
+    net.pending = net.pending.filter((p) => p.to !== 'A');
+    net.down('B', 'A');
+    net.down('X', 'A');
+    await net.deliver((p) => p.to !== 'A');
+    await Promise.all([b, c]);
+    expect([bRan, cRan]).toEqual([true, true]);
+    await net.deliver((p) => p.to !== 'A');
+    expect(C.stats().queues).toEqual([]);
+    gateA.resolve();
     await net.close();
   });
 

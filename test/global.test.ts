@@ -47,6 +47,10 @@ describe('global.trans on a standalone node', () => {
     expect(lock.held).toBe(false); // released once fn settled
     await expect(n.global.trans('r1', () => { throw new Error('boom'); })).rejects.toThrow('boom');
     await expect(n.global.trans('r1', async () => Promise.reject(new Error('async boom')))).rejects.toThrow('async boom');
+    // A result whose `then` cannot even be read (a revoked proxy): the error goes to the caller, the lock is released.
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    await expect(n.global.trans('r1', () => revoked.proxy)).rejects.toThrow(TypeError);
     await expect(n.global.trans('r1', () => 42, { retries: 0 })).resolves.toBe(42); // free again
   });
 

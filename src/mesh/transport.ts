@@ -13,8 +13,9 @@
 // - `onClose(reason)` runs exactly once, when the link is gone for any cause (either side
 //   closed it, a fault, an oversize or bad frame); nothing is delivered after it.
 // - `close()` flushes what was sent and ends the link; `destroy(reason)` drops it at once.
-// - `bufferedAmount` is the bytes accepted by `send` but not yet handed to the OS (the
-//   back-pressure signal the failure detector watches).
+// - `bufferedAmount` is the bytes handed to the socket (or port) but not yet to the OS (the
+//   back-pressure signal the failure detector watches); frames sent in the current tick
+//   and not yet written may not count.
 // - `maxFrameSize` bounds incoming payloads; the owner lowers it before authentication.
 
 /** Why a link closed: a short machine-readable reason and, for faults, the error. */

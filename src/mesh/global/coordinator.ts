@@ -18,6 +18,7 @@
 //   granted until all of them have released.
 import {
   MAX_HOPS,
+  recordParts,
   type AcquireMsg,
   type CoordinatorMsg,
   type DeclineMsg,
@@ -201,7 +202,15 @@ export class Coordinator {
       this.#unqueue(e, m.req);
       return;
     }
-    if (e.holders.has(m.req) || e.queue.some((w) => w.req === m.req)) return; // a re-registration we know
+    const h = e.holders.get(m.req);
+    if (h !== undefined) {
+      // Counted as holder, but its node re-registers it as waiting: our grant may still be on
+      // its way there (then it holds), or it declined the grant to a coordinator that is gone.
+      // Ask it: a waiting request answers `decline` to us, and goes back to the head.
+      this.#ctx.send(m.node, { t: 'verify', from: this.#ctx.self, lk: e.lk, req: m.req, token: h.token });
+      return;
+    }
+    if (e.queue.some((w) => w.req === m.req)) return; // a re-registration we know
     if (e.round?.released.has(m.req)) return;
     if (m.retries !== null && e.round === undefined) {
       const ahead = e.holders.size + e.queue.length;
@@ -263,6 +272,7 @@ export class Coordinator {
     // A report for a round we abandoned (or a finished one) carries nothing we may trust now.
     if (!e || !round || round.id !== m.round || !round.pending.has(m.from)) return;
     this.#merge(e, round, m.holders, m.waiters, m.last, m.from);
+    if (m.more) return; // the round waits for its last part
     round.pending.delete(m.from);
     this.#maybeFinish(e);
   }
@@ -328,7 +338,9 @@ export class Coordinator {
             .filter(([, h]) => h.node !== down)
             .map(([req, h]) => [req, h.node, h.token, h.since]);
           const waiters: WireWaiter[] = e.queue.filter((x) => x.node !== down).map((x) => [x.req, x.node, x.since]);
-          this.#ctx.send(w, { t: 'handoff', from: this.#ctx.self, lk: e.lk, set: e.set, holders, waiters, last: e.last, hops: 0 });
+          for (const part of recordParts(holders, waiters)) {
+            this.#ctx.send(w, { t: 'handoff', from: this.#ctx.self, lk: e.lk, set: e.set, ...part, last: e.last, hops: 0 });
+          }
         }
         continue;
       }
@@ -446,7 +458,7 @@ export class Coordinator {
     e.round = undefined;
     // Arrival order across the old coordinator and the requesters' reports: when the
     // requests were made (wall clock; ties by id).
-    e.queue.sort((a, b) => a.since - b.since || (a.req < b.req ? -1 : a.req > b.req ? 1 : 0));
+    e.queue.sort((a, b) => a.since - b.since || compareReqIds(a.req, b.req));
     for (let i = 0; i < e.queue.length; i++) {
       const w = e.queue[i]!;
       const ahead = e.holders.size + i;
@@ -518,4 +530,17 @@ export class Coordinator {
       }
     }
   }
+}
+
+/**
+ * Call order of two request ids (`<node>#<incarnation>.<n>`) made in the same millisecond:
+ * by sequence number within one incarnation (so `.9` comes before `.10`), else by prefix.
+ */
+export function compareReqIds(a: ReqId, b: ReqId): number {
+  const i = a.lastIndexOf('.');
+  const j = b.lastIndexOf('.');
+  const pa = a.slice(0, i);
+  const pb = b.slice(0, j);
+  if (pa !== pb) return pa < pb ? -1 : 1;
+  return Number(a.slice(i + 1)) - Number(b.slice(j + 1));
 }

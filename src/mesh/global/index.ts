@@ -74,6 +74,12 @@
 //   rebuilds the state from the requesters themselves (coordinator.ts #entryFor).
 // - A node that joins during a round is inquired too (it may hold the lock from the other
 //   side of a partition).
+// - A decline (or release) sent to a coordinator that is gone: a view change on the
+//   requester's side (a node joining) can point it back at the dead node before it sees the
+//   death. When it re-registers the request as waiting, the new coordinator, which counts
+//   it as holder, asks it (`verify`) instead of ignoring it; its `decline` comes back.
+// - A long queue: `report` and `handoff` go in parts (all holders first), and a tick's
+//   messages to one node in casts of at most 64, so no message outgrows a frame.
 // Requesters report facts (what they hold, what they wait for), never beliefs about
 // others, so a round's result does not depend on which old coordinator survived.
 //

@@ -12,6 +12,9 @@
 // - 2: `granted` carries `after`: grants to a run of consecutive waiters of one node go out
 //      together, each after the one before it, and that node passes the lock down the run.
 //      Messages a node sends to one node in one tick travel as one batch `[0, m1, m2, …]`.
+//      `report` and `handoff` travel in parts of at most RECORDS_PER_PART records (every
+//      holder in the first part), so a long queue never makes a message larger than a
+//      frame; `report` carries `more` until its last part.
 //
 // Requester → coordinator
 // - `acquire`  queue request `req` (or, with `held`, re-register a lock the requester
@@ -27,7 +30,8 @@
 // New coordinator → every node, and back (recovery round)
 // - `inquire`  "I coordinate `lk` now: tell me what you hold and wait for, hand over your
 //              own record of it, and send your later messages about it to me".
-// - `report`   the answer: holders, waiters and the highest token the node has seen.
+// - `report`   the answer: holders, waiters and the highest token the node has seen (in
+//              parts: `more` is true on all but the last).
 // Old coordinator → new one
 // - `handoff`  on a view change that makes another node the lock's winner, the old
 //              coordinator pushes its record (holders, waiters, token) there and forgets it.
@@ -153,6 +157,8 @@ export interface ReportMsg {
   waiters: WireWaiter[];
   /** Highest token this node has seen for `lk` (0 if none). */
   last: number;
+  /** More parts of this report follow (the round waits for the last one). */
+  more: boolean;
 }
 
 /** Messages a coordinator handles. */
@@ -160,6 +166,22 @@ export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | R
 /** Messages a requester handles. */
 export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg;
 export type LockMsg = CoordinatorMsg | RequesterMsg | InquireMsg;
+
+/** Holder and waiter records in one `report` or `handoff` message at most. */
+export const RECORDS_PER_PART = 128;
+
+/**
+ * A lock's record in parts of at most RECORDS_PER_PART records: every holder in the first
+ * part (a coordinator must know them all before it grants), then the waiters in order.
+ */
+export function recordParts(holders: WireHolder[], waiters: WireWaiter[]): { holders: WireHolder[]; waiters: WireWaiter[] }[] {
+  const room = Math.max(0, RECORDS_PER_PART - holders.length);
+  const parts = [{ holders, waiters: waiters.slice(0, room) }];
+  for (let i = room; i < waiters.length; i += RECORDS_PER_PART) {
+    parts.push({ holders: [], waiters: waiters.slice(i, i + RECORDS_PER_PART) });
+  }
+  return parts;
+}
 
 /** Forwarding stops after this many hops (views disagree for longer than a message trip). */
 export const MAX_HOPS = 3;
@@ -198,7 +220,7 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
     case 'inquire':
       return [INQUIRE, m.from, m.lk, m.round];
     case 'report':
-      return [REPORT, m.from, m.lk, m.round, m.holders, m.waiters, m.last];
+      return [REPORT, m.from, m.lk, m.round, m.holders, m.waiters, m.last, m.more];
     case 'handoff':
       return [HANDOFF, m.from, m.lk, m.set, m.holders, m.waiters, m.last, m.hops];
     case 'verify':
@@ -257,11 +279,12 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
         !num(w[3]) ||
         !holderList(w[4]) ||
         !waiterList(w[5]) ||
-        !num(w[6])
+        !num(w[6]) ||
+        typeof w[7] !== 'boolean'
       ) {
         return undefined;
       }
-      return { t: 'report', from, lk, round: w[3], holders: w[4] as WireHolder[], waiters: w[5] as WireWaiter[], last: w[6] };
+      return { t: 'report', from, lk, round: w[3], holders: w[4] as WireHolder[], waiters: w[5] as WireWaiter[], last: w[6], more: w[7] };
     case HANDOFF:
       if (!setOrNull(w[3]) || !holderList(w[4]) || !waiterList(w[5]) || !num(w[6]) || !num(w[7])) return undefined;
       return { t: 'handoff', from, lk, set: w[3], holders: w[4] as WireHolder[], waiters: w[5] as WireWaiter[], last: w[6], hops: w[7] };

@@ -14,7 +14,10 @@ import { TokenMemory } from './fencing.js';
 import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
 import { Requester, type Request } from './requester.js';
 import { lockChannels } from './diagnostics.js';
-import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, type LockMsg } from './messages.js';
+import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, recordParts, type LockMsg } from './messages.js';
+
+/** Lock messages in one cast at most (see #flushOutbox). */
+const MAX_BATCH = 64;
 
 /** Messages to self handled per turn of the event loop before yielding to I/O and timers. */
 const SELF_BUDGET = 256;
@@ -228,16 +231,18 @@ export class GlobalLocks {
     const locks = new Map(parent);
     locks.set(this.#ctxPrefix + lk, lock);
     let result: T | Promise<T>;
+    let thenable: boolean;
     try {
       result = heldContext.run(locks, fn, lock);
+      thenable = isThenable(result); // reading `then` may throw too
     } catch (err) {
       this.#release(r);
       throw err;
     }
     // A synchronous fn has settled already: release now rather than a microtask later.
-    if (!isThenable(result)) {
+    if (!thenable) {
       this.#release(r);
-      return result;
+      return result as T;
     }
     try {
       return await result;
@@ -343,13 +348,35 @@ export class GlobalLocks {
     else setImmediate(this.#drainSelf);
   };
 
+  // At most MAX_BATCH messages a cast, so a burst (a long run, thousands of `trans` calls in
+  // one tick, a mass re-registration) stays well inside the peer's frame limit. A batch the
+  // peer cannot take anyway goes message by message; a message that cannot be sent at all
+  // is dropped with a warning (as one cast failing must never lose the others, nor throw
+  // out of this tick).
   #flushOutbox = (): void => {
     const boxes = this.#outbox;
     this.#outbox = new Map();
     for (const [node, box] of boxes) {
-      this.#system.cast({ node, id: this.#actorId }, box.length === 1 ? box[0] : encodeLockBatch(box));
+      for (let i = 0; i < box.length; i += MAX_BATCH) {
+        const part = box.slice(i, i + MAX_BATCH);
+        if (part.length === 1 || !this.#castTo(node, encodeLockBatch(part), false)) {
+          for (const m of part) this.#castTo(node, m, true);
+        }
+      }
     }
   };
+
+  #castTo(node: string, wire: unknown, warn: boolean): boolean {
+    try {
+      this.#system.cast({ node, id: this.#actorId }, wire);
+      return true;
+    } catch (err) {
+      if (warn) {
+        process.emitWarning(`lock service on ${this.#self}: a message to ${node} could not be sent: ${(err as Error)?.message}`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
+      }
+      return false;
+    }
+  }
 
   #drainSelf = (): void => {
     this.#selfScheduled = false;
@@ -385,14 +412,10 @@ export class GlobalLocks {
         // Another node coordinates `lk` now: hand over what we know and answer to it from now on.
         const own = this.#coordinator.surrender(msg.lk);
         const mine = this.#requester.report(msg.lk, msg.from);
-        this.#send(msg.from, {
-          t: 'report',
-          from: this.#self,
-          lk: msg.lk,
-          round: msg.round,
-          holders: own ? [...own.holders, ...mine.holders] : mine.holders,
-          waiters: own ? [...own.waiters, ...mine.waiters] : mine.waiters,
-          last: Math.max(own?.last ?? 0, this.#tokens.get(msg.lk)),
+        const parts = recordParts(own ? [...own.holders, ...mine.holders] : mine.holders, own ? [...own.waiters, ...mine.waiters] : mine.waiters);
+        const last = Math.max(own?.last ?? 0, this.#tokens.get(msg.lk));
+        parts.forEach(({ holders, waiters }, i) => {
+          this.#send(msg.from, { t: 'report', from: this.#self, lk: msg.lk, round: msg.round, holders, waiters, last, more: i < parts.length - 1 });
         });
         return;
       }
