@@ -583,6 +583,45 @@ describe('lock services under forced message orders', () => {
     await net.close();
   });
 
+  it('a release sent to a coordinator that is gone is sent again to the new one when its death is seen', async () => {
+    // B holds; A (the coordinator) dies; C takes over and B answers C's round. A node joining
+    // then moves B's view back to A, which B still sees up: B re-registers with A and, when
+    // its fn ends, releases to A. Both are lost; C counts B's request as holder until B sees
+    // A down and sends the release again, to C.
+    const net = new Net();
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `lost-release-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C' && rendezvous(lk, ['A', 'B', 'C', 'X']) === 'A' && rendezvous(lk, ['B', 'C', 'X']) === 'C') break;
+    }
+    for (const n of ['A', 'B', 'C', 'X']) net.add(n);
+    for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
+    const [B, C] = ['B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks];
+    const gateB = deferred<void>();
+    const b = B.trans(r, () => gateB.promise);
+    await net.deliver();
+    net.pending = net.pending.filter((p) => p.from !== 'A' && p.to !== 'A');
+    net.down('C', 'A');
+    let cRan = false;
+    const c = C.trans(r, () => { cRan = true; });
+    await net.deliver((p) => p.to !== 'A');
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, waiting: 1 }]);
+    net.up('B', 'X');
+    net.up('X', 'B');
+    gateB.resolve();
+    await b;
+    await net.deliver((p) => p.to !== 'A');
+    net.pending = net.pending.filter((p) => p.to !== 'A'); // what B sent to A is lost
+    expect(cRan).toBe(false); // C still counts B's request as holder
+    net.down('B', 'A');
+    net.down('X', 'A');
+    await net.deliver((p) => p.to !== 'A');
+    await c;
+    expect(cRan).toBe(true);
+    await net.close();
+  });
+
   it('a message forwarded to a coordinator that then goes down is not lost: the lock is rebuilt', async () => {
     const net = new Net();
     const names = ['A', 'B', 'C'];

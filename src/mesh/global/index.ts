@@ -77,7 +77,10 @@
 // - A decline (or release) sent to a coordinator that is gone: a view change on the
 //   requester's side (a node joining) can point it back at the dead node before it sees the
 //   death. When it re-registers the request as waiting, the new coordinator, which counts
-//   it as holder, asks it (`verify`) instead of ignoring it; its `decline` comes back.
+//   it as holder, asks it (`verify`) instead of ignoring it; its `decline` comes back. And a
+//   release sent there is lost too: each requester keeps the latest releases and declines it
+//   sent to each peer and, when it sees that peer go down, sends them again to each lock's
+//   coordinator in its view (requester.ts #tell / peerDown); a second copy does nothing.
 // - A long queue: `report` and `handoff` go in parts (all holders first), and a tick's
 //   messages to one node in casts of at most 64, so no message outgrows a frame.
 // Requesters report facts (what they hold, what they wait for), never beliefs about

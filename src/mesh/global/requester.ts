@@ -19,7 +19,7 @@ import { LockNotAcquiredError, type LockFailure } from '../../errors.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { monotonicNow } from '../../util/clock.js';
 import type { TokenMemory } from './fencing.js';
-import type { GrantedMsg, LockMsg, RefusedMsg, ReqId, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
+import type { DeclineMsg, GrantedMsg, LockMsg, RefusedMsg, ReleaseMsg, ReqId, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
 
 export interface RequesterContext {
   readonly self: string;
@@ -27,6 +27,9 @@ export interface RequesterContext {
   winner(lk: string, set: string[] | null): string | undefined;
   readonly tokens: TokenMemory;
 }
+
+/** How many releases and declines sent to one peer are kept to resend if it goes down. */
+const RESEND_MEMORY = 1024;
 
 export type RequestState = 'waiting' | 'granted' | 'holding' | 'done';
 
@@ -76,6 +79,8 @@ export class Requester {
   readonly #byReq = new Map<ReqId, Request>();
   /** lk -> this node's live requests for it (answers recovery rounds). */
   readonly #byLock = new Map<string, Set<Request>>();
+  /** Peer -> the latest releases and declines sent to it (see #tell). */
+  readonly #sent = new Map<string, (ReleaseMsg | DeclineMsg)[]>();
   /** lk -> the request of a run that holds it here, and the run's `granted` ones after it, in order. */
   readonly #runs = new Map<string, { holder: Request; next: Request[] }>();
   /** Request ids are unique per process incarnation, even for a node restarted under the same name. */
@@ -138,7 +143,7 @@ export class Requester {
       same.delete(r);
       if (same.size === 0) this.#byLock.delete(r.lk);
     }
-    this.#ctx.send(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
+    this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
     // The lock passes down its run: to the next request granted after this one that has not
     // given up (one that gave up while `granted` is skipped).
     const run = this.#runs.get(r.lk);
@@ -159,14 +164,14 @@ export class Requester {
     const r = this.#byReq.get(m.req);
     if (!r) {
       // Given up (or released) while the grant was on its way: hand it straight back.
-      this.#ctx.send(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
+      this.#tell(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
       return;
     }
     if (r.state !== 'waiting') return; // a duplicate after a re-registration
     if (m.from !== r.coord) {
       // A late grant from a coordinator we no longer answer to: the current one may already
       // count someone else as holder. Refuse it and keep waiting at the current one.
-      this.#ctx.send(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
+      this.#tell(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
       return;
     }
     r.token = m.token;
@@ -218,11 +223,11 @@ export class Requester {
     const self = this.#ctx.self;
     if (!r) {
       // Released (or given up) long ago: the record it came from was stale.
-      this.#ctx.send(m.from, { t: 'release', from: self, lk: m.lk, req: m.req, set: null, hops: 0 });
+      this.#tell(m.from, { t: 'release', from: self, lk: m.lk, req: m.req, set: null, hops: 0 });
     } else if (r.state === 'waiting') {
       // That grant never reached us as our coordinator's: we still wait. (A `granted`
       // request of a run counts as holder, as its coordinator counts it.)
-      this.#ctx.send(m.from, { t: 'decline', from: self, lk: m.lk, req: m.req, token: m.token, set: r.set, hops: 0 });
+      this.#tell(m.from, { t: 'decline', from: self, lk: m.lk, req: m.req, token: m.token, set: r.set, hops: 0 });
     }
   }
 
@@ -256,6 +261,32 @@ export class Requester {
       if (w === r.coord) continue;
       r.coord = w;
       this.#sendAcquire(r, null, r.state === 'holding' || r.state === 'granted' ? r.token : null);
+    }
+  }
+
+  // A release or decline sent to a coordinator that then goes down may never have been
+  // handled there, and a coordinator that took over in the meantime may count that request
+  // as holder (the requester's view can point back at the dead node for a moment, when a
+  // node joins before it sees the death). So the latest ones sent to each peer are kept,
+  // and resent to the lock's coordinator when that peer goes down; one that arrives twice
+  // does nothing the second time.
+  #tell(node: string, msg: ReleaseMsg | DeclineMsg): void {
+    this.#ctx.send(node, msg);
+    if (node === this.#ctx.self) return;
+    let list = this.#sent.get(node);
+    if (list === undefined) this.#sent.set(node, (list = []));
+    list.push(msg);
+    if (list.length >= 2 * RESEND_MEMORY) this.#sent.set(node, list.slice(-RESEND_MEMORY));
+  }
+
+  /** `node` went down (after the view change): resend to each lock's coordinator what `node` may have lost. */
+  peerDown(node: string): void {
+    const list = this.#sent.get(node);
+    this.#sent.delete(node);
+    if (list === undefined) return;
+    for (const m of list.slice(-RESEND_MEMORY)) {
+      const w = this.#ctx.winner(m.lk, m.set);
+      if (w !== undefined && w !== node) this.#ctx.send(w, { ...m, from: this.#ctx.self, hops: 0 });
     }
   }
 

@@ -434,6 +434,7 @@ export class GlobalLocks {
   #onNodeDown = (name: string): void => {
     if (!this.#up.delete(name)) return;
     this.#viewChanged(undefined, name);
+    this.#requester.peerDown(name);
   };
 
   #viewChanged(up: string | undefined, down: string | undefined): void {
