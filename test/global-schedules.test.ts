@@ -258,6 +258,13 @@ async function schedule(seed: number, mode: Mode): Promise<string[]> {
   for (const [a, b] of joinPending.splice(0)) if (!net.dead.has(a) && !net.dead.has(b)) net.up(a, b);
   const settled = (): boolean => calls.every((c) => c.state === 'done' || c.state === 'failed' || net.dead.has(c.node));
   for (let round = 0; round < 3000; round++) {
+    // A closed node leaves once what it sent has arrived, as node.close() does.
+    if (closed !== undefined && !net.dead.has(closed) && !net.pending.some((p) => p.from === closed)) {
+      const gone = closed;
+      net.dead.add(gone);
+      net.pending = net.pending.filter((p) => p.to !== gone);
+      for (const n of live()) if (net.views.get(n)!.has(gone)) net.down(n, gone);
+    }
     for (const c of calls) if (c.state === 'inside' && c.gate) c.gate.resolve();
     const ls = net.links();
     if (ls.length) net.deliverOne(...pick(ls));
