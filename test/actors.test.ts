@@ -343,6 +343,28 @@ describe('actors: refs as plain data', () => {
     }));
 });
 
+describe('actors: runtime services', () => {
+  it('serve hands casts to its id over at once and in order, in place of an actor with that id; undo and close end it', () =>
+    withNode(async (node) => {
+      const actorGot: unknown[] = [];
+      node.spawn({ init: () => null, handleCast: (m: unknown) => (actorGot.push(m), null) }, { name: 'svc' });
+      const got: unknown[] = [];
+      const undo = node.system.serve('svc', (m) => got.push(m));
+      node.system.cast({ node: node.name, id: 'svc' }, 1);
+      node.system.cast({ node: node.name, id: 'svc' }, 2);
+      expect(got).toEqual([1, 2]); // handled as delivered, no mailbox turn
+      undo();
+      node.system.cast({ node: node.name, id: 'svc' }, 3);
+      await new Promise((r) => setImmediate(r));
+      expect(got).toEqual([1, 2]);
+      expect(actorGot).toEqual([3]); // the actor with that id has its casts again
+      node.system.serve('other', (m) => got.push(m));
+      await node.system.close();
+      node.system.cast({ node: node.name, id: 'other' }, 4);
+      expect(got).toEqual([1, 2]);
+    }));
+});
+
 describe('actors: mailbox under steady load', () => {
   // Regression: a mailbox that never empties kept every handled slot (about 12 B a message).
   it('a busy actor with async handlers does not keep the messages it has handled', () =>

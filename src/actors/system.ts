@@ -40,6 +40,8 @@ export class ActorSystem implements RefRouter {
   readonly #incarnation = randomBytes(4).toString('hex');
   #nextId = 0;
   #remote: RemoteRouter | undefined = undefined;
+  /** Runtime services by id (see `serve`). */
+  readonly #services = new Map<string, (msg: unknown) => void>();
   #closed = false;
 
   constructor(options: ActorSystemOptions) {
@@ -138,8 +140,27 @@ export class ActorSystem implements RefRouter {
   }
 
   cast(ref: ActorRefData, msg: unknown): void {
-    if (ref.node === this.name) this.#actors.get(ref.id)?.enqueueCast(msg);
-    else this.#remote?.cast(ref, msg);
+    if (ref.node === this.name) {
+      const service = this.#services.get(ref.id);
+      if (service !== undefined) service(msg);
+      else this.#actors.get(ref.id)?.enqueueCast(msg);
+    } else {
+      this.#remote?.cast(ref, msg);
+    }
+  }
+
+  /**
+   * A runtime service under a well-known id: casts to `id` (from this node, or from others
+   * through the mesh) are handed to `handler` as they are delivered, synchronously and in
+   * arrival order, instead of through an actor's mailbox. For services whose handler is
+   * synchronous and never throws (the lock service), where the mailbox's microtask hop is a
+   * cost on every message. An actor with that id no longer receives casts. Returns an undo.
+   */
+  serve(id: string, handler: (msg: unknown) => void): () => void {
+    this.#services.set(id, handler);
+    return () => {
+      if (this.#services.get(id) === handler) this.#services.delete(id);
+    };
   }
 
   stop(ref: ActorRefData, reason: 'normal' | 'shutdown' = 'normal'): Promise<void> {
@@ -189,6 +210,7 @@ export class ActorSystem implements RefRouter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#services.clear();
     const actors = [...this.#actors.values()];
     await Promise.all(actors.map((a) => a.kill('shutdown')));
     this.#deadlines.dispose();

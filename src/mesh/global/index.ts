@@ -15,7 +15,8 @@
 // plus `@[nodes]` for an explicit node set (so `nodes: [node.name]` is a lock of its own and
 // never blocks another node).
 //
-// Messages (catalogue and version in ./messages.ts), all casts between the `global` actors:
+// Messages (catalogue and version in ./messages.ts), all casts to the `global` service of
+// each node (ActorSystem.serve: handled as delivered, no mailbox hop):
 //
 //   requester                      coordinator
 //     acquire(req) ──────────────────▶ queue.push(req); if free: grant

@@ -1,4 +1,4 @@
-// The lock protocol's wire messages: every one is a `cast` between the `global` actors of two
+// The lock protocol's wire messages: every one is a `cast` between the `global` services of two
 // nodes (`{ node, id: 'global' }`). Plain data only, so the mesh codec carries them as is.
 //
 // On the wire each message is a tuple (`encodeLockMsg` / `decodeLockMsg` below): half the

@@ -1,5 +1,5 @@
 // `node.global`: the lock service facade. Validates `trans` options, keeps re-entrance in an
-// AsyncLocalStorage, runs the `global` actor that receives the protocol's casts, and wires
+// AsyncLocalStorage, serves the well-known id `global` that receives the protocol's casts, and wires
 // the membership view to the coordinator (./coordinator.ts) and requester (./requester.ts)
 // sides. The design, guarantees and failure model are in ./index.ts.
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -166,20 +166,14 @@ export class GlobalLocks {
       onGranted: (r) => this.#onGranted(r),
       onFailed: (r, reason) => this.#onFailed(r, reason),
     });
-    system.spawn<null, never, never, unknown>(
-      {
-        init: () => null,
-        handleCast: (wire) => {
-          // A malformed message (another version, a bug) is dropped: it must not crash the
-          // actor, which would leave this node without a lock service. In a batch, only it.
-          const batch = lockBatchOf(wire);
-          if (batch === undefined) this.#receive(wire);
-          else for (const w of batch) this.#receive(w);
-          return null;
-        },
-      },
-      { name: this.#actorId },
-    );
+    // The protocol's casts are handled as they are delivered (no mailbox hop; the handlers
+    // are synchronous). A malformed message (another version, a bug) is dropped with a
+    // warning, and in a batch only it: the lock service must not stop on bad input.
+    system.serve(this.#actorId, (wire) => {
+      const batch = lockBatchOf(wire);
+      if (batch === undefined) this.#receive(wire);
+      else for (const w of batch) this.#receive(w);
+    });
     membership.on('nodeup', this.#onNodeUp);
     membership.on('nodedown', this.#onNodeDown);
   }
@@ -394,8 +388,16 @@ export class GlobalLocks {
 
   #receive(wire: unknown): void {
     const msg = decodeLockMsg(wire);
-    if (msg) this.#dispatch(msg);
-    else process.emitWarning(`lock service on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
+    if (!msg) {
+      process.emitWarning(`lock service on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
+      return;
+    }
+    try {
+      this.#dispatch(msg);
+    } catch (err) {
+      // A bug must not reach the link that delivered the message (it would close it).
+      process.emitWarning(`lock service on ${this.#self}: failed on a ${msg.t} message: ${(err as Error)?.stack ?? String(err)}`, { code: 'EXPIRABLE_STORE_LOCK_MSG' });
+    }
   }
 
   #dispatch(msg: LockMsg): void {
