@@ -3,7 +3,6 @@
 // Coordinator state machine, and whole GlobalLocks services on real ActorSystems) through a
 // network whose deliveries the test orders by hand. The same code runs over the mesh in
 // global-cluster and global-processes tests.
-import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { Coordinator, UNSEEN_HOLDER_GRACE_MS, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
@@ -11,10 +10,9 @@ import { RECORDS_PER_PART, decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBa
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
 import { resourceKey } from '../src/mesh/global/resource-key.js';
 import { GlobalLocks } from '../src/mesh/global/index.js';
-import { ActorSystem, type RemoteRouter } from '../src/actors/system.js';
-import type { MembershipEvents, Membership } from '../src/mesh/membership.js';
 import type { Lock } from '../src/mesh/global/index.js';
 import { deferred } from '../src/util/deferred.js';
+import { LockNet, settle } from './helpers/lock-net.js';
 
 // ---------------------------------------------------------------------------------------
 // Coordinator alone, fed messages one by one.
@@ -392,94 +390,14 @@ describe('fencing tokens and coordinator choice', () => {
 });
 
 // ---------------------------------------------------------------------------------------
-// Whole services on real actor systems, over a network whose deliveries the test orders.
+// Whole services on real actor systems, over a network whose deliveries the test orders
+// (./helpers/lock-net.ts).
 
-class Net {
-  readonly systems = new Map<string, ActorSystem>();
-  readonly views = new Map<string, SimMembership>();
-  readonly locks = new Map<string, GlobalLocks>();
-  /** Messages not yet delivered, in send order. */
-  pending: { from: string; to: string; id: string; msg: unknown }[] = [];
-
-  add(name: string): GlobalLocks {
-    const system = new ActorSystem({ name });
-    const view = new SimMembership(name);
-    const router: RemoteRouter = {
-      call: (_ref, _msg, slot) => slot.fail(new Error('no calls in this network')),
-      // A batch (messages sent to one node in one tick) travels here as its messages, in
-      // order, so that a test can hold back or reorder any one of them.
-      cast: (ref, msg) => {
-        for (const m of lockBatchOf(msg) ?? [msg]) this.pending.push({ from: name, to: ref.node, id: ref.id, msg: m });
-      },
-      stop: () => Promise.resolve(),
-      monitor: () => () => {},
-    };
-    system.setRemote(router);
-    this.systems.set(name, system);
-    this.views.set(name, view);
-    const locks = new GlobalLocks(system, view);
-    this.locks.set(name, locks);
-    return locks;
-  }
-
-  /** `a` sees `b` up (one side only). */
-  up(a: string, b: string): void {
-    this.views.get(a)!.setUp(b, true);
-  }
-
-  /** `a` sees `b` down (one side only); `a` drops what was in flight from `b`. */
-  down(a: string, b: string): void {
-    this.pending = this.pending.filter((p) => !(p.from === b && p.to === a));
-    this.views.get(a)!.setUp(b, false);
-  }
-
-  /** Delivers pending messages (those `pick` accepts; the rest wait) until none is left to deliver. */
-  async deliver(pick: (p: { from: string; to: string; msg: unknown }) => boolean = () => true): Promise<void> {
-    for (;;) {
-      await settle();
-      const i = this.pending.findIndex(pick);
-      if (i < 0) return;
-      const [p] = this.pending.splice(i, 1);
-      this.systems.get(p!.to)?.cast({ node: p!.to, id: p!.id }, p!.msg);
-    }
-  }
-
-  async close(): Promise<void> {
-    for (const [name, l] of this.locks) {
-      await l.close();
-      await this.systems.get(name)!.close();
-    }
-  }
-}
-
-class SimMembership extends EventEmitter<MembershipEvents> implements Membership {
-  readonly self: string;
-  readonly #up = new Set<string>();
-  constructor(self: string) {
-    super();
-    this.self = self;
-  }
-  nodes(): string[] {
-    return [...this.#up];
-  }
-  setUp(peer: string, up: boolean): void {
-    if (up && !this.#up.has(peer)) {
-      this.#up.add(peer);
-      this.emit('nodeup', peer);
-    } else if (!up && this.#up.delete(peer)) {
-      this.emit('nodedown', peer, 'test');
-    }
-  }
-}
-
-const settle = async () => {
-  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
-};
 const msgType = (p: { msg: unknown }) => decodeLockMsg(p.msg)?.t;
 
 describe('lock services under forced message orders', () => {
   it("an old coordinator's grant that arrives after the requester answered the new one is declined: no double grant", async () => {
-    const net = new Net();
+    const net = new LockNet();
     const names = ['A', 'B', 'C', 'D'];
     // A resource A wins among all four, and D wins once A is gone.
     let r = '';
@@ -539,7 +457,7 @@ describe('lock services under forced message orders', () => {
     // B answers C's round (A died), but a node joining moves B's view back to A, which B
     // still sees up: B declines C's grant to A, where it is lost. B's later re-registration
     // with C must not be taken for a request C already counts as holder.
-    const net = new Net();
+    const net = new LockNet();
     let r = '';
     for (let i = 0; ; i++) {
       r = `lost-decline-${i}`;
@@ -588,7 +506,7 @@ describe('lock services under forced message orders', () => {
     // then moves B's view back to A, which B still sees up: B re-registers with A and, when
     // its fn ends, releases to A. Both are lost; C counts B's request as holder until B sees
     // A down and sends the release again, to C.
-    const net = new Net();
+    const net = new LockNet();
     let r = '';
     for (let i = 0; ; i++) {
       r = `lost-release-${i}`;
@@ -623,7 +541,7 @@ describe('lock services under forced message orders', () => {
   });
 
   it('a message forwarded to a coordinator that then goes down is not lost: the lock is rebuilt', async () => {
-    const net = new Net();
+    const net = new LockNet();
     const names = ['A', 'B', 'C'];
     let r = '';
     for (let i = 0; ; i++) {
@@ -658,7 +576,7 @@ describe('lock services under forced message orders', () => {
   });
 
   it('a joining node connected to the old coordinator but not yet to the holder learns the holder from the old coordinator', async () => {
-    const net = new Net();
+    const net = new LockNet();
     const names = ['A', 'B', 'C'];
     let r = '';
     for (let i = 0; ; i++) {
@@ -712,7 +630,7 @@ describe('lock services under forced message orders', () => {
 describe('runs of grants to one node', () => {
   /** A resource coordinated by A in a cluster of A and B, with A holding it behind `gate`. */
   async function setup(tag: string) {
-    const net = new Net();
+    const net = new LockNet();
     let r = '';
     for (let i = 0; ; i++) {
       r = `${tag}-${i}`;
@@ -739,7 +657,7 @@ describe('runs of grants to one node', () => {
     };
     return { net, r, A, B, a, gateA, order, tokens, critical, violations: () => violations };
   }
-  const grantsTo = (net: Net, to: string) => net.pending.filter((p) => p.to === to && msgType(p) === 'granted');
+  const grantsTo = (net: LockNet, to: string) => net.pending.filter((p) => p.to === to && msgType(p) === 'granted');
 
   it('waiters of one node queued together are granted in one go and hold one at a time, in order', async () => {
     const t = await setup('run');
@@ -844,7 +762,7 @@ describe('runs of grants to one node', () => {
   });
 
   it('a coordinator that takes over mid-run counts the granted requests as holders', async () => {
-    const net = new Net();
+    const net = new LockNet();
     let r = '';
     for (let i = 0; ; i++) {
       r = `run-takeover-${i}`;

@@ -6,41 +6,10 @@
 // schedule: never two fns at once on a lock among live nodes, tokens strictly increasing in
 // the order fns start, no fn after its node closed, every call settled, and no holder,
 // waiter or queue left anywhere. fast-check draws the schedules (the seed of each).
-import { EventEmitter } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ActorSystem, type RemoteRouter } from '../src/actors/system.js';
-import { GlobalLocks } from '../src/mesh/global/index.js';
-import { lockBatchOf } from '../src/mesh/global/messages.js';
-import type { MembershipEvents, Membership } from '../src/mesh/membership.js';
 import { deferred, type Deferred } from '../src/util/deferred.js';
-
-class SimMembership extends EventEmitter<MembershipEvents> implements Membership {
-  readonly self: string;
-  readonly #up = new Set<string>();
-  constructor(self: string) {
-    super();
-    this.self = self;
-  }
-  nodes(): string[] {
-    return [...this.#up];
-  }
-  has(peer: string): boolean {
-    return this.#up.has(peer);
-  }
-  setUp(peer: string, up: boolean): void {
-    if (up && !this.#up.has(peer)) {
-      this.#up.add(peer);
-      this.emit('nodeup', peer);
-    } else if (!up && this.#up.delete(peer)) {
-      this.emit('nodedown', peer, 'test');
-    }
-  }
-}
-
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
-};
+import { LockNet, settle } from './helpers/lock-net.js';
 
 /** xorshift32: the schedule's own random numbers, from its seed. */
 function rng(seed: number): () => number {
@@ -53,69 +22,6 @@ function rng(seed: number): () => number {
     s >>>= 0;
     return s / 4294967296;
   };
-}
-
-interface Pending {
-  from: string;
-  to: string;
-  id: string;
-  msg: unknown;
-}
-
-class Net {
-  readonly systems = new Map<string, ActorSystem>();
-  readonly views = new Map<string, SimMembership>();
-  readonly locks = new Map<string, GlobalLocks>();
-  readonly dead = new Set<string>();
-  pending: Pending[] = [];
-  /** Deliver each message of a batch on its own (as if the batch were cut across frames). */
-  constructor(readonly split: boolean) {}
-
-  add(name: string): GlobalLocks {
-    const system = new ActorSystem({ name });
-    const view = new SimMembership(name);
-    const router: RemoteRouter = {
-      call: (_ref, _msg, slot) => slot.fail(new Error('no calls in this network')),
-      cast: (ref, msg) => {
-        if (this.dead.has(name)) return;
-        for (const m of this.split ? (lockBatchOf(msg) ?? [msg]) : [msg]) this.pending.push({ from: name, to: ref.node, id: ref.id, msg: m });
-      },
-      stop: () => Promise.resolve(),
-      monitor: () => () => {},
-    };
-    system.setRemote(router);
-    this.systems.set(name, system);
-    this.views.set(name, view);
-    const locks = new GlobalLocks(system, view);
-    this.locks.set(name, locks);
-    return locks;
-  }
-
-  up(a: string, b: string): void {
-    this.views.get(a)!.setUp(b, true);
-  }
-
-  /** `a` sees `b` down, and drops what is still in flight from `b` to it. */
-  down(a: string, b: string): void {
-    this.pending = this.pending.filter((p) => !(p.from === b && p.to === a));
-    this.views.get(a)!.setUp(b, false);
-  }
-
-  /** Links with something to deliver (to a live node that sees the sender up). */
-  links(): [string, string][] {
-    this.pending = this.pending.filter((p) => !this.dead.has(p.to));
-    const out = new Map<string, [string, string]>();
-    for (const p of this.pending) if (this.views.get(p.to)!.has(p.from)) out.set(`${p.from}>${p.to}`, [p.from, p.to]);
-    return [...out.values()];
-  }
-
-  /** Delivers the oldest pending cast on one link. */
-  deliverOne(from: string, to: string): void {
-    const i = this.pending.findIndex((p) => p.from === from && p.to === to);
-    if (i < 0) return;
-    const [p] = this.pending.splice(i, 1);
-    this.systems.get(p!.to)!.cast({ node: p!.to, id: p!.id }, p!.msg);
-  }
 }
 
 interface Call {
@@ -141,7 +47,7 @@ const STEPS = 250;
 async function schedule(seed: number, mode: Mode): Promise<string[]> {
   const R = rng(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(R() * a.length)]!;
-  const net = new Net(mode.split ?? false);
+  const net = new LockNet({ splitBatches: mode.split ?? false });
   const names = Array.from({ length: mode.nodes }, (_, i) => `N${i}`);
   const joiner = 'J';
   for (const n of names) net.add(n);
@@ -250,7 +156,7 @@ async function schedule(seed: number, mode: Mode): Promise<string[]> {
       const ls = net.links();
       if (ls.length) net.deliverOne(...pick(ls));
     }
-    await settle();
+    await settle(3);
   }
 
   // The end: every node sees every death and every join, every fn ends, everything arrives.
@@ -268,7 +174,7 @@ async function schedule(seed: number, mode: Mode): Promise<string[]> {
     for (const c of calls) if (c.state === 'inside' && c.gate) c.gate.resolve();
     const ls = net.links();
     if (ls.length) net.deliverOne(...pick(ls));
-    await settle();
+    await settle(3);
     if (ls.length === 0 && net.links().length === 0 && settled()) break;
   }
   const stuck = calls.filter((c) => !net.dead.has(c.node) && !closing.has(c.node) && (c.state === 'pending' || c.state === 'inside'));
@@ -278,8 +184,7 @@ async function schedule(seed: number, mode: Mode): Promise<string[]> {
     if (s.holding || s.waiting) errors.push(`${n}: requests left: holding ${s.holding}, waiting ${s.waiting}`);
     if (s.queues.length) errors.push(`${n}: queues left: ${JSON.stringify(s.queues)}`);
   }
-  for (const l of net.locks.values()) await l.close();
-  for (const s of net.systems.values()) await s.close();
+  await net.close();
   return errors;
 }
 
