@@ -395,6 +395,23 @@ describe('fencing tokens and coordinator choice', () => {
 
 const msgType = (p: { msg: unknown }) => decodeLockMsg(p.msg)?.t;
 
+/**
+ * A, B, C connected (X not yet) and a resource A coordinates, C once A is gone, and A again
+ * once X has joined: a node that sees X before it sees A die points its requests back at A.
+ */
+function coordinatorFlipCluster(tag: string): { net: LockNet; r: string } {
+  const net = new LockNet();
+  let r = '';
+  for (let i = 0; ; i++) {
+    r = `${tag}-${i}`;
+    const lk = resourceKey(r);
+    if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C' && rendezvous(lk, ['A', 'B', 'C', 'X']) === 'A' && rendezvous(lk, ['B', 'C', 'X']) === 'C') break;
+  }
+  for (const n of ['A', 'B', 'C', 'X']) net.add(n);
+  for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
+  return { net, r };
+}
+
 describe('lock services under forced message orders', () => {
   it("an old coordinator's grant that arrives after the requester answered the new one is declined: no double grant", async () => {
     const net = new LockNet();
@@ -457,15 +474,7 @@ describe('lock services under forced message orders', () => {
     // B answers C's round (A died), but a node joining moves B's view back to A, which B
     // still sees up: B declines C's grant to A, where it is lost. B's later re-registration
     // with C must not be taken for a request C already counts as holder.
-    const net = new LockNet();
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `lost-decline-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C' && rendezvous(lk, ['A', 'B', 'C', 'X']) === 'A' && rendezvous(lk, ['B', 'C', 'X']) === 'C') break;
-    }
-    for (const n of ['A', 'B', 'C', 'X']) net.add(n);
-    for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
+    const { net, r } = coordinatorFlipCluster('lost-decline');
     const [A, B, C] = ['A', 'B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
     const gateA = deferred<void>();
     void A.trans(r, () => gateA.promise);
@@ -506,15 +515,7 @@ describe('lock services under forced message orders', () => {
     // then moves B's view back to A, which B still sees up: B re-registers with A and, when
     // its fn ends, releases to A. Both are lost; C counts B's request as holder until B sees
     // A down and sends the release again, to C.
-    const net = new LockNet();
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `lost-release-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C' && rendezvous(lk, ['A', 'B', 'C', 'X']) === 'A' && rendezvous(lk, ['B', 'C', 'X']) === 'C') break;
-    }
-    for (const n of ['A', 'B', 'C', 'X']) net.add(n);
-    for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
+    const { net, r } = coordinatorFlipCluster('lost-release');
     const [B, C] = ['B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks];
     const gateB = deferred<void>();
     const b = B.trans(r, () => gateB.promise);
@@ -655,7 +656,13 @@ describe('runs of grants to one node', () => {
       inside--;
       return name;
     };
-    return { net, r, A, B, a, gateA, order, tokens, critical, violations: () => violations };
+    /** B's requests reach A, then A lets go: B's run of grants is on its way (pending). */
+    const releaseA = async (): Promise<void> => {
+      await net.deliver((p) => p.to === 'A');
+      gateA.resolve();
+      await a;
+    };
+    return { net, r, A, B, a, gateA, releaseA, order, tokens, critical, violations: () => violations };
   }
   const grantsTo = (net: LockNet, to: string) => net.pending.filter((p) => p.to === to && msgType(p) === 'granted');
 
@@ -698,9 +705,7 @@ describe('runs of grants to one node', () => {
     const b1 = t.B.trans(t.r, t.critical('b1', gate1.promise));
     const b2 = t.B.trans(t.r, () => { ranB2 = true; }, { timeout: 30 });
     const b3 = t.B.trans(t.r, t.critical('b3'));
-    await t.net.deliver((p) => p.to === 'A');
-    t.gateA.resolve();
-    await t.a;
+    await t.releaseA();
     await t.net.deliver((p) => p.to === 'B');
     expect(t.order).toEqual(['b1']);
     // b2's grant came in the run, but its turn has not: its timeout still applies.
@@ -721,9 +726,7 @@ describe('runs of grants to one node', () => {
     const b1 = t.B.trans(t.r, t.critical('b1', gate1.promise));
     const b2 = t.B.trans(t.r, () => 'b2', { timeout: 30 });
     const b3 = t.B.trans(t.r, t.critical('b3'));
-    await t.net.deliver((p) => p.to === 'A');
-    t.gateA.resolve();
-    await t.a;
+    await t.releaseA();
     await settle();
     const [g1, g2, g3] = grantsTo(t.net, 'B');
     // b1's and b2's grants arrive; b3's is held back until b2 has given up (and is forgotten).
@@ -745,9 +748,7 @@ describe('runs of grants to one node', () => {
     const b1 = t.B.trans(t.r, t.critical('b1', gate1.promise));
     const b2 = t.B.trans(t.r, () => { ranB2 = true; });
     const b2Failed = b2.then(() => undefined, (e: unknown) => e);
-    await t.net.deliver((p) => p.to === 'A');
-    t.gateA.resolve();
-    await t.a;
+    await t.releaseA();
     await t.net.deliver((p) => p.to === 'B');
     expect(t.B.stats()).toMatchObject({ holding: 1, waiting: 1 });
     await t.B.close();
