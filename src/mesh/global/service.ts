@@ -352,7 +352,7 @@ export class GlobalLocks {
     this.#outbox = new Map();
     for (const [node, box] of boxes) {
       for (let i = 0; i < box.length; i += MAX_BATCH) {
-        const part = box.slice(i, i + MAX_BATCH);
+        const part = box.length <= MAX_BATCH ? box : box.slice(i, i + MAX_BATCH);
         if (part.length === 1 || !this.#castTo(node, encodeLockBatch(part), false)) {
           for (const m of part) this.#castTo(node, m, true);
         }
