@@ -157,7 +157,7 @@ describe('global.trans across nodes over TCP', () => {
     const [a, b] = nodes as [Node, Node];
     const h = holdLock(a, 'on-b', { nodes: [b.name] });
     await h.entered;
-    expect(b.global.stats().queues).toEqual([{ lock: `"on-b"@[${b.name}]`, holders: 1, waiting: 0 }]);
+    expect(b.global.stats().queues).toEqual([{ lock: `"on-b"@[${b.name}]`, holders: 1, leased: 0, waiting: 0 }]);
     await expect(b.global.trans('on-b', () => 1, { nodes: [b.name], retries: 0 })).rejects.toMatchObject({ reason: 'retries' });
     h.release();
     await h.result;

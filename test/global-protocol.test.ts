@@ -42,8 +42,8 @@ function coordinator(self: string, peers: string[], winner: () => string = () =>
   };
 }
 
-const acquire = (from: string, req: string, extra: Partial<{ held: number; retries: number; since: number }> = {}): LockMsg => ({
-  t: 'acquire', from, lk: 'L', req, node: from, since: extra.since ?? 1, set: null, retries: extra.retries ?? null, held: extra.held ?? null, hops: 0,
+const acquire = (from: string, req: string, extra: Partial<{ held: number; retries: number; since: number; lease: boolean }> = {}): LockMsg => ({
+  t: 'acquire', from, lk: 'L', req, node: from, since: extra.since ?? 1, set: null, retries: extra.retries ?? null, held: extra.held ?? null, hops: 0, lease: extra.lease ?? false,
 });
 const release = (from: string, req: string): LockMsg => ({ t: 'release', from, lk: 'L', req, set: null, hops: 0 });
 const report = (from: string, round: number, holders: WireHolder[], waiters: WireWaiter[], last = 0, more = false): LockMsg => ({
@@ -89,7 +89,7 @@ describe('coordinator recovery round', () => {
     handle(k.c, report('A', id, [['b1', 'B', 40, 3]], [], 40));
     // b1 waits (it asked first), and is granted, not counted as a second holder.
     expect(k.grants()).toEqual([['B', 'b1']]);
-    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 1, waiting: 1 }]);
+    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 1, leased: 0, waiting: 1 }]);
   });
 
   it('a decline for the current holder puts it back at the head of the queue', () => {
@@ -101,7 +101,7 @@ describe('coordinator recovery round', () => {
     handle(k.c, { t: 'decline', from: 'C', lk: 'L', req: 'c1', token: first.token, set: null, hops: 0 });
     // c1 again (it was next), with a new token; b1 still waits.
     expect(k.grants()).toEqual([['C', 'c1'], ['C', 'c1']]);
-    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 1, waiting: 1 }]);
+    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 1, leased: 0, waiting: 1 }]);
   });
 
   it('a node that goes down during the round is not waited for, and its holders and waiters go', () => {
@@ -231,7 +231,7 @@ describe('coordinator recovery round', () => {
     handle(k.c, release('C', 'c1'));
     // b1 and b2 are next and both on B: one run. d1 is not on B, so b3 (behind it) is not in it.
     expect(granted().slice(1).map(([n, req, after]) => [n, req, after])).toEqual([['B', 'b1', null], ['B', 'b2', 'b1']]);
-    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 2, waiting: 2 }]);
+    expect(k.c.queues()).toEqual([{ lock: 'L', holders: 2, leased: 0, waiting: 2 }]);
     handle(k.c, release('B', 'b1'));
     expect(granted()).toHaveLength(3); // b2 still counts as holder
     handle(k.c, release('B', 'b2'));
@@ -357,8 +357,10 @@ describe('fencing tokens and coordinator choice', () => {
       release('A', 'r1'),
       { t: 'decline', from: 'A', lk: 'L', req: 'r', token: 3, set: ['A', 'B'], hops: 1 },
       { t: 'probe', from: 'A', lk: 'L', set: null, hops: 0 },
-      { t: 'granted', from: 'A', lk: 'L', req: 'r', token: 9, waited: true, after: null },
-      { t: 'granted', from: 'A', lk: 'L', req: 's', token: 10, waited: true, after: 'r' },
+      { t: 'granted', from: 'A', lk: 'L', req: 'r', token: 9, waited: true, after: null, lease: 0 },
+      { t: 'granted', from: 'A', lk: 'L', req: 's', token: 10, waited: true, after: 'r', lease: 256 },
+      { t: 'revoke', from: 'A', lk: 'L', req: 'r' },
+      { t: 'busy', from: 'B', lk: 'L', req: 'r' },
       { t: 'refused', from: 'A', lk: 'L', req: 'r', ahead: 2 },
       { t: 'inquire', from: 'A', lk: 'L', round: 4 },
       report('A', 4, [['r', 'A', 5, 1]], [['w', 'B', 2]], 5),
@@ -369,7 +371,7 @@ describe('fencing tokens and coordinator choice', () => {
     const batch = lockBatchOf(encodeLockBatch(msgs.map(encodeLockMsg)));
     expect(batch?.map(decodeLockMsg)).toEqual(msgs);
     expect(lockBatchOf(encodeLockMsg(msgs[0]!))).toBeUndefined();
-    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [5, 'A', 'L', 'r', 9, true, 7], [8, 'A', 'L', 1, [[1]], [], 0]]) {
+    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [5, 'A', 'L', 'r', 9, true, 7], [8, 'A', 'L', 1, [[1]], [], 0], [5, 'A', 'L', 'r', 9, true, null, -1], [5, 'A', 'L', 'r', 9, true, null, 0.5], [11, 'A', 'L'], [12, 'A', 'L', 3], [1, 'A', 'L', 'r', 'A', 1, null, null, null, 0]]) {
       expect(decodeLockMsg(bad)).toBeUndefined();
     }
   });
@@ -525,7 +527,7 @@ describe('lock services under forced message orders', () => {
     let cRan = false;
     const c = C.trans(r, () => { cRan = true; });
     await net.deliver((p) => p.to !== 'A');
-    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, waiting: 1 }]);
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, leased: 0, waiting: 1 }]);
     net.up('B', 'X');
     net.up('X', 'B');
     gateB.resolve();
@@ -564,10 +566,10 @@ describe('lock services under forced message orders', () => {
     // Then C sees A down: it probes the lock and rebuilds it from B's report.
     net.down('C', 'A');
     await net.deliver((p) => p.to !== 'A');
-    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, waiting: 0 }]);
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, leased: 0, waiting: 0 }]);
     const waiter = C.trans(r, (l) => got.resolve(l.token));
     await net.deliver((p) => p.to !== 'A');
-    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, waiting: 1 }]);
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 1, leased: 0, waiting: 1 }]);
     gate.resolve();
     await held;
     await net.deliver((p) => p.to !== 'A');
@@ -671,7 +673,7 @@ describe('runs of grants to one node', () => {
     const gate1 = deferred<void>();
     const bs = [t.B.trans(t.r, t.critical('b1', gate1.promise)), t.B.trans(t.r, t.critical('b2')), t.B.trans(t.r, t.critical('b3'))];
     await t.net.deliver((p) => p.to === 'A');
-    expect(t.A.stats().queues).toEqual([{ lock: JSON.stringify(t.r), holders: 1, waiting: 3 }]);
+    expect(t.A.stats().queues).toEqual([{ lock: JSON.stringify(t.r), holders: 1, leased: 0, waiting: 3 }]);
     t.gateA.resolve();
     await t.a;
     await settle();
@@ -798,7 +800,7 @@ describe('runs of grants to one node', () => {
     net.down('B', 'A');
     net.down('C', 'A');
     await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
-    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 2, waiting: 1 }]);
+    expect(C.stats().queues).toEqual([{ lock: JSON.stringify(r), holders: 2, leased: 0, waiting: 1 }]);
     gate1.resolve();
     await Promise.all(bs);
     await net.deliver((p) => p.to !== 'A' && p.from !== 'A');

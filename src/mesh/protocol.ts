@@ -10,6 +10,9 @@
 //   largest frame payload the sender accepts, so the other side checks before sending.
 // - 3: the lock service's messages (carried in CAST) are at version 2: a grant can be part
 //   of a run (src/mesh/global/messages.ts). Nothing else changed on the wire.
+// - 4: the lock service's messages are at version 3: a node that keeps taking a lock may
+//   keep it idle between its calls (a lease) until its coordinator revokes it. Nothing else
+//   changed on the wire.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
 // - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize]
@@ -35,7 +38,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export const Tag = {
   HELLO: 1,

@@ -15,6 +15,9 @@
 //      `report` and `handoff` travel in parts of at most RECORDS_PER_PART records (every
 //      holder in the first part), so a long queue never makes a message larger than a
 //      frame; `report` carries `more` until its last part.
+// - 3: leases. `acquire` carries `lease` (the caller accepts one); `granted` carries
+//      `lease`, the number of fencing tokens reserved for the requester's node after the
+//      grant's own (0: no lease). New: `revoke` and `busy`.
 //
 // Requester → coordinator
 // - `acquire`  queue request `req` (or, with `held`, re-register a lock the requester
@@ -23,9 +26,17 @@
 // - `decline`  a grant came from a node that is not the requester's coordinator any more;
 //              if the coordinator counts `req` as holder with that token, `req` waits again
 //              at the head of the queue.
+// - `busy`     answer to `revoke`: a call runs under that lease now; its node lets go
+//              (`release`) when it settles.
 // Coordinator → requester
 // - `granted`  `req` holds the lock with fencing token `token`; with `after`, once the
-//              request `after` (of the same node, granted just before it) has let go.
+//              request `after` (of the same node, granted just before it) has let go. With
+//              `lease > 0` the lock is leased to the requester's node: when the call settles
+//              the node keeps the lock, idle, and its next calls on it take it again with no
+//              message, with the reserved tokens `token + 1 … token + lease`, until the
+//              coordinator revokes it (or the tokens run out, or the lease idles too long).
+// - `revoke`   another request waits for a leased lock: an idle lease is released at once
+//              (`release`), a busy one when its call settles (`busy` says which).
 // - `refused`  `req` asked with `retries` and more holders than that were ahead of it.
 // New coordinator → every node, and back (recovery round)
 // - `inquire`  "I coordinate `lk` now: tell me what you hold and wait for, hand over your
@@ -43,7 +54,7 @@
 // - `probe`    "make sure someone coordinates `lk`" (sent when a node forwarded a message
 //              to a node that then went down): a winner without a record starts a round.
 
-export const LOCK_PROTOCOL_VERSION = 2;
+export const LOCK_PROTOCOL_VERSION = 3;
 
 /** A request id, unique in the cluster: `<node>#<incarnation>.<n>`. */
 export type ReqId = string;
@@ -69,6 +80,8 @@ export interface AcquireMsg {
   retries: number | null;
   /** Token of a lock the requester already holds (re-registration); null for a new request. */
   held: number | null;
+  /** The caller accepts a lease (TransOptions.lease). */
+  lease: boolean;
   hops: number;
 }
 
@@ -112,6 +125,22 @@ export interface GrantedMsg {
    * first; this one holds it once that one has let go. Null: it holds the lock now.
    */
   after: ReqId | null;
+  /** Tokens reserved for the requester's node after `token` (a lease); 0: no lease. */
+  lease: number;
+}
+
+export interface RevokeMsg {
+  t: 'revoke';
+  from: string;
+  lk: string;
+  req: ReqId;
+}
+
+export interface BusyMsg {
+  t: 'busy';
+  from: string;
+  lk: string;
+  req: ReqId;
 }
 
 export interface RefusedMsg {
@@ -162,9 +191,9 @@ export interface ReportMsg {
 }
 
 /** Messages a coordinator handles. */
-export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg;
+export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg | BusyMsg;
 /** Messages a requester handles. */
-export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg;
+export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg | RevokeMsg;
 export type LockMsg = CoordinatorMsg | RequesterMsg | InquireMsg;
 
 /** Holder and waiter records in one `report` or `handoff` message at most. */
@@ -201,12 +230,14 @@ const INQUIRE = 7;
 const REPORT = 8;
 const HANDOFF = 9;
 const VERIFY = 10;
+const REVOKE = 11;
+const BUSY = 12;
 
 /** The tuple that travels for `m`. */
 export function encodeLockMsg(m: LockMsg): unknown[] {
   switch (m.t) {
     case 'acquire':
-      return [ACQUIRE, m.from, m.lk, m.req, m.node, m.since, m.set, m.retries, m.held, m.hops];
+      return [ACQUIRE, m.from, m.lk, m.req, m.node, m.since, m.set, m.retries, m.held, m.hops, m.lease];
     case 'release':
       return [RELEASE, m.from, m.lk, m.req, m.set, m.hops];
     case 'decline':
@@ -214,7 +245,7 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
     case 'probe':
       return [PROBE, m.from, m.lk, m.set, m.hops];
     case 'granted':
-      return [GRANTED, m.from, m.lk, m.req, m.token, m.waited, m.after];
+      return [GRANTED, m.from, m.lk, m.req, m.token, m.waited, m.after, m.lease];
     case 'refused':
       return [REFUSED, m.from, m.lk, m.req, m.ahead];
     case 'inquire':
@@ -225,6 +256,10 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
       return [HANDOFF, m.from, m.lk, m.set, m.holders, m.waiters, m.last, m.hops];
     case 'verify':
       return [VERIFY, m.from, m.lk, m.req, m.token];
+    case 'revoke':
+      return [REVOKE, m.from, m.lk, m.req];
+    case 'busy':
+      return [BUSY, m.from, m.lk, m.req];
   }
 }
 
@@ -240,6 +275,7 @@ export function lockBatchOf(w: unknown): unknown[] | undefined {
 
 const str = (v: unknown): v is string => typeof v === 'string';
 const num = (v: unknown): v is number => typeof v === 'number';
+const count = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const numOrNull = (v: unknown): v is number | null => v === null || typeof v === 'number';
 const setOrNull = (v: unknown): v is string[] | null => v === null || (Array.isArray(v) && v.every(str));
 const tuples = (v: unknown, check: (t: unknown[]) => boolean): boolean =>
@@ -254,8 +290,8 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
   const lk = w[2];
   switch (w[0]) {
     case ACQUIRE:
-      if (!str(w[3]) || !str(w[4]) || !num(w[5]) || !setOrNull(w[6]) || !numOrNull(w[7]) || !numOrNull(w[8]) || !num(w[9])) return undefined;
-      return { t: 'acquire', from, lk, req: w[3], node: w[4], since: w[5], set: w[6], retries: w[7], held: w[8], hops: w[9] };
+      if (!str(w[3]) || !str(w[4]) || !num(w[5]) || !setOrNull(w[6]) || !numOrNull(w[7]) || !numOrNull(w[8]) || !num(w[9]) || typeof w[10] !== 'boolean') return undefined;
+      return { t: 'acquire', from, lk, req: w[3], node: w[4], since: w[5], set: w[6], retries: w[7], held: w[8], hops: w[9], lease: w[10] };
     case RELEASE:
       if (!str(w[3]) || !setOrNull(w[4]) || !num(w[5])) return undefined;
       return { t: 'release', from, lk, req: w[3], set: w[4], hops: w[5] };
@@ -266,8 +302,8 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
       if (!setOrNull(w[3]) || !num(w[4])) return undefined;
       return { t: 'probe', from, lk, set: w[3], hops: w[4] };
     case GRANTED:
-      if (!str(w[3]) || !num(w[4]) || typeof w[5] !== 'boolean' || !(w[6] === null || str(w[6]))) return undefined;
-      return { t: 'granted', from, lk, req: w[3], token: w[4], waited: w[5], after: w[6] };
+      if (!str(w[3]) || !num(w[4]) || typeof w[5] !== 'boolean' || !(w[6] === null || str(w[6])) || !count(w[7])) return undefined;
+      return { t: 'granted', from, lk, req: w[3], token: w[4], waited: w[5], after: w[6], lease: w[7] };
     case REFUSED:
       if (!str(w[3]) || !num(w[4])) return undefined;
       return { t: 'refused', from, lk, req: w[3], ahead: w[4] };
@@ -291,6 +327,12 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
     case VERIFY:
       if (!str(w[3]) || !num(w[4])) return undefined;
       return { t: 'verify', from, lk, req: w[3], token: w[4] };
+    case REVOKE:
+      if (!str(w[3])) return undefined;
+      return { t: 'revoke', from, lk, req: w[3] };
+    case BUSY:
+      if (!str(w[3])) return undefined;
+      return { t: 'busy', from, lk, req: w[3] };
     default:
       return undefined;
   }

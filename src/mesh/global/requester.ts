@@ -13,13 +13,19 @@
 //   or the node whose recovery round asked about it since. A grant from anyone else is
 //   declined (told to `coord`), so an old coordinator's late grant can never make a second
 //   holder next to the new coordinator's.
-// - Every `done` request has told its coordinator (release), so no queue keeps a ghost.
+// - Every `done` request has told its coordinator (release), so no queue keeps a ghost,
+//   except the last holder of a lease (`#leases`): its node keeps the lock, idle, and its
+//   coordinator counts it as holder until this node releases it: when the coordinator
+//   revokes it, when its reserved tokens run out, when it has idled LEASE_IDLE_MS, when the
+//   lock's coordinator changes, or on close. A call that finds an idle lease of its lock
+//   (same coordinator, tokens left) takes it with no message, under the lease's request id
+//   and with its next reserved token. An idle lease can always be let go: no fn runs under it.
 import { randomBytes } from 'node:crypto';
 import { LockNotAcquiredError, type LockFailure } from '../../errors.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { monotonicNow } from '../../util/clock.js';
 import type { TokenMemory } from './fencing.js';
-import type { DeclineMsg, GrantedMsg, LockMsg, RefusedMsg, ReleaseMsg, ReqId, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
+import type { DeclineMsg, GrantedMsg, LockMsg, RefusedMsg, ReleaseMsg, ReqId, RevokeMsg, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
 
 export interface RequesterContext {
   readonly self: string;
@@ -30,6 +36,24 @@ export interface RequesterContext {
 
 /** How many releases and declines sent to one peer are kept to resend if it goes down. */
 const RESEND_MEMORY = 1024;
+
+/** An idle lease is released after this long without a call taking it (ms). */
+export const LEASE_IDLE_MS = 1000;
+
+/** Idle leases kept at most; the oldest is released first. */
+const MAX_IDLE_LEASES = 1024;
+
+/** A lock this node keeps, idle, under a lease (see the invariants above). */
+interface IdleLease {
+  req: ReqId;
+  set: string[] | null;
+  coord: string;
+  /** The last token used under the lease, and the last one reserved for it. */
+  token: number;
+  limit: number;
+  /** Monotonic ms when it went idle. */
+  idleAt: number;
+}
 
 export type RequestState = 'waiting' | 'granted' | 'holding' | 'done';
 
@@ -52,6 +76,12 @@ export class Request {
   grantedAt = 0;
   /** True when the coordinator queued it behind another holder. */
   waited = false;
+  /** Accepts a lease (TransOptions.lease). */
+  wantsLease = true;
+  /** Granted as a lease: the last token reserved for it (0: no lease). */
+  leaseLimit = 0;
+  /** Its coordinator revoked the lease (or changed): release when done. */
+  revoked = false;
   readonly granted: Deferred<number> = deferred<number>();
   /** Undoes the timeout timer and the abort listener. */
   cleanup: (() => void) | undefined = undefined;
@@ -83,6 +113,12 @@ export class Requester {
   readonly #sent = new Map<string, (ReleaseMsg | DeclineMsg)[]>();
   /** lk -> the request of a run that holds it here, and the run's `granted` ones after it, in order. */
   readonly #runs = new Map<string, { holder: Request; next: Request[] }>();
+  /** lk -> the lease this node keeps idle for it, oldest first. */
+  readonly #leases = new Map<string, IdleLease>();
+  #leaseTimer: NodeJS.Timeout | undefined = undefined;
+  #closed = false;
+  /** Calls that took an idle lease (no message). */
+  retakes = 0;
   /** Request ids are unique per process incarnation, even for a node restarted under the same name. */
   readonly #prefix: string;
   #seq = 0;
@@ -103,20 +139,94 @@ export class Requester {
     return this.#byReq.size - this.waiting;
   }
 
-  /** Registers a request with `coord` and returns it; `r.granted` resolves with the token. */
-  start(lk: string, set: string[] | null, resource: unknown, retries: number | null, coord: string): Request {
+  /** Locks kept idle under a lease now. */
+  get leased(): number {
+    return this.#leases.size;
+  }
+
+  /**
+   * Registers a request with `coord` and returns it; `r.granted` resolves with the token.
+   * A call that finds an idle lease of its lock takes it at once: no message, state `holding`.
+   */
+  start(lk: string, set: string[] | null, resource: unknown, retries: number | null, coord: string, wantsLease = true): Request {
+    const idle = this.#leases.get(lk);
+    if (idle !== undefined) {
+      this.#leases.delete(lk);
+      if (wantsLease && idle.coord === coord && idle.token < idle.limit) return this.#retake(idle, lk, resource, retries);
+      this.#releaseIdle(lk, idle); // tokens used up (or not wanted): ask the coordinator again
+    }
     const r = new Request(this.#prefix + ++this.#seq, lk, set, resource, retries, coord);
-    this.#byReq.set(r.req, r);
-    let same = this.#byLock.get(lk);
-    if (!same) this.#byLock.set(lk, (same = new Set()));
-    same.add(r);
+    r.wantsLease = wantsLease;
+    this.#register(r);
     this.#sendAcquire(r, retries, null);
     return r;
   }
 
+  #retake(idle: IdleLease, lk: string, resource: unknown, retries: number | null): Request {
+    const r = new Request(idle.req, lk, idle.set, resource, retries, idle.coord);
+    r.leaseLimit = idle.limit;
+    r.token = idle.token + 1;
+    this.#ctx.tokens.bump(lk, r.token);
+    this.#register(r);
+    this.#runs.set(lk, { holder: r, next: [] });
+    this.retakes++;
+    this.#hold(r);
+    return r;
+  }
+
+  #register(r: Request): void {
+    this.#byReq.set(r.req, r);
+    let same = this.#byLock.get(r.lk);
+    if (!same) this.#byLock.set(r.lk, (same = new Set()));
+    same.add(r);
+  }
+
   #sendAcquire(r: Request, retries: number | null, held: number | null): void {
     const self = this.#ctx.self;
-    this.#ctx.send(r.coord, { t: 'acquire', from: self, lk: r.lk, req: r.req, node: self, since: r.since, set: r.set, retries, held, hops: 0 });
+    this.#ctx.send(r.coord, { t: 'acquire', from: self, lk: r.lk, req: r.req, node: self, since: r.since, set: r.set, retries, held, hops: 0, lease: r.wantsLease });
+  }
+
+  #releaseIdle(lk: string, idle: IdleLease, to = idle.coord): void {
+    this.#tell(to, { t: 'release', from: this.#ctx.self, lk, req: idle.req, set: idle.set, hops: 0 });
+  }
+
+  /** Keeps the lock of `r` (a lease's holder, now done) idle for the next call. */
+  #keepIdle(r: Request): void {
+    if (this.#leases.size >= MAX_IDLE_LEASES) {
+      const [lk, oldest] = this.#leases.entries().next().value as [string, IdleLease];
+      this.#leases.delete(lk);
+      this.#releaseIdle(lk, oldest);
+    }
+    this.#leases.set(r.lk, { req: r.req, set: r.set, coord: r.coord, token: r.token, limit: r.leaseLimit, idleAt: monotonicNow() });
+    if (this.#leaseTimer === undefined) {
+      this.#leaseTimer = setTimeout(this.#expireLeases, LEASE_IDLE_MS);
+      this.#leaseTimer.unref();
+    }
+  }
+
+  // Releases the leases that idled LEASE_IDLE_MS; the map is in idle order.
+  #expireLeases = (): void => {
+    this.#leaseTimer = undefined;
+    const now = monotonicNow();
+    for (const [lk, idle] of this.#leases) {
+      const left = idle.idleAt + LEASE_IDLE_MS - now;
+      if (left > 0) {
+        this.#leaseTimer = setTimeout(this.#expireLeases, left + 1);
+        this.#leaseTimer.unref();
+        return;
+      }
+      this.#leases.delete(lk);
+      this.#releaseIdle(lk, idle);
+    }
+  };
+
+  /** Stops keeping leases: the idle ones are released now, a busy one when its call settles. */
+  close(): void {
+    this.#closed = true;
+    if (this.#leaseTimer !== undefined) clearTimeout(this.#leaseTimer);
+    this.#leaseTimer = undefined;
+    for (const [lk, idle] of this.#leases) this.#releaseIdle(lk, idle);
+    this.#leases.clear();
   }
 
   /** Gives up a waiting request: its place in the queue is removed and it rejects with `reason`. */
@@ -127,13 +237,16 @@ export class Requester {
     r.granted.reject(new LockNotAcquiredError(r.resource, reason, detail));
   }
 
-  /** The holder is done: the coordinator hands the lock to the next waiter. */
+  /**
+   * The holder is done: the coordinator hands the lock to the next waiter, or, for a lease
+   * not revoked, this node keeps it idle for its next call.
+   */
   release(r: Request): void {
     if (r.state !== 'holding') return;
-    this.#finish(r);
+    this.#finish(r, r.leaseLimit > 0 && !r.revoked && !this.#closed);
   }
 
-  #finish(r: Request): void {
+  #finish(r: Request, keep = false): void {
     r.state = 'done';
     r.cleanup?.();
     r.cleanup = undefined;
@@ -143,7 +256,8 @@ export class Requester {
       same.delete(r);
       if (same.size === 0) this.#byLock.delete(r.lk);
     }
-    this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
+    if (keep) this.#keepIdle(r);
+    else this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
     // The lock passes down its run: to the next request granted after this one that has not
     // given up (one that gave up while `granted` is skipped).
     const run = this.#runs.get(r.lk);
@@ -160,7 +274,7 @@ export class Requester {
 
   // The coordinator grants a lock.
   onGranted(m: GrantedMsg): void {
-    this.#ctx.tokens.bump(m.lk, m.token);
+    this.#ctx.tokens.bump(m.lk, m.token + m.lease);
     const r = this.#byReq.get(m.req);
     if (!r) {
       // Given up (or released) while the grant was on its way: hand it straight back.
@@ -176,6 +290,7 @@ export class Requester {
     }
     r.token = m.token;
     r.waited = m.waited;
+    r.leaseLimit = m.lease > 0 && r.wantsLease ? m.token + m.lease : 0;
     const run = this.#runs.get(r.lk);
     if (m.after !== null && run !== undefined) {
       // Part of the run whose request holds here now: wait for the ones before it to let go.
@@ -217,10 +332,34 @@ export class Requester {
     );
   }
 
+  // The coordinator of a lock leased here wants it back for another request.
+  onRevoke(m: RevokeMsg): void {
+    const r = this.#byReq.get(m.req);
+    if (r !== undefined && r.lk === m.lk && r.state === 'holding') {
+      // A call runs under the lease: it releases when it settles.
+      r.revoked = true;
+      this.#ctx.send(m.from, { t: 'busy', from: this.#ctx.self, lk: m.lk, req: m.req });
+      return;
+    }
+    const idle = this.#leases.get(m.lk);
+    if (idle !== undefined && idle.req === m.req) {
+      this.#leases.delete(m.lk);
+      this.#releaseIdle(m.lk, idle);
+    }
+    // Otherwise its release is on its way already.
+  }
+
   // A coordinator that learned second-hand that we hold a lock asks whether we still do.
   onVerify(m: VerifyMsg): void {
     const r = this.#byReq.get(m.req);
     const self = this.#ctx.self;
+    const idle = this.#leases.get(m.lk);
+    if (idle !== undefined && idle.req === m.req) {
+      // Held idle: still ours if our coordinator asks; anyone else gets it back.
+      if (m.from === idle.coord) return;
+      this.#leases.delete(m.lk);
+      this.#releaseIdle(m.lk, idle);
+    }
     if (!r) {
       // Released (or given up) long ago: the record it came from was stale.
       this.#tell(m.from, { t: 'release', from: self, lk: m.lk, req: m.req, set: null, hops: 0 });
@@ -235,9 +374,14 @@ export class Requester {
   report(lk: string, coordinator: string): { holders: WireHolder[]; waiters: WireWaiter[] } {
     const holders: WireHolder[] = [];
     const waiters: WireWaiter[] = [];
+    // A round rebuilds the lock's record from reports, which know no leases: an idle lease
+    // ends here (the new record holds no such holder; one learned from an old coordinator's
+    // record is verified here, and released), a busy one when its call settles.
+    this.#leases.delete(lk);
     const same = this.#byLock.get(lk);
     if (same) {
       for (const r of same) {
+        r.revoked = true;
         r.coord = coordinator;
         if (r.state === 'holding' || r.state === 'granted') holders.push([r.req, this.#ctx.self, r.token, r.since]);
         else waiters.push([r.req, this.#ctx.self, r.since]);
@@ -251,6 +395,13 @@ export class Requester {
    * re-registers with the winner (a holder with its token, so the winner counts it).
    */
   viewChanged(): void {
+    for (const [lk, idle] of [...this.#leases]) {
+      const w = this.#ctx.winner(lk, idle.set);
+      if (w === idle.coord) continue;
+      // Its coordinator changed: let it go (the new one would not know it as a lease).
+      this.#leases.delete(lk);
+      if (w !== undefined) this.#releaseIdle(lk, idle, w);
+    }
     for (const r of [...this.#byReq.values()]) {
       const w = this.#ctx.winner(r.lk, r.set);
       if (w === undefined) {
@@ -260,6 +411,7 @@ export class Requester {
       }
       if (w === r.coord) continue;
       r.coord = w;
+      r.revoked = true; // a lease ends with its coordinator
       this.#sendAcquire(r, null, r.state === 'holding' || r.state === 'granted' ? r.token : null);
     }
   }

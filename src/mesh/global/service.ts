@@ -51,6 +51,14 @@ export interface TransOptions {
   timeout?: number;
   /** Gives up (reason `'aborted'`) when aborted before the lock is granted. */
   signal?: AbortSignal;
+  /**
+   * Accept a lease: when this node keeps taking the lock (LEASE_STREAK grants in a row, with
+   * nobody else waiting), its coordinator leases it here, and the next calls take it again
+   * with no message until another node asks (see docs/locks.md). `false` makes every call
+   * of this one go through the coordinator.
+   * @default true
+   */
+  lease?: boolean;
 }
 
 /** What `fn` receives: the lock it runs under. */
@@ -75,6 +83,8 @@ export interface LockStats {
   waits: number;
   /** `trans` calls that ran at once under a lock their context already held. */
   reentries: number;
+  /** Of the grants, those taken from a lease this node held idle (no message). */
+  retakes: number;
   /** `trans` calls that gave up, by reason. */
   failures: Record<LockFailure, number>;
   /** Milliseconds from `trans` to grant, over all grants. */
@@ -82,6 +92,8 @@ export interface LockStats {
   /** This node's requests now. */
   holding: number;
   waiting: number;
+  /** Locks this node keeps idle under a lease now (not counted in `holding`). */
+  leased: number;
   /** This node as coordinator. */
   coordinator: CoordinatorStats;
   /** Locks coordinated here that are held or waited for now, with their queue lengths. */
@@ -191,6 +203,8 @@ export class GlobalLocks {
     const retries = checkRetries(options.retries);
     const timeout = checkTimeout(options.timeout);
     const signal = checkSignal(options.signal);
+    const lease = options.lease ?? true;
+    if (typeof lease !== 'boolean') throw new InvalidOptionError('lease', 'a boolean', lease);
 
     // Re-entrance: the same lock held by this async context runs fn at once.
     const held = heldContext.getStore()?.get(this.#ctxPrefix + lk);
@@ -207,7 +221,7 @@ export class GlobalLocks {
     if (lockChannels.acquire.hasSubscribers) {
       lockChannels.acquire.publish({ node: this.#self, resource, lock: lk, nodes: options.nodes });
     }
-    const r = this.#requester.start(lk, set, resource, retries, coord);
+    const r = this.#requester.start(lk, set, resource, retries, coord, lease);
     if (r.state === 'waiting' && (timeout !== Infinity || signal)) {
       let timer: TimerHandle | undefined;
       if (timeout !== Infinity) timer = longTimeout(() => this.#requester.giveUp(r, 'timeout', `waited ${timeout} ms`), timeout);
@@ -253,10 +267,12 @@ export class GlobalLocks {
       grants: c.grants,
       waits: c.waits,
       reentries: c.reentries,
+      retakes: this.#requester.retakes,
       failures: { ...c.failures },
       waitMs: { total: c.waitTotal, max: c.waitMax },
       holding: this.#requester.holding,
       waiting: this.#requester.waiting,
+      leased: this.#requester.leased,
       coordinator: this.#coordinator.stats(),
       queues: this.#coordinator.queues(),
     };
@@ -270,6 +286,8 @@ export class GlobalLocks {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Idle leases go now, and a call that settles later keeps none.
+    this.#requester.close();
     // Waiters first, including those granted in a run behind a holder of this node, so that
     // releasing the holder passes the lock to none of them.
     const live = this.#requester.all();
@@ -410,6 +428,8 @@ export class GlobalLocks {
         return this.#requester.onRefused(msg);
       case 'verify':
         return this.#requester.onVerify(msg);
+      case 'revoke':
+        return this.#requester.onRevoke(msg);
       case 'inquire': {
         // Another node coordinates `lk` now: hand over what we know and answer to it from now on.
         const own = this.#coordinator.surrender(msg.lk);
