@@ -94,6 +94,36 @@ describe('global.trans across processes', () => {
     expect((await settled(waiter, 'w')).ok).toBe(true);
   });
 
+  it('a lease across processes: a node that keeps taking a lock retakes it alone; a call elsewhere revokes it; kill -9 of a node holding an idle lease frees it within the failure-detection time', async () => {
+    await using c = await startCluster(3, OPTS);
+    const [holder, waiter, coordinator] = c.peers as [Peer, Peer, Peer];
+    const r = wonBy(c, coordinator, 'leased');
+    const takeOnce = async (p: Peer, tag: string): Promise<number> => {
+      await p.run(GLOBAL_PEER, 'transInBackground', r, tag, {}, null, 0);
+      const { token } = await entered(p, tag);
+      expect((await settled(p, tag)).ok).toBe(true);
+      return token;
+    };
+    const tokens: number[] = [];
+    for (let i = 0; i < 8; i++) tokens.push(await takeOnce(holder, `h${i}`));
+    expect(await stats(holder)).toMatchObject({ leased: 1, retakes: 5 });
+    expect((await stats(coordinator)).coordinator).toMatchObject({ grants: 3, leases: 1 });
+    // Another process asks: the lease is revoked, and its token is above every reserved one.
+    const wToken = await takeOnce(waiter, 'w');
+    expect(wToken).toBeGreaterThan(Math.max(...tokens));
+    expect((await stats(coordinator)).coordinator.revokes).toBe(1);
+    expect((await stats(holder)).leased).toBe(0);
+    // The holder takes it back to a lease, then dies with the lease idle.
+    for (let i = 8; i < 14; i++) tokens.push(await takeOnce(holder, `h${i}`));
+    expect((await stats(holder)).leased).toBe(1);
+    holder.kill();
+    const killedAt = Date.now();
+    await waiter.run(GLOBAL_PEER, 'transInBackground', r, 'w2', {}, null, 0);
+    const got = await entered(waiter, 'w2');
+    expect(got.at - killedAt).toBeLessThan(FAILURE_TIMEOUT + 2000);
+    expect(got.token).toBeGreaterThan(Math.max(...tokens));
+  });
+
   it('kill -9 of the coordinator with the holder and waiters elsewhere: no double grant, everyone served', async () => {
     await using c = await startCluster(4, OPTS);
     const [holder, w1, w2, coordinator] = c.peers as [Peer, Peer, Peer, Peer];

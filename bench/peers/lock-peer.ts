@@ -10,7 +10,7 @@ import { encodeHistogram, newHistogram } from '../lib/stats.js';
 
 /** The part of `node.global` (API §4) the bench uses. */
 interface GlobalLocks {
-  trans<T>(resource: unknown, fn: (lock: { token: unknown }) => T | Promise<T>, options?: { nodes?: string[] }): Promise<T>;
+  trans<T>(resource: unknown, fn: (lock: { token: unknown }) => T | Promise<T>, options?: { nodes?: string[]; lease?: boolean }): Promise<T>;
 }
 
 let node: Node | undefined;
@@ -179,9 +179,10 @@ serve({
   pingPong({ port, bytes, durationMs, warmupMs }: { port: number; bytes: number; durationMs: number; warmupMs?: number }) {
     return tcpPingPong(port, frameOf(new Uint8Array(bytes).fill(7)), durationMs, warmupMs);
   },
-  /** Uncontended trans (acquire + empty fn + release) on `resource`, back to back. */
-  uncontended({ resource, durationMs, warmupMs }: { resource: string; durationMs: number; warmupMs?: number }) {
-    return timedLoop(() => locks().trans(resource, () => undefined), durationMs, warmupMs);
+  /** Uncontended trans (acquire + empty fn + release) on `resource`, back to back; `lease: false` asks the coordinator every time. */
+  uncontended({ resource, lease = true, durationMs, warmupMs }: { resource: string; lease?: boolean; durationMs: number; warmupMs?: number }) {
+    const options = { lease };
+    return timedLoop(() => locks().trans(resource, () => undefined, options), durationMs, warmupMs);
   },
   contend,
   async close(): Promise<null> {
