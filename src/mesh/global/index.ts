@@ -31,6 +31,30 @@
 // saves is the trip through the coordinator between two holders on the same node, which is
 // what bounds grants/s under contention. Each gets its own token, in order.
 //
+// Leases: a lock that one node keeps taking costs a round trip per call without them. When
+// the last LEASE_STREAK (3) grants of a lock went to one node (not the coordinator's own),
+// nobody waits, and the caller accepts it (TransOptions.lease, default true), the grant is a
+// lease: it reserves LEASE_TOKENS (256) fencing tokens after its own (the coordinator's `last`
+// jumps past them), and when the call settles its node keeps the lock, idle, instead of
+// releasing it. A later call there takes it again with no message, under the same request
+// id, with the next reserved token.
+//
+//   requester B                    coordinator                    requester C
+//     (lease idle) ◀─────────────── revoke ◀────────────────────── acquire
+//     release ─────────────────────▶ granted ──────────────────────▶
+//   (a call running under the lease answers `busy` and releases when it settles)
+//
+// The coordinator revokes a lease (once) as soon as anyone queues behind it; a `retries`
+// request that only an idle lease would refuse waits for the answer (`busy`: refuse; release:
+// grant). An idle lease ends at once, released, when its tokens run out, after 1 s idle, on
+// close, when the lock's winner changes in the node's view, on a `verify` from a node that
+// is not its coordinator, and on any recovery round's `inquire` (reports carry no leases, so
+// the new record holds it by nobody); a busy one then releases when its call settles. A
+// lease's tokens may run at most 1 ms ahead of the clock term (see Fencing tokens), so the
+// clock still covers the tokens of a dead coordinator. Locks that move between nodes never
+// get one, so they never pay a revoke; a lease that another node wants costs that node one
+// extra round trip (revoke, release) before its grant.
+//
 // - trans = acquire; run fn in an AsyncLocalStorage context that records the lock
 //   (re-entrance); release in `finally`, as `:global.trans` does in its `after`.
 // - Giving up (timeout, signal) sends `release` for the queued request: no ghost waiter.
@@ -91,7 +115,9 @@
 // from a monotonic clock. Strictly increasing per lock on one coordinator; across a change,
 // the new coordinator starts above every token a surviving node saw, and the clock term
 // covers tokens that died with the old coordinator and its holder, assuming host clocks
-// agree to within the takeover time (failure detection, seconds; NTP gives milliseconds).
+// agree to within the takeover time minus 1 ms (failure detection, seconds; NTP gives
+// milliseconds; the 1 ms is how far a lease's reserved tokens may run ahead of the clock).
+// A lease's retakes use its reserved tokens, which no later grant reuses.
 //
 // GUARANTEES
 // - Mutual exclusion among the nodes of the set while their views of the cluster agree
@@ -99,7 +125,8 @@
 //   lock runs, including across a holder's or a coordinator's death.
 // - Fairness: waiters are granted in the order their requests reached the coordinator (a run
 //   is consecutive requests of that order); after a coordinator change, in the order the
-//   calls were made (wall clock of each node).
+//   calls were made (wall clock of each node). One exception, bounded: a node holding an
+//   idle lease may take it again while the revoke is on its way (one message time).
 // - Liveness: a lock held by a node that goes down is granted to the next waiter as soon as
 //   the coordinator sees that node down; close() releases at once.
 //
