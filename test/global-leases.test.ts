@@ -117,6 +117,32 @@ describe('leases', () => {
     await net.close();
   });
 
+  it("a lease's node keeps its own calls in order: a later call never takes the lease ahead of one that waits in the queue", async () => {
+    const { net, r, B } = cluster('lease-own-order');
+    await leaseTo(net, B, r);
+    const order: string[] = [];
+    const gate = deferred<void>();
+    const b1 = B.trans(r, async () => {
+      order.push('b1');
+      await gate.promise;
+    });
+    await settle();
+    const b2 = B.trans(r, () => void order.push('b2'));
+    // b2's acquire reaches the coordinator; its revoke is held back on the way to B.
+    await net.deliver((p) => p.from === 'B');
+    expect(net.pending.map(msgType)).toEqual(['revoke']);
+    gate.resolve();
+    await b1;
+    await settle();
+    // b1 does not keep the lease idle: a call of its node waits for it.
+    expect(net.pending.map(msgType)).toEqual(['revoke', 'release']);
+    const b3 = B.trans(r, () => void order.push('b3'));
+    await net.deliver();
+    await Promise.all([b2, b3]);
+    expect(order).toEqual(['b1', 'b2', 'b3']);
+    await net.close();
+  });
+
   it('a try-lock (retries: 0) behind an idle lease gets the lock; behind a busy one it is refused, and fn never runs', async () => {
     const { net, r, B, C } = cluster('lease-trylock');
     await leaseTo(net, B, r);

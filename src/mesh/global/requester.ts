@@ -192,6 +192,12 @@ export class Requester {
 
   /** Keeps the lock of `r` (a lease's holder, now done) idle for the next call. */
   #keepIdle(r: Request): void {
+    const other = this.#leases.get(r.lk);
+    if (other !== undefined) {
+      // Cannot happen while one coordinator counts both as holders; never leave one behind.
+      this.#leases.delete(r.lk);
+      this.#releaseIdle(r.lk, other);
+    }
     if (this.#leases.size >= MAX_IDLE_LEASES) {
       const [lk, oldest] = this.#leases.entries().next().value as [string, IdleLease];
       this.#leases.delete(lk);
@@ -256,7 +262,8 @@ export class Requester {
       same.delete(r);
       if (same.size === 0) this.#byLock.delete(r.lk);
     }
-    if (keep) this.#keepIdle(r);
+    // Kept idle only if no call of ours waits for it (the coordinator revokes it for that one).
+    if (keep && !this.#byLock.has(r.lk)) this.#keepIdle(r);
     else this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
     // The lock passes down its run: to the next request granted after this one that has not
     // given up (one that gave up while `granted` is skipped).
