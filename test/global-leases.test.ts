@@ -210,6 +210,55 @@ describe('leases', () => {
     await net.close();
   });
 
+  it('a call that takes an idle lease and close() in the same tick: the call rejects (closed) and fn never runs', async () => {
+    const { net, r, B, C } = cluster('lease-close-race');
+    await leaseTo(net, B, r);
+    const log: string[] = [];
+    const b = B.trans(r, () => void log.push('b')).catch((e: unknown) => log.push(`b: ${(e as LockNotAcquiredError).reason}`));
+    const closing = B.close();
+    const c = C.trans(r, () => void log.push('c'));
+    await net.deliver();
+    await Promise.all([b, c, closing]);
+    expect(log.sort()).toEqual(['b: closed', 'c']);
+    await net.close();
+  });
+
+  it('a lease whose reserved tokens are used up is released when its last call settles', async () => {
+    const { net, r, A, B } = cluster('lease-tokens');
+    await leaseTo(net, B, r);
+    while (B.stats().retakes < LEASE_TOKENS) await B.trans(r, () => undefined);
+    await settle();
+    expect(B.stats().leased).toBe(0);
+    expect(net.pending.map(msgType)).toEqual(['release']);
+    await net.deliver();
+    expect(A.stats().queues).toEqual([]);
+    await net.close();
+  });
+
+  it('a lease ended by a round its coordinator did not see is released there too; a revoke for a lease let go is answered', async () => {
+    const { net, r, A, B, C } = cluster('lease-stale');
+    await leaseTo(net, B, r);
+    // A and C lose each other (B still sees both): C takes over and B's report ends the lease.
+    net.down('A', 'C');
+    net.down('C', 'A');
+    const c1 = C.trans(r, () => undefined);
+    await net.deliver();
+    await c1;
+    expect(B.stats().leased).toBe(0);
+    // B told A too, so when the link heals A counts no holder.
+    net.up('A', 'C');
+    net.up('C', 'A');
+    await net.deliver();
+    const log: string[] = [];
+    const b = B.trans(r, () => void log.push('b'));
+    const c2 = C.trans(r, () => void log.push('c'));
+    await net.deliver();
+    await Promise.all([b, c2]);
+    expect(log.sort()).toEqual(['b', 'c']);
+    expect(A.stats().queues).toEqual([]);
+    await net.close();
+  });
+
   it('a lease ends with its coordinator: a node that takes over hears the lease holder first, then grants above the reserved tokens', async () => {
     const { net, r, B, C } = cluster('lease-takeover');
     const tokens = await leaseTo(net, B, r);

@@ -117,6 +117,8 @@ interface Entry {
   /** The node of the latest grants, and how many in a row went to it (leases follow a streak). */
   streakNode: string | undefined;
   streak: number;
+  /** Some waiter's `retries` waits for a lease's answer (see #afterQueued). */
+  undecided: boolean;
 }
 
 export interface QueueInfo {
@@ -242,7 +244,8 @@ export class Coordinator {
       this.#stats.revokes++;
       this.#ctx.send(h.node, { t: 'revoke', from: this.#ctx.self, lk: e.lk, req });
     }
-    if (maybeIdle) return;
+    if (maybeIdle || !e.undecided) return;
+    e.undecided = false;
     for (let i = 0; i < e.queue.length; i++) {
       const w = e.queue[i]!;
       if (w.retries === null) continue;
@@ -297,6 +300,7 @@ export class Coordinator {
         return;
       }
       decideLater = ahead + maybeIdle > m.retries;
+      if (decideLater) e.undecided = true;
     }
     e.queue.push({ req: m.req, node: m.node, since: m.since, retries: decideLater ? m.retries : null, queuedAt: monotonicNow(), lease: m.lease });
     if (e.round === undefined) this.#grantNext(e, false);
@@ -434,6 +438,7 @@ export class Coordinator {
         e.queue = e.queue.filter((w) => w.node !== down);
         if (e.round?.pending.delete(down)) this.#maybeFinish(e);
         else if (freed && e.round === undefined) this.#grantNext(e, true);
+        if (e.round === undefined && e.queue.length > 0 && e.holders.size > 0) this.#afterQueued(e);
       }
       if (up !== undefined && e.round && !e.round.pending.has(up)) {
         // A node that joins during the round may hold the lock from the other side of a
@@ -482,7 +487,7 @@ export class Coordinator {
   #startRound(lk: string, set: string[] | null): Entry {
     const ctx = this.#ctx;
     const round: Round = { id: ++this.#roundSeq, pending: new Set(), released: new Set(), declined: new Map() };
-    const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round, streakNode: undefined, streak: 0 };
+    const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round, streakNode: undefined, streak: 0, undecided: false };
     this.#entries.set(lk, e);
     this.#youngest = e;
     this.#stats.rounds++;
@@ -545,6 +550,7 @@ export class Coordinator {
         e.queue.splice(i--, 1);
         this.#refuse(e, w.req, w.node, ahead);
       }
+      w.retries = null; // decided: it waits its turn
     }
     this.#grantNext(e, false);
   }

@@ -249,7 +249,7 @@ export class Requester {
    */
   release(r: Request): void {
     if (r.state !== 'holding') return;
-    this.#finish(r, r.leaseLimit > 0 && !r.revoked && !this.#closed);
+    this.#finish(r, r.token < r.leaseLimit && !r.revoked && !this.#closed);
   }
 
   #finish(r: Request, keep = false): void {
@@ -352,8 +352,11 @@ export class Requester {
     if (idle !== undefined && idle.req === m.req) {
       this.#leases.delete(m.lk);
       this.#releaseIdle(m.lk, idle);
+      return;
     }
-    // Otherwise its release is on its way already.
+    // Let go already: released, or ended when the lock's coordinator changed, maybe with the
+    // release sent elsewhere. Say it again to the one asking (a second copy does nothing).
+    this.#tell(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
   }
 
   // A coordinator that learned second-hand that we hold a lock asks whether we still do.
@@ -384,7 +387,12 @@ export class Requester {
     // A round rebuilds the lock's record from reports, which know no leases: an idle lease
     // ends here (the new record holds no such holder; one learned from an old coordinator's
     // record is verified here, and released), a busy one when its call settles.
-    this.#leases.delete(lk);
+    const idle = this.#leases.get(lk);
+    if (idle !== undefined) {
+      this.#leases.delete(lk);
+      // Its old coordinator may live on (a view that disagreed for a while): tell it too.
+      if (idle.coord !== coordinator) this.#releaseIdle(lk, idle);
+    }
     const same = this.#byLock.get(lk);
     if (same) {
       for (const r of same) {

@@ -233,6 +233,9 @@ export class GlobalLocks {
       };
     }
     await r.granted.promise;
+    // Granted, but `close()` ran before this call resumed (a retaken lease is granted at once):
+    // the lock was let go, and fn must not run without it.
+    if (r.state !== 'holding') throw this.#fail(resource, lk, 'closed', `node ${this.#self} is closed`);
 
     const lock = new HeldLock(r);
     const parent = heldContext.getStore();
