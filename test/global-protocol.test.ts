@@ -361,6 +361,8 @@ describe('fencing tokens and coordinator choice', () => {
       { t: 'granted', from: 'A', lk: 'L', req: 's', token: 10, waited: true, after: 'r', lease: 256 },
       { t: 'revoke', from: 'A', lk: 'L', req: 'r' },
       { t: 'busy', from: 'B', lk: 'L', req: 'r' },
+      { t: 'disown', from: 'B', lk: 'L', req: 'r', token: 12 },
+      { t: 'moved', from: 'A', lk: 'L', to: 'C' },
       { t: 'refused', from: 'A', lk: 'L', req: 'r', ahead: 2 },
       { t: 'inquire', from: 'A', lk: 'L', round: 4 },
       report('A', 4, [['r', 'A', 5, 1]], [['w', 'B', 2]], 5),
@@ -371,7 +373,7 @@ describe('fencing tokens and coordinator choice', () => {
     const batch = lockBatchOf(encodeLockBatch(msgs.map(encodeLockMsg)));
     expect(batch?.map(decodeLockMsg)).toEqual(msgs);
     expect(lockBatchOf(encodeLockMsg(msgs[0]!))).toBeUndefined();
-    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [5, 'A', 'L', 'r', 9, true, 7], [8, 'A', 'L', 1, [[1]], [], 0], [5, 'A', 'L', 'r', 9, true, null, -1], [5, 'A', 'L', 'r', 9, true, null, 0.5], [11, 'A', 'L'], [12, 'A', 'L', 3], [1, 'A', 'L', 'r', 'A', 1, null, null, null, 0]]) {
+    for (const bad of [null, 'x', [], [99, 'A', 'L'], [1, 'A', 'L'], [5, 'A', 'L', 'r', '9', true], [5, 'A', 'L', 'r', 9, true, 7], [8, 'A', 'L', 1, [[1]], [], 0], [5, 'A', 'L', 'r', 9, true, null, -1], [5, 'A', 'L', 'r', 9, true, null, 0.5], [11, 'A', 'L'], [12, 'A', 'L', 3], [13, 'B', 'L', 'r'], [14, 'A', 'L', 7], [1, 'A', 'L', 'r', 'A', 1, null, null, null, 0]]) {
       expect(decodeLockMsg(bad)).toBeUndefined();
     }
   });
@@ -512,11 +514,10 @@ describe('lock services under forced message orders', () => {
     await net.close();
   });
 
-  it('a release sent to a coordinator that is gone is sent again to the new one when its death is seen', async () => {
+  it('a release sent to a coordinator that is gone is not lost: the node where the holder also registered hears it (disown)', async () => {
     // B holds; A (the coordinator) dies; C takes over and B answers C's round. A node joining
     // then moves B's view back to A, which B still sees up: B re-registers with A and, when
-    // its fn ends, releases to A. Both are lost; C counts B's request as holder until B sees
-    // A down and sends the release again, to C.
+    // its fn ends, releases to A, where it is lost. C, which B answered, is told too.
     const { net, r } = coordinatorFlipCluster('lost-release');
     const [B, C] = ['B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks];
     const gateB = deferred<void>();
@@ -534,12 +535,12 @@ describe('lock services under forced message orders', () => {
     await b;
     await net.deliver((p) => p.to !== 'A');
     net.pending = net.pending.filter((p) => p.to !== 'A'); // what B sent to A is lost
-    expect(cRan).toBe(false); // C still counts B's request as holder
+    await c;
+    expect(cRan).toBe(true);
     net.down('B', 'A');
     net.down('X', 'A');
     await net.deliver((p) => p.to !== 'A');
-    await c;
-    expect(cRan).toBe(true);
+    expect(C.stats().queues).toEqual([]);
     await net.close();
   });
 
@@ -807,6 +808,94 @@ describe('runs of grants to one node', () => {
     await c1;
     expect(order).toEqual(['b1', 'b2', 'c1']);
     expect(violations).toBe(0);
+    await net.close();
+  });
+});
+
+describe('views that disagree for a while', () => {
+  /** A, B, C connected, and a resource A coordinates (and C, once C does not see A). */
+  function triangle(tag: string): { net: LockNet; r: string; A: GlobalLocks; B: GlobalLocks; C: GlobalLocks } {
+    const net = new LockNet();
+    let r = '';
+    for (let i = 0; ; i++) {
+      r = `${tag}-${i}`;
+      const lk = resourceKey(r);
+      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
+    }
+    for (const n of ['A', 'B', 'C']) net.add(n);
+    for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
+    const [A, B, C] = ['A', 'B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
+    return { net, r, A, B, C };
+  }
+
+  it('a round given up when the view heals sends the nodes it asked back to the winner (moved), so their requests are served', async () => {
+    const { net, r, A, B, C } = triangle('moved');
+    const gateA = deferred<void>();
+    const a = A.trans(r, () => gateA.promise);
+    await net.deliver();
+    const ran: string[] = [];
+    const b = B.trans(r, () => void ran.push('b'));
+    await net.deliver(); // b waits at A
+    // A and C lose each other (B still sees both): C wins in its view and asks B.
+    net.down('A', 'C');
+    net.down('C', 'A');
+    const c = C.trans(r, () => void ran.push('c'));
+    await net.deliver((p) => p.from === 'C' && p.to === 'B' && msgType(p) === 'inquire');
+    // B answers (b answers to C now), but the link heals before the answer arrives: C gives
+    // its round up and hands the lock back to A.
+    expect(net.pending.some((p) => p.from === 'B' && p.to === 'C' && msgType(p) === 'report')).toBe(true);
+    net.up('A', 'C');
+    net.up('C', 'A');
+    const seen: string[] = [];
+    await net.deliver((p) => {
+      seen.push(`${p.from}>${p.to} ${msgType(p)}`);
+      return true;
+    });
+    expect(seen).toContain('C>B moved');
+    gateA.resolve();
+    await a;
+    await net.deliver();
+    await Promise.all([b, c]);
+    expect(ran.sort()).toEqual(['b', 'c']);
+    expect(A.stats().queues).toEqual([]);
+    await net.close();
+  });
+
+  it('a holder that is done tells every node it registered with (disown): a coordinator whose view disagreed keeps no ghost holder', async () => {
+    const { net, r, A, B, C } = triangle('disown');
+    const gateB = deferred<void>();
+    const ran: string[] = [];
+    const b = B.trans(r, async () => {
+      ran.push('b');
+      await gateB.promise;
+    });
+    await net.deliver(); // b holds, granted by A
+    // A and C lose each other: C takes over in its view; B answers C's round (b now answers
+    // to C, and C counts it as holder), while A still counts b as its own holder.
+    net.down('A', 'C');
+    net.down('C', 'A');
+    const c = C.trans(r, () => void ran.push('c'));
+    await net.deliver((p) => p.to !== 'A' && p.from !== 'A');
+    expect(C.stats().queues).toEqual([{ lock: resourceKey(r), holders: 1, leased: 0, waiting: 1 }]);
+    // b is done: its release goes to C (its coordinator now), and A is told too.
+    gateB.resolve();
+    await b;
+    const seen: string[] = [];
+    await net.deliver((p) => {
+      seen.push(`${p.from}>${p.to} ${msgType(p)}`);
+      return true;
+    });
+    await c;
+    expect(seen).toContain('B>A disown');
+    expect(A.stats().queues).toEqual([]);
+    // The link heals: nobody is left counting a holder, and a later call is served.
+    net.up('A', 'C');
+    net.up('C', 'A');
+    await net.deliver();
+    const again = B.trans(r, () => void ran.push('b again'));
+    await net.deliver();
+    await again;
+    expect(ran).toEqual(['b', 'c', 'b again']);
     await net.close();
   });
 });

@@ -33,6 +33,7 @@ import {
   type ReportMsg,
   type ReqId,
   type BusyMsg,
+  type DisownMsg,
   type WireHolder,
   type WireWaiter,
 } from './messages.js';
@@ -176,6 +177,8 @@ export class Coordinator {
   /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
   readonly #watches = new Map<string, Map<string, string[] | null>>();
   #roundSeq = 0;
+  /** lk -> where we handed its record, for reports to our round that arrive after it (bounded). */
+  readonly #movedTo = new Map<string, string>();
   /** The entry last moved to the young end by #touch (moving it again would change nothing). */
   #youngest: Entry | undefined = undefined;
   readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, handedOver: 0, refused: 0, leases: 0, revokes: 0, forwarded: 0 };
@@ -224,6 +227,9 @@ export class Coordinator {
       case 'busy':
         this.#onBusy(msg);
         break;
+      case 'disown':
+        this.#onDisown(msg);
+        break;
     }
     const e = this.#entries.get(msg.lk);
     if (e === undefined) return;
@@ -259,6 +265,17 @@ export class Coordinator {
     }
   }
 
+  // A requester will not take our grant: it answers to another coordinator (our views
+  // disagree). Forget it as holder; it waits at that coordinator, and re-registers here if
+  // we become its coordinator again.
+  #onDisown(m: DisownMsg): void {
+    const e = this.#entries.get(m.lk);
+    const h = e?.holders.get(m.req);
+    if (e === undefined || h === undefined || h.token > m.token) return; // a later grant stays
+    e.holders.delete(m.req);
+    if (e.round === undefined) this.#grantNext(e, true);
+  }
+
   // A leased lock's node answers our revoke: a call runs under it, released when it settles.
   #onBusy(m: BusyMsg): void {
     const h = this.#entries.get(m.lk)?.holders.get(m.req);
@@ -276,6 +293,9 @@ export class Coordinator {
       e.holders.set(m.req, { node: m.node, token: m.held, since: m.since });
       if (m.held > e.last) e.last = m.held;
       this.#unqueue(e, m.req);
+      // Forwarded, it may have been overtaken by the release the requester sent us directly:
+      // ask the requester (it answers `release` if it holds it no longer).
+      if (m.hops > 0 && m.node !== this.#ctx.self) this.#ctx.send(m.node, { t: 'verify', from: this.#ctx.self, lk: e.lk, req: m.req, token: m.held });
       return;
     }
     const h = e.holders.get(m.req);
@@ -353,7 +373,12 @@ export class Coordinator {
     const e = this.#entries.get(m.lk);
     const round = e?.round;
     // A report for a round we abandoned (or a finished one) carries nothing we may trust now.
-    if (!e || !round || round.id !== m.round || !round.pending.has(m.from)) return;
+    if (!e || !round || round.id !== m.round || !round.pending.has(m.from)) {
+      // But its sender's requests answer to us now: if we handed the lock on, send them on.
+      const to = e === undefined ? this.#movedTo.get(m.lk) : undefined;
+      if (to !== undefined && !m.more) this.#ctx.send(m.from, { t: 'moved', from: this.#ctx.self, lk: m.lk, to });
+      return;
+    }
     this.#merge(e, round, m.holders, m.waiters, m.last, m.from);
     if (m.more) return; // the round waits for its last part
     round.pending.delete(m.from);
@@ -424,6 +449,16 @@ export class Coordinator {
           for (const part of recordParts(holders, waiters)) {
             this.#ctx.send(w, { t: 'handoff', from: this.#ctx.self, lk: e.lk, set: e.set, ...part, last: e.last, hops: 0 });
           }
+          // Their requests answer to us (a round of ours may have pointed them here): send
+          // them on to the new winner, which has our record now.
+          const nodes = new Set([...holders.map((h) => h[1]), ...waiters.map((x) => x[1])]);
+          for (const n of nodes) this.#ctx.send(n, { t: 'moved', from: this.#ctx.self, lk: e.lk, to: w });
+        }
+        if (w !== undefined && e.round !== undefined) {
+          // Reports to our round may still come: their senders answer to us from then on.
+          this.#movedTo.delete(e.lk);
+          this.#movedTo.set(e.lk, w);
+          if (this.#movedTo.size > MAX_IDLE) this.#movedTo.delete(this.#movedTo.keys().next().value as string);
         }
         continue;
       }

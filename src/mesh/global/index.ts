@@ -108,6 +108,17 @@
 //   coordinator in its view (requester.ts #tell / peerDown); a second copy does nothing.
 // - A long queue: `report` and `handoff` go in parts (all holders first), and a tick's
 //   messages to one node in casts of at most 64, so no message outgrows a frame.
+// - Views that disagree for a while (a link between two nodes drops and comes back while
+//   both still see the others): two nodes may each take themselves for the coordinator.
+//   Three rules keep either from blocking the lock for good once the views agree again.
+//   A request remembers every node it registered with (acquire, re-registration, report);
+//   when it is done, those other than its coordinator are told (`disown`: forget it as
+//   holder). A grant refused because the request answers to another node is disowned at the
+//   grantor too. An old coordinator that hands its record on (`handoff`) tells the nodes in
+//   it where it went (`moved`), and so does one that gets a report for a round it gave up:
+//   their requests answer to the new node and re-register there. A holder's re-registration
+//   that reached the coordinator forwarded (so possibly after the release sent to it
+//   directly) is verified with its node.
 // Requesters report facts (what they hold, what they wait for), never beliefs about
 // others, so a round's result does not depend on which old coordinator survived.
 //

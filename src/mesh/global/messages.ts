@@ -17,7 +17,7 @@
 //      frame; `report` carries `more` until its last part.
 // - 3: leases. `acquire` carries `lease` (the caller accepts one); `granted` carries
 //      `lease`, the number of fencing tokens reserved for the requester's node after the
-//      grant's own (0: no lease). New: `revoke` and `busy`.
+//      grant's own (0: no lease). New: `revoke`, `busy`, `disown` and `moved`.
 //
 // Requester → coordinator
 // - `acquire`  queue request `req` (or, with `held`, re-register a lock the requester
@@ -26,6 +26,11 @@
 // - `decline`  a grant came from a node that is not the requester's coordinator any more;
 //              if the coordinator counts `req` as holder with that token, `req` waits again
 //              at the head of the queue.
+// - `disown`   to a node that granted `req` but is not the requester's coordinator (views
+//              that disagree for a while): the requester does not hold `req` through it (it
+//              refuses that grant, or it is done); if it counts `req` as holder with a token
+//              up to `token`, it forgets it (no requeue: a waiting request waits at its
+//              coordinator).
 // - `busy`     answer to `revoke`: a call runs under that lease now; its node lets go
 //              (`release`) when it settles.
 // Coordinator → requester
@@ -46,6 +51,10 @@
 // Old coordinator → new one
 // - `handoff`  on a view change that makes another node the lock's winner, the old
 //              coordinator pushes its record (holders, waiters, token) there and forgets it.
+// Old coordinator → the nodes in the record it hands off
+// - `moved`    "my record of `lk` is at `to` now": requests of `lk` that answer to the sender
+//              answer to `to` from now on, and re-register there (a node whose own view never
+//              changed would otherwise keep answering to a node that no longer coordinates).
 // Coordinator → a holder's node
 // - `verify`   "do you still hold `req` with `token`?", for a holder learned second-hand (from
 //              a handoff or an old coordinator's report): a node that does not answers with
@@ -102,6 +111,21 @@ export interface DeclineMsg {
   token: number;
   set: string[] | null;
   hops: number;
+}
+
+export interface DisownMsg {
+  t: 'disown';
+  from: string;
+  lk: string;
+  req: ReqId;
+  token: number;
+}
+
+export interface MovedMsg {
+  t: 'moved';
+  from: string;
+  lk: string;
+  to: string;
 }
 
 export interface ProbeMsg {
@@ -191,9 +215,9 @@ export interface ReportMsg {
 }
 
 /** Messages a coordinator handles. */
-export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg | BusyMsg;
+export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg | BusyMsg | DisownMsg;
 /** Messages a requester handles. */
-export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg | RevokeMsg;
+export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg | RevokeMsg | MovedMsg;
 export type LockMsg = CoordinatorMsg | RequesterMsg | InquireMsg;
 
 /** Holder and waiter records in one `report` or `handoff` message at most. */
@@ -232,6 +256,8 @@ const HANDOFF = 9;
 const VERIFY = 10;
 const REVOKE = 11;
 const BUSY = 12;
+const DISOWN = 13;
+const MOVED = 14;
 
 /** The tuple that travels for `m`. */
 export function encodeLockMsg(m: LockMsg): unknown[] {
@@ -260,6 +286,10 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
       return [REVOKE, m.from, m.lk, m.req];
     case 'busy':
       return [BUSY, m.from, m.lk, m.req];
+    case 'disown':
+      return [DISOWN, m.from, m.lk, m.req, m.token];
+    case 'moved':
+      return [MOVED, m.from, m.lk, m.to];
   }
 }
 
@@ -333,6 +363,12 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
     case BUSY:
       if (!str(w[3])) return undefined;
       return { t: 'busy', from, lk, req: w[3] };
+    case DISOWN:
+      if (!str(w[3]) || !num(w[4])) return undefined;
+      return { t: 'disown', from, lk, req: w[3], token: w[4] };
+    case MOVED:
+      if (!str(w[3])) return undefined;
+      return { t: 'moved', from, lk, to: w[3] };
     default:
       return undefined;
   }

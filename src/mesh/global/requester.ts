@@ -25,12 +25,14 @@ import { LockNotAcquiredError, type LockFailure } from '../../errors.js';
 import { deferred, type Deferred } from '../../util/deferred.js';
 import { monotonicNow } from '../../util/clock.js';
 import type { TokenMemory } from './fencing.js';
-import type { DeclineMsg, GrantedMsg, LockMsg, RefusedMsg, ReleaseMsg, ReqId, RevokeMsg, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
+import type { DeclineMsg, GrantedMsg, LockMsg, MovedMsg, RefusedMsg, ReleaseMsg, ReqId, RevokeMsg, VerifyMsg, WireHolder, WireWaiter } from './messages.js';
 
 export interface RequesterContext {
   readonly self: string;
   send(node: string, msg: LockMsg): void;
   winner(lk: string, set: string[] | null): string | undefined;
+  /** True for self and every live peer. */
+  isUp(node: string): boolean;
   readonly tokens: TokenMemory;
 }
 
@@ -46,6 +48,8 @@ const MAX_IDLE_LEASES = 1024;
 /** A lock this node keeps, idle, under a lease (see the invariants above). */
 interface IdleLease {
   req: ReqId;
+  /** Nodes its request was registered with (see Request.knownAt). */
+  knownAt: string[];
   set: string[] | null;
   coord: string;
   /** The last token used under the lease, and the last one reserved for it. */
@@ -82,6 +86,12 @@ export class Request {
   leaseLimit = 0;
   /** Its coordinator revoked the lease (or changed): release when done. */
   revoked = false;
+  /**
+   * Every node this request was registered with (acquire, re-registration, report, grant).
+   * When it is done, those other than `coord` (views that disagreed for a while) are told
+   * too (`disown`): any of them may count it as holder, and would forever.
+   */
+  readonly knownAt: string[] = [];
   readonly granted: Deferred<number> = deferred<number>();
   /** Undoes the timeout timer and the abort listener. */
   cleanup: (() => void) | undefined = undefined;
@@ -166,6 +176,7 @@ export class Requester {
     const r = new Request(idle.req, lk, idle.set, resource, retries, idle.coord);
     r.leaseLimit = idle.limit;
     r.token = idle.token + 1;
+    r.knownAt.push(...idle.knownAt);
     this.#ctx.tokens.bump(lk, r.token);
     this.#register(r);
     this.#runs.set(lk, { holder: r, next: [] });
@@ -183,6 +194,7 @@ export class Requester {
 
   #sendAcquire(r: Request, retries: number | null, held: number | null): void {
     const self = this.#ctx.self;
+    this.#known(r, r.coord);
     this.#ctx.send(r.coord, { t: 'acquire', from: self, lk: r.lk, req: r.req, node: self, since: r.since, set: r.set, retries, held, hops: 0, lease: r.wantsLease });
   }
 
@@ -203,7 +215,7 @@ export class Requester {
       this.#leases.delete(lk);
       this.#releaseIdle(lk, oldest);
     }
-    this.#leases.set(r.lk, { req: r.req, set: r.set, coord: r.coord, token: r.token, limit: r.leaseLimit, idleAt: monotonicNow() });
+    this.#leases.set(r.lk, { req: r.req, knownAt: r.knownAt, set: r.set, coord: r.coord, token: r.token, limit: r.leaseLimit, idleAt: monotonicNow() });
     if (this.#leaseTimer === undefined) {
       this.#leaseTimer = setTimeout(this.#expireLeases, LEASE_IDLE_MS);
       this.#leaseTimer.unref();
@@ -264,7 +276,12 @@ export class Requester {
     }
     // Kept idle only if no call of ours waits for it (the coordinator revokes it for that one).
     if (keep && !this.#byLock.has(r.lk)) this.#keepIdle(r);
-    else this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
+    else {
+      this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
+      for (const n of r.knownAt) {
+        if (n !== r.coord) this.#ctx.send(n, { t: 'disown', from: this.#ctx.self, lk: r.lk, req: r.req, token: r.token });
+      }
+    }
     // The lock passes down its run: to the next request granted after this one that has not
     // given up (one that gave up while `granted` is skipped).
     const run = this.#runs.get(r.lk);
@@ -288,13 +305,18 @@ export class Requester {
       this.#tell(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
       return;
     }
-    if (r.state !== 'waiting') return; // a duplicate after a re-registration
     if (m.from !== r.coord) {
       // A late grant from a coordinator we no longer answer to: the current one may already
       // count someone else as holder. Refuse it and keep waiting at the current one.
-      this.#tell(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
+      if (r.state === 'waiting') {
+        this.#tell(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
+      }
+      // And tell the grantor, which may still take itself for the coordinator (views that
+      // disagree for a while): it must not count us as holder of its grant forever.
+      this.#ctx.send(m.from, { t: 'disown', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token });
       return;
     }
+    if (r.state !== 'waiting') return; // a duplicate after a re-registration
     r.token = m.token;
     r.waited = m.waited;
     r.leaseLimit = m.lease > 0 && r.wantsLease ? m.token + m.lease : 0;
@@ -359,6 +381,25 @@ export class Requester {
     this.#tell(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
   }
 
+  // The coordinator our requests of `m.lk` answer to handed its record to `m.to`.
+  onMoved(m: MovedMsg): void {
+    const idle = this.#leases.get(m.lk);
+    if (idle !== undefined && idle.coord === m.from) {
+      this.#leases.delete(m.lk);
+      this.#releaseIdle(m.lk, idle, m.to);
+    }
+    for (const r of this.#byLock.get(m.lk) ?? []) {
+      if (r.coord !== m.from) continue;
+      // To that node, or, if we do not see it up, to the winner we see (when it comes up and
+      // wins, our view change moves the request there).
+      const to = this.#ctx.isUp(m.to) ? m.to : this.#ctx.winner(r.lk, r.set);
+      if (to === undefined) continue;
+      r.coord = to;
+      r.revoked = true; // a lease ends with its coordinator
+      this.#sendAcquire(r, null, r.state === 'holding' || r.state === 'granted' ? r.token : null);
+    }
+  }
+
   // A coordinator that learned second-hand that we hold a lock asks whether we still do.
   onVerify(m: VerifyMsg): void {
     const r = this.#byReq.get(m.req);
@@ -398,6 +439,7 @@ export class Requester {
       for (const r of same) {
         r.revoked = true;
         r.coord = coordinator;
+        this.#known(r, coordinator);
         if (r.state === 'holding' || r.state === 'granted') holders.push([r.req, this.#ctx.self, r.token, r.since]);
         else waiters.push([r.req, this.#ctx.self, r.since]);
       }
@@ -455,6 +497,10 @@ export class Requester {
       const w = this.#ctx.winner(m.lk, m.set);
       if (w !== undefined && w !== node) this.#ctx.send(w, { ...m, from: this.#ctx.self, hops: 0 });
     }
+  }
+
+  #known(r: Request, node: string): void {
+    if (!r.knownAt.includes(node)) r.knownAt.push(node);
   }
 
   /** Every live request, for `close`. */
