@@ -177,8 +177,8 @@ export class Coordinator {
   /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
   readonly #watches = new Map<string, Map<string, string[] | null>>();
   #roundSeq = 0;
-  /** lk -> where we handed its record, for reports to our round that arrive after it (bounded). */
-  readonly #movedTo = new Map<string, string>();
+  /** Locks we handed on while our round for them ran: a late report gets `moved` (bounded). */
+  readonly #handedOn = new Set<string>();
   /** The entry last moved to the young end by #touch (moving it again would change nothing). */
   #youngest: Entry | undefined = undefined;
   readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, handedOver: 0, refused: 0, leases: 0, revokes: 0, forwarded: 0 };
@@ -375,8 +375,7 @@ export class Coordinator {
     // A report for a round we abandoned (or a finished one) carries nothing we may trust now.
     if (!e || !round || round.id !== m.round || !round.pending.has(m.from)) {
       // But its sender's requests answer to us now: if we handed the lock on, send them on.
-      const to = e === undefined ? this.#movedTo.get(m.lk) : undefined;
-      if (to !== undefined && !m.more) this.#ctx.send(m.from, { t: 'moved', from: this.#ctx.self, lk: m.lk, to });
+      if (e === undefined && !m.more && this.#handedOn.has(m.lk)) this.#ctx.send(m.from, { t: 'moved', from: this.#ctx.self, lk: m.lk });
       return;
     }
     this.#merge(e, round, m.holders, m.waiters, m.last, m.from);
@@ -450,15 +449,15 @@ export class Coordinator {
             this.#ctx.send(w, { t: 'handoff', from: this.#ctx.self, lk: e.lk, set: e.set, ...part, last: e.last, hops: 0 });
           }
           // Their requests answer to us (a round of ours may have pointed them here): send
-          // them on to the new winner, which has our record now.
+          // them on to the winner, which has our record now.
           const nodes = new Set([...holders.map((h) => h[1]), ...waiters.map((x) => x[1])]);
-          for (const n of nodes) this.#ctx.send(n, { t: 'moved', from: this.#ctx.self, lk: e.lk, to: w });
+          for (const n of nodes) this.#ctx.send(n, { t: 'moved', from: this.#ctx.self, lk: e.lk });
         }
-        if (w !== undefined && e.round !== undefined) {
+        if (e.round !== undefined) {
           // Reports to our round may still come: their senders answer to us from then on.
-          this.#movedTo.delete(e.lk);
-          this.#movedTo.set(e.lk, w);
-          if (this.#movedTo.size > MAX_IDLE) this.#movedTo.delete(this.#movedTo.keys().next().value as string);
+          this.#handedOn.delete(e.lk);
+          this.#handedOn.add(e.lk);
+          if (this.#handedOn.size > MAX_IDLE) this.#handedOn.delete(this.#handedOn.values().next().value as string);
         }
         continue;
       }

@@ -111,14 +111,16 @@
 // - Views that disagree for a while (a link between two nodes drops and comes back while
 //   both still see the others): two nodes may each take themselves for the coordinator.
 //   Three rules keep either from blocking the lock for good once the views agree again.
-//   A request remembers every node it registered with (acquire, re-registration, report);
-//   when it is done, those other than its coordinator are told (`disown`: forget it as
-//   holder). A grant refused because the request answers to another node is disowned at the
-//   grantor too. An old coordinator that hands its record on (`handoff`) tells the nodes in
-//   it where it went (`moved`), and so does one that gets a report for a round it gave up:
-//   their requests answer to the new node and re-register there. A holder's re-registration
-//   that reached the coordinator forwarded (so possibly after the release sent to it
-//   directly) is verified with its node.
+//   A request remembers every node it registered with (acquire, re-registration, report) or
+//   whose grant it refused; when it is done, and only then (tokens of two coordinators are
+//   not ordered, so an earlier `disown` could drop a holder learned again meanwhile), those
+//   other than its coordinator are told (`disown`: forget it as holder, up to the highest
+//   token it saw). A revoke for a live request is not answered with a release. An old
+//   coordinator that hands its record on (`handoff`) tells the nodes in it (`moved`), and so
+//   does one that gets a report for a round it gave up: their requests answer to the winner
+//   of their own view and re-register there. A holder's re-registration that reached the
+//   coordinator forwarded (so possibly after the release sent to it directly) is verified
+//   with its node.
 // Requesters report facts (what they hold, what they wait for), never beliefs about
 // others, so a round's result does not depend on which old coordinator survived.
 //

@@ -52,9 +52,10 @@
 // - `handoff`  on a view change that makes another node the lock's winner, the old
 //              coordinator pushes its record (holders, waiters, token) there and forgets it.
 // Old coordinator → the nodes in the record it hands off
-// - `moved`    "my record of `lk` is at `to` now": requests of `lk` that answer to the sender
-//              answer to `to` from now on, and re-register there (a node whose own view never
-//              changed would otherwise keep answering to a node that no longer coordinates).
+// - `moved`    "I do not coordinate `lk` any more": requests of `lk` that answer to the sender
+//              answer to the winner of the receiver's view from now on, and re-register there
+//              (a node whose own view never changed would otherwise keep answering to a node
+//              that no longer coordinates).
 // Coordinator → a holder's node
 // - `verify`   "do you still hold `req` with `token`?", for a holder learned second-hand (from
 //              a handoff or an old coordinator's report): a node that does not answers with
@@ -125,7 +126,6 @@ export interface MovedMsg {
   t: 'moved';
   from: string;
   lk: string;
-  to: string;
 }
 
 export interface ProbeMsg {
@@ -289,7 +289,7 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
     case 'disown':
       return [DISOWN, m.from, m.lk, m.req, m.token];
     case 'moved':
-      return [MOVED, m.from, m.lk, m.to];
+      return [MOVED, m.from, m.lk];
   }
 }
 
@@ -367,8 +367,7 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
       if (!str(w[3]) || !num(w[4])) return undefined;
       return { t: 'disown', from, lk, req: w[3], token: w[4] };
     case MOVED:
-      if (!str(w[3])) return undefined;
-      return { t: 'moved', from, lk, to: w[3] };
+      return { t: 'moved', from, lk };
     default:
       return undefined;
   }

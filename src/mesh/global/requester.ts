@@ -31,8 +31,6 @@ export interface RequesterContext {
   readonly self: string;
   send(node: string, msg: LockMsg): void;
   winner(lk: string, set: string[] | null): string | undefined;
-  /** True for self and every live peer. */
-  isUp(node: string): boolean;
   readonly tokens: TokenMemory;
 }
 
@@ -92,6 +90,8 @@ export class Request {
    * too (`disown`): any of them may count it as holder, and would forever.
    */
   readonly knownAt: string[] = [];
+  /** The highest token of a grant it refused (see onGranted); the grantor may count it. */
+  refusedMax = 0;
   readonly granted: Deferred<number> = deferred<number>();
   /** Undoes the timeout timer and the abort listener. */
   cleanup: (() => void) | undefined = undefined;
@@ -279,7 +279,7 @@ export class Requester {
     else {
       this.#tell(r.coord, { t: 'release', from: this.#ctx.self, lk: r.lk, req: r.req, set: r.set, hops: 0 });
       for (const n of r.knownAt) {
-        if (n !== r.coord) this.#ctx.send(n, { t: 'disown', from: this.#ctx.self, lk: r.lk, req: r.req, token: r.token });
+        if (n !== r.coord) this.#ctx.send(n, { t: 'disown', from: this.#ctx.self, lk: r.lk, req: r.req, token: Math.max(r.token, r.refusedMax) });
       }
     }
     // The lock passes down its run: to the next request granted after this one that has not
@@ -311,9 +311,12 @@ export class Requester {
       if (r.state === 'waiting') {
         this.#tell(r.coord, { t: 'decline', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token, set: r.set, hops: 0 });
       }
-      // And tell the grantor, which may still take itself for the coordinator (views that
-      // disagree for a while): it must not count us as holder of its grant forever.
-      this.#ctx.send(m.from, { t: 'disown', from: this.#ctx.self, lk: r.lk, req: r.req, token: m.token });
+      // The grantor (which may take itself for the coordinator while views disagree) counts
+      // us as holder of that grant: it hears that we are done when we are (disown), not
+      // before. Told now, it could drop a holder it learns again meanwhile (a handoff, a
+      // re-registration), as tokens of two coordinators are not ordered.
+      this.#known(r, m.from);
+      if (m.token > r.refusedMax) r.refusedMax = m.token;
       return;
     }
     if (r.state !== 'waiting') return; // a duplicate after a re-registration
@@ -376,24 +379,26 @@ export class Requester {
       this.#releaseIdle(m.lk, idle);
       return;
     }
+    // A live request (one that refused this node's grant, waiting elsewhere) is never
+    // released: it tells this node when it is done.
+    if (r !== undefined) return;
     // Let go already: released, or ended when the lock's coordinator changed, maybe with the
     // release sent elsewhere. Say it again to the one asking (a second copy does nothing).
     this.#tell(m.from, { t: 'release', from: this.#ctx.self, lk: m.lk, req: m.req, set: null, hops: 0 });
   }
 
-  // The coordinator our requests of `m.lk` answer to handed its record to `m.to`.
+  // The coordinator our requests of `m.lk` answer to does not coordinate it any more: they
+  // answer to the winner of our own view from now on (once views agree, everyone's).
   onMoved(m: MovedMsg): void {
     const idle = this.#leases.get(m.lk);
     if (idle !== undefined && idle.coord === m.from) {
       this.#leases.delete(m.lk);
-      this.#releaseIdle(m.lk, idle, m.to);
+      this.#releaseIdle(m.lk, idle);
     }
     for (const r of this.#byLock.get(m.lk) ?? []) {
       if (r.coord !== m.from) continue;
-      // To that node, or, if we do not see it up, to the winner we see (when it comes up and
-      // wins, our view change moves the request there).
-      const to = this.#ctx.isUp(m.to) ? m.to : this.#ctx.winner(r.lk, r.set);
-      if (to === undefined) continue;
+      const to = this.#ctx.winner(r.lk, r.set);
+      if (to === undefined || to === r.coord) continue;
       r.coord = to;
       r.revoked = true; // a lease ends with its coordinator
       this.#sendAcquire(r, null, r.state === 'holding' || r.state === 'granted' ? r.token : null);

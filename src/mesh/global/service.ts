@@ -165,12 +165,12 @@ export class GlobalLocks {
       self: this.#self,
       send: this.#send,
       winner: (lk: string, set: string[] | null) => this.#winner(lk, set),
-      isUp: (node: string) => node === this.#self || this.#up.has(node),
       tokens: this.#tokens,
     };
     this.#coordinator = new Coordinator({
       ...ctx,
       peers: () => this.#up,
+      isUp: (node) => node === this.#self || this.#up.has(node),
       seen: (node) => node === this.#self || this.#seen.has(node),
       localReport: (lk, coordinator) => this.#requester.report(lk, coordinator),
     });
