@@ -7,28 +7,12 @@ import { LockNotAcquiredError } from '../src/errors.js';
 import { LEASE_STREAK, LEASE_TOKENS } from '../src/mesh/global/coordinator.js';
 import { LEASE_IDLE_MS } from '../src/mesh/global/requester.js';
 import { decodeLockMsg } from '../src/mesh/global/messages.js';
-import { rendezvous } from '../src/mesh/global/rendezvous.js';
 import { resourceKey } from '../src/mesh/global/resource-key.js';
 import type { GlobalLocks } from '../src/mesh/global/index.js';
 import { deferred } from '../src/util/deferred.js';
-import { LockNet, settle, type PendingCast } from './helpers/lock-net.js';
+import { threeNodes, settle, type LockNet, type PendingCast } from './helpers/lock-net.js';
 
 const msgType = (p: PendingCast): string | undefined => decodeLockMsg(p.msg)?.t;
-
-/** A, B, C all connected, and a resource A coordinates (and C, once A is gone). */
-function cluster(tag: string): { net: LockNet; r: string; A: GlobalLocks; B: GlobalLocks; C: GlobalLocks } {
-  const net = new LockNet();
-  let r = '';
-  for (let i = 0; ; i++) {
-    r = `${tag}-${i}`;
-    const lk = resourceKey(r);
-    if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
-  }
-  for (const n of ['A', 'B', 'C']) net.add(n);
-  for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
-  const [A, B, C] = ['A', 'B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
-  return { net, r, A, B, C };
-}
 
 /** `node` takes `r` (each call through the coordinator) until it holds a lease; the tokens. */
 async function leaseTo(net: LockNet, node: GlobalLocks, r: string): Promise<number[]> {
@@ -44,7 +28,7 @@ async function leaseTo(net: LockNet, node: GlobalLocks, r: string): Promise<numb
 
 describe('leases', () => {
   it('a node that keeps taking a lock gets a lease: its next calls take it with no message, tokens still increasing', async () => {
-    const { net, r, A, B } = cluster('lease-retake');
+    const { net, r, A, B } = threeNodes('lease-retake');
     const tokens = await leaseTo(net, B, r);
     expect(tokens).toHaveLength(LEASE_STREAK);
     expect(A.stats().queues).toEqual([{ lock: resourceKey(r), holders: 1, leased: 1, waiting: 0 }]);
@@ -60,18 +44,14 @@ describe('leases', () => {
   });
 
   it("another node's call revokes an idle lease: it is released at once, and the call granted above every reserved token", async () => {
-    const { net, r, A, B, C } = cluster('lease-revoke');
+    const { net, r, A, B, C } = threeNodes('lease-revoke');
     const tokens = await leaseTo(net, B, r);
     const leaseToken = tokens.at(-1)!;
     let cToken = 0;
     const c = C.trans(r, (l) => {
       cToken = l.token;
     });
-    const seen: string[] = [];
-    await net.deliver((p) => {
-      seen.push(`${p.from}>${p.to} ${msgType(p)}`);
-      return true;
-    });
+    const seen = await net.deliverLogged();
     await c;
     expect(seen).toContain('A>B revoke');
     expect(seen).toContain('B>A release');
@@ -83,7 +63,7 @@ describe('leases', () => {
   });
 
   it('a busy lease answers busy and lets go when its call settles; the waiter runs after it, and the node asks again next time', async () => {
-    const { net, r, B, C } = cluster('lease-busy');
+    const { net, r, B, C } = threeNodes('lease-busy');
     await leaseTo(net, B, r);
     const order: string[] = [];
     const gate = deferred<void>();
@@ -95,12 +75,7 @@ describe('leases', () => {
     await settle();
     expect(order).toEqual(['b in']); // a retake: no message
     const c = C.trans(r, () => void order.push('c'));
-    const seen: string[] = [];
-    await net.deliver((p) => {
-      seen.push(`${p.from}>${p.to} ${msgType(p)}`);
-      return true;
-    });
-    expect(seen).toEqual(['C>A acquire', 'A>B revoke', 'B>A busy']);
+    expect(await net.deliverLogged()).toEqual(['C>A acquire', 'A>B revoke', 'B>A busy']);
     expect(order).toEqual(['b in']);
     gate.resolve();
     await b;
@@ -118,7 +93,7 @@ describe('leases', () => {
   });
 
   it("a lease's node keeps its own calls in order: a later call never takes the lease ahead of one that waits in the queue", async () => {
-    const { net, r, B } = cluster('lease-own-order');
+    const { net, r, B } = threeNodes('lease-own-order');
     await leaseTo(net, B, r);
     const order: string[] = [];
     const gate = deferred<void>();
@@ -144,7 +119,7 @@ describe('leases', () => {
   });
 
   it('a try-lock (retries: 0) behind an idle lease gets the lock; behind a busy one it is refused, and fn never runs', async () => {
-    const { net, r, B, C } = cluster('lease-trylock');
+    const { net, r, B, C } = threeNodes('lease-trylock');
     await leaseTo(net, B, r);
     let ran = 0;
     const free = C.trans(r, () => void ran++, { retries: 0 });
@@ -170,7 +145,7 @@ describe('leases', () => {
   });
 
   it('with lease: false every call goes through the coordinator', async () => {
-    const { net, r, A, B } = cluster('lease-off');
+    const { net, r, A, B } = threeNodes('lease-off');
     for (let i = 0; i < 2 * LEASE_STREAK; i++) {
       const call = B.trans(r, () => undefined, { lease: false });
       await settle();
@@ -186,7 +161,7 @@ describe('leases', () => {
   });
 
   it('an idle lease is released after it idled LEASE_IDLE_MS', async () => {
-    const { net, r, A, B } = cluster('lease-idle');
+    const { net, r, A, B } = threeNodes('lease-idle');
     await leaseTo(net, B, r);
     await new Promise((res) => setTimeout(res, LEASE_IDLE_MS / 2));
     expect(net.pending).toEqual([]);
@@ -202,7 +177,7 @@ describe('leases', () => {
   });
 
   it('close releases an idle lease', async () => {
-    const { net, r, A, B } = cluster('lease-close');
+    const { net, r, A, B } = threeNodes('lease-close');
     await leaseTo(net, B, r);
     await B.close();
     await net.deliver();
@@ -211,7 +186,7 @@ describe('leases', () => {
   });
 
   it('a call that takes an idle lease and close() in the same tick: the call rejects (closed) and fn never runs', async () => {
-    const { net, r, B, C } = cluster('lease-close-race');
+    const { net, r, B, C } = threeNodes('lease-close-race');
     await leaseTo(net, B, r);
     const log: string[] = [];
     const b = B.trans(r, () => void log.push('b')).catch((e: unknown) => log.push(`b: ${(e as LockNotAcquiredError).reason}`));
@@ -224,7 +199,7 @@ describe('leases', () => {
   });
 
   it('a lease whose reserved tokens are used up is released when its last call settles', async () => {
-    const { net, r, A, B } = cluster('lease-tokens');
+    const { net, r, A, B } = threeNodes('lease-tokens');
     await leaseTo(net, B, r);
     while (B.stats().retakes < LEASE_TOKENS) await B.trans(r, () => undefined);
     await settle();
@@ -236,7 +211,7 @@ describe('leases', () => {
   });
 
   it('a lease ended by a round its coordinator did not see is released there too; a revoke for a lease let go is answered', async () => {
-    const { net, r, A, B, C } = cluster('lease-stale');
+    const { net, r, A, B, C } = threeNodes('lease-stale');
     await leaseTo(net, B, r);
     // A and C lose each other (B still sees both): C takes over and B's report ends the lease.
     net.down('A', 'C');
@@ -260,7 +235,7 @@ describe('leases', () => {
   });
 
   it('a lease ends with its coordinator: a node that takes over hears the lease holder first, then grants above the reserved tokens', async () => {
-    const { net, r, B, C } = cluster('lease-takeover');
+    const { net, r, B, C } = threeNodes('lease-takeover');
     const tokens = await leaseTo(net, B, r);
     const leaseToken = tokens.at(-1)!;
     // A dies. C sees it first and takes over with its own call; B still sees A up.

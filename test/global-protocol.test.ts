@@ -12,7 +12,7 @@ import { resourceKey } from '../src/mesh/global/resource-key.js';
 import { GlobalLocks } from '../src/mesh/global/index.js';
 import type { Lock } from '../src/mesh/global/index.js';
 import { deferred } from '../src/util/deferred.js';
-import { LockNet, settle } from './helpers/lock-net.js';
+import { LockNet, resourceFor, settle, threeNodes } from './helpers/lock-net.js';
 
 // ---------------------------------------------------------------------------------------
 // Coordinator alone, fed messages one by one.
@@ -813,23 +813,8 @@ describe('runs of grants to one node', () => {
 });
 
 describe('views that disagree for a while', () => {
-  /** A, B, C connected, and a resource A coordinates (and C, once C does not see A). */
-  function triangle(tag: string): { net: LockNet; r: string; A: GlobalLocks; B: GlobalLocks; C: GlobalLocks } {
-    const net = new LockNet();
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `${tag}-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
-    }
-    for (const n of ['A', 'B', 'C']) net.add(n);
-    for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
-    const [A, B, C] = ['A', 'B', 'C'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
-    return { net, r, A, B, C };
-  }
-
   it('a round given up when the view heals sends the nodes it asked back to the winner (moved), so their requests are served', async () => {
-    const { net, r, A, B, C } = triangle('moved');
+    const { net, r, A, B, C } = threeNodes('moved');
     const gateA = deferred<void>();
     const a = A.trans(r, () => gateA.promise);
     await net.deliver();
@@ -846,12 +831,7 @@ describe('views that disagree for a while', () => {
     expect(net.pending.some((p) => p.from === 'B' && p.to === 'C' && msgType(p) === 'report')).toBe(true);
     net.up('A', 'C');
     net.up('C', 'A');
-    const seen: string[] = [];
-    await net.deliver((p) => {
-      seen.push(`${p.from}>${p.to} ${msgType(p)}`);
-      return true;
-    });
-    expect(seen).toContain('C>B moved');
+    expect(await net.deliverLogged()).toContain('C>B moved');
     gateA.resolve();
     await a;
     await net.deliver();
@@ -866,20 +846,11 @@ describe('views that disagree for a while', () => {
     // see yet, takes over in its view, asks N, and grants r. X then grants r too (its grant
     // is refused: r answers to W). When W and X meet, W hands X its record (r holds), and X
     // must keep counting r until r is done.
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `refused-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, ['N', 'W']) === 'W' && rendezvous(lk, ['N', 'X']) === 'X' && rendezvous(lk, ['N', 'W', 'X']) === 'X') break;
-    }
+    const r = resourceFor('refused', { 'N,W': 'W', 'N,X': 'X', 'N,W,X': 'X' });
     const net = new LockNet();
     for (const n of ['N', 'W', 'X']) net.add(n);
-    const both = (a: string, b: string): void => {
-      net.up(a, b);
-      net.up(b, a);
-    };
-    both('N', 'X');
-    both('N', 'W');
+    net.link('N', 'X');
+    net.link('N', 'W');
     const [N, W, X] = ['N', 'W', 'X'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
     let running = 0;
     let most = 0;
@@ -904,7 +875,7 @@ describe('views that disagree for a while', () => {
     await net.deliver((p) => p.from === 'X' && p.to === 'X'); // X grants r; the grant waits on the wire
     expect(net.pending.some((p) => p.from === 'X' && p.to === 'N' && msgType(p) === 'granted')).toBe(true);
     // W and X meet: from now on every view agrees, and r still runs.
-    both('W', 'X');
+    net.link('W', 'X');
     most = running;
     await net.deliver((p) => p.from === 'W' && p.to === 'X' && msgType(p) === 'handoff');
     await net.deliver();
@@ -919,22 +890,13 @@ describe('views that disagree for a while', () => {
   });
 
   it('a request sent on (moved) answers to the winner of its own view, not to the node the old coordinator names', async () => {
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `moved-own-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, ['A', 'N']) === 'A' && rendezvous(lk, ['A', 'N', 'W']) === 'W' && rendezvous(lk, ['A', 'N', 'W', 'X']) === 'X' && rendezvous(lk, ['N', 'W', 'X']) === 'X') break;
-    }
+    const r = resourceFor('moved-own', { 'A,N': 'A', 'A,N,W': 'W', 'A,N,W,X': 'X', 'N,W,X': 'X' });
     const net = new LockNet();
     for (const n of ['A', 'N', 'W', 'X']) net.add(n);
-    const both = (a: string, b: string): void => {
-      net.up(a, b);
-      net.up(b, a);
-    };
-    both('X', 'W');
-    both('X', 'N');
-    both('W', 'N');
-    both('A', 'N');
+    net.link('X', 'W');
+    net.link('X', 'N');
+    net.link('W', 'N');
+    net.link('A', 'N');
     net.up('W', 'A'); // W sees A; A does not see W yet
     const [A, N, X] = ['A', 'N', 'X'].map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
     const ran: string[] = [];
@@ -970,7 +932,7 @@ describe('views that disagree for a while', () => {
   });
 
   it('a holder that is done tells every node it registered with (disown): a coordinator whose view disagreed keeps no ghost holder', async () => {
-    const { net, r, A, B, C } = triangle('disown');
+    const { net, r, A, B, C } = threeNodes('disown');
     const gateB = deferred<void>();
     const ran: string[] = [];
     const b = B.trans(r, async () => {
@@ -988,11 +950,7 @@ describe('views that disagree for a while', () => {
     // b is done: its release goes to C (its coordinator now), and A is told too.
     gateB.resolve();
     await b;
-    const seen: string[] = [];
-    await net.deliver((p) => {
-      seen.push(`${p.from}>${p.to} ${msgType(p)}`);
-      return true;
-    });
+    const seen = await net.deliverLogged();
     await c;
     expect(seen).toContain('B>A disown');
     expect(A.stats().queues).toEqual([]);

@@ -5,7 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { ActorSystem, type RemoteRouter } from '../../src/actors/system.js';
 import { GlobalLocks } from '../../src/mesh/global/index.js';
-import { lockBatchOf } from '../../src/mesh/global/messages.js';
+import { decodeLockMsg, lockBatchOf } from '../../src/mesh/global/messages.js';
+import { rendezvous } from '../../src/mesh/global/rendezvous.js';
+import { resourceKey } from '../../src/mesh/global/resource-key.js';
 import type { MembershipEvents, Membership } from '../../src/mesh/membership.js';
 
 export class SimMembership extends EventEmitter<MembershipEvents> implements Membership {
@@ -87,6 +89,12 @@ export class LockNet {
     this.views.get(a)!.setUp(b, true);
   }
 
+  /** `a` and `b` see each other up. */
+  link(a: string, b: string): void {
+    this.up(a, b);
+    this.up(b, a);
+  }
+
   /** `a` sees `b` down (one side only); `a` drops what was in flight from `b`. */
   down(a: string, b: string): void {
     this.pending = this.pending.filter((p) => !(p.from === b && p.to === a));
@@ -102,6 +110,17 @@ export class LockNet {
       const [p] = this.pending.splice(i, 1);
       this.systems.get(p!.to)?.cast({ node: p!.to, id: p!.id }, p!.msg);
     }
+  }
+
+  /** As `deliver`, and returns what it delivered, as `from>to type` lines. */
+  async deliverLogged(pick: (p: PendingCast) => boolean = () => true): Promise<string[]> {
+    const seen: string[] = [];
+    await this.deliver((p) => {
+      if (!pick(p)) return false;
+      seen.push(`${p.from}>${p.to} ${decodeLockMsg(p.msg)?.t}`);
+      return true;
+    });
+    return seen;
   }
 
   /** Links with something to deliver (to a live node that sees the sender up). */
@@ -126,4 +145,28 @@ export class LockNet {
       await this.systems.get(name)!.close();
     }
   }
+}
+
+/**
+ * The first resource `<tag>-<i>` whose coordinator over each node set is the one given:
+ * `resourceFor('x', { 'A,B,C': 'A', 'B,C': 'C' })` is coordinated by A among A, B and C, and
+ * by C once A is gone.
+ */
+export function resourceFor(tag: string, winners: Record<string, string>): string {
+  for (let i = 0; ; i++) {
+    const r = `${tag}-${i}`;
+    const lk = resourceKey(r);
+    if (Object.entries(winners).every(([set, want]) => rendezvous(lk, set.split(',')) === want)) return r;
+  }
+}
+
+/** A, B, C all connected, and a resource A coordinates (and C, once A is gone). */
+export function threeNodes(tag: string): { net: LockNet; r: string; A: GlobalLocks; B: GlobalLocks; C: GlobalLocks } {
+  const net = new LockNet();
+  const r = resourceFor(tag, { 'A,B,C': 'A', 'B,C': 'C' });
+  const [A, B, C] = ['A', 'B', 'C'].map((n) => net.add(n)) as [GlobalLocks, GlobalLocks, GlobalLocks];
+  net.link('A', 'B');
+  net.link('A', 'C');
+  net.link('B', 'C');
+  return { net, r, A, B, C };
 }
