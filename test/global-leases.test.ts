@@ -10,7 +10,7 @@ import { decodeLockMsg } from '../src/mesh/global/messages.js';
 import { resourceKey } from '../src/mesh/global/resource-key.js';
 import type { GlobalLocks } from '../src/mesh/global/index.js';
 import { deferred } from '../src/util/deferred.js';
-import { threeNodes, settle, type LockNet, type PendingCast } from './helpers/lock-net.js';
+import { LockNet, resourceFor, settle, threeNodes, type PendingCast } from './helpers/lock-net.js';
 
 const msgType = (p: PendingCast): string | undefined => decodeLockMsg(p.msg)?.t;
 
@@ -262,6 +262,51 @@ describe('leases', () => {
     await b;
     expect(bToken).toBeGreaterThan(cToken);
     expect(B.stats().retakes).toBe(0);
+    await net.close();
+  });
+});
+
+describe('leases while views disagree', () => {
+  it('a revoke for a request that refused the lease grant and waits elsewhere is not answered with a release (its real coordinator would lose it)', async () => {
+    // N sees W and X, which do not see each other: N's requests go to X (its winner), W
+    // coordinates in its own view. N's third call is granted a lease by X, but by then it
+    // answers to W (W's round asked N), so it refuses that grant and waits at W behind W's
+    // own call. X revokes the lease for a call of its own; then X dies.
+    const r = resourceFor('revoke-live', { 'N,W': 'W', 'N,X': 'X', 'N,W,X': 'X' });
+    const net = new LockNet();
+    const [N, W, X] = ['N', 'W', 'X'].map((n) => net.add(n)) as [GlobalLocks, GlobalLocks, GlobalLocks];
+    net.link('N', 'X');
+    net.link('N', 'W');
+    for (let i = 0; i < LEASE_STREAK - 1; i++) {
+      const call = N.trans(r, () => undefined);
+      await net.deliver();
+      await call;
+    }
+    const gateW = deferred<void>();
+    const w = W.trans(r, () => gateW.promise); // W's round asks N
+    await new Promise((res) => setTimeout(res, 5)); // N's call comes later than W's
+    let nRan = false;
+    const n = N.trans(r, () => {
+      nRan = true;
+    });
+    await net.deliver((p) => p.from === 'N' && p.to === 'X' && msgType(p) === 'acquire');
+    // X's grant (a lease: N's third in a row) waits on the wire; W's round runs first.
+    expect(net.pending.map((p) => `${p.from}>${p.to} ${msgType(p)}`)).toContain('X>N granted');
+    await net.deliver((p) => p.from !== 'X' && p.to !== 'X');
+    await net.deliver((p) => p.from === 'X' && p.to === 'N'); // refused: n answers to W
+    const x = X.trans(r, () => undefined); // queues behind the lease at X: X revokes it
+    expect(await net.deliverLogged((p) => p.from === 'X' || p.to === 'X')).toContain('X>N revoke');
+    // X dies; N and W see it down. n must still be served by W.
+    net.dead.add('X');
+    net.pending = net.pending.filter((p) => p.from !== 'X' && p.to !== 'X');
+    net.down('N', 'X');
+    await net.deliver((p) => p.to !== 'X');
+    gateW.resolve();
+    await w;
+    await net.deliver((p) => p.to !== 'X');
+    await n;
+    expect(nRan).toBe(true);
+    void x.catch(() => undefined);
     await net.close();
   });
 });
