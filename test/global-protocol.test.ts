@@ -405,12 +405,7 @@ const msgType = (p: { msg: unknown }) => decodeLockMsg(p.msg)?.t;
  */
 function coordinatorFlipCluster(tag: string): { net: LockNet; r: string } {
   const net = new LockNet();
-  let r = '';
-  for (let i = 0; ; i++) {
-    r = `${tag}-${i}`;
-    const lk = resourceKey(r);
-    if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C' && rendezvous(lk, ['A', 'B', 'C', 'X']) === 'A' && rendezvous(lk, ['B', 'C', 'X']) === 'C') break;
-  }
+  const r = resourceFor(tag, { 'A,B,C': 'A', 'B,C': 'C', 'A,B,C,X': 'A', 'B,C,X': 'C' });
   for (const n of ['A', 'B', 'C', 'X']) net.add(n);
   for (const a of ['A', 'B', 'C']) for (const b of ['A', 'B', 'C']) if (a !== b) net.up(a, b);
   return { net, r };
@@ -421,12 +416,7 @@ describe('lock services under forced message orders', () => {
     const net = new LockNet();
     const names = ['A', 'B', 'C', 'D'];
     // A resource A wins among all four, and D wins once A is gone.
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `race-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, names) === 'A' && rendezvous(lk, ['B', 'C', 'D']) === 'D') break;
-    }
+    const r = resourceFor('race', { 'A,B,C,D': 'A', 'B,C,D': 'D' });
     for (const n of names) net.add(n);
     for (const a of names) for (const b of names) if (a !== b) net.up(a, b);
     let inside = 0;
@@ -547,12 +537,7 @@ describe('lock services under forced message orders', () => {
   it('a message forwarded to a coordinator that then goes down is not lost: the lock is rebuilt', async () => {
     const net = new LockNet();
     const names = ['A', 'B', 'C'];
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `forward-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, names) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
-    }
+    const r = resourceFor('forward', { 'A,B,C': 'A', 'B,C': 'C' });
     for (const n of names) net.add(n);
     for (const a of names) for (const b of names) if (a !== b) net.up(a, b);
     const [, B, C] = names.map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
@@ -582,12 +567,7 @@ describe('lock services under forced message orders', () => {
   it('a joining node connected to the old coordinator but not yet to the holder learns the holder from the old coordinator', async () => {
     const net = new LockNet();
     const names = ['A', 'B', 'C'];
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `join-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, names) === 'A' && rendezvous(lk, [...names, 'N']) === 'N') break;
-    }
+    const r = resourceFor('join', { 'A,B,C': 'A', 'A,B,C,N': 'N' });
     for (const n of [...names, 'N']) net.add(n);
     for (const a of names) for (const b of names) if (a !== b) net.up(a, b);
     const [, B, C] = names.map((n) => net.locks.get(n)!) as [GlobalLocks, GlobalLocks, GlobalLocks];
@@ -635,11 +615,7 @@ describe('runs of grants to one node', () => {
   /** A resource coordinated by A in a cluster of A and B, with A holding it behind `gate`. */
   async function setup(tag: string) {
     const net = new LockNet();
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `${tag}-${i}`;
-      if (rendezvous(resourceKey(r), ['A', 'B']) === 'A') break;
-    }
+    const r = resourceFor(tag, { 'A,B': 'A' });
     const A = net.add('A');
     const B = net.add('B');
     net.up('A', 'B');
@@ -767,12 +743,7 @@ describe('runs of grants to one node', () => {
 
   it('a coordinator that takes over mid-run counts the granted requests as holders', async () => {
     const net = new LockNet();
-    let r = '';
-    for (let i = 0; ; i++) {
-      r = `run-takeover-${i}`;
-      const lk = resourceKey(r);
-      if (rendezvous(lk, ['A', 'B', 'C']) === 'A' && rendezvous(lk, ['B', 'C']) === 'C') break;
-    }
+    const r = resourceFor('run-takeover', { 'A,B,C': 'A', 'B,C': 'C' });
     const A = net.add('A');
     const B = net.add('B');
     const C = net.add('C');
