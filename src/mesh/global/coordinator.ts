@@ -120,6 +120,8 @@ interface Entry {
   streak: number;
   /** Some waiter's `retries` waits for a lease's answer (see #afterQueued). */
   undecided: boolean;
+  /** A lease was granted since the holders were last found to hold none (see #afterQueued). */
+  mayHaveLease: boolean;
 }
 
 export interface QueueInfo {
@@ -241,15 +243,21 @@ export class Coordinator {
   // Someone waits behind the holders: revoke the leases among them (once each), and decide
   // the `retries` requests that waited for a lease's answer once no holder may be idle.
   #afterQueued(e: Entry): void {
+    // Most of the time (contention included) there is no lease: skip the scan of the holders.
+    if (!e.mayHaveLease && !e.undecided) return;
+    let leased = false;
     let maybeIdle = false;
     for (const [req, h] of e.holders) {
-      if (!h.lease || h.busy) continue;
+      if (!h.lease) continue;
+      leased = true;
+      if (h.busy) continue;
       maybeIdle = true;
       if (h.revoked) continue;
       h.revoked = true;
       this.#stats.revokes++;
       this.#ctx.send(h.node, { t: 'revoke', from: this.#ctx.self, lk: e.lk, req });
     }
+    e.mayHaveLease = leased;
     if (maybeIdle || !e.undecided) return;
     e.undecided = false;
     for (let i = 0; i < e.queue.length; i++) {
@@ -265,9 +273,9 @@ export class Coordinator {
     }
   }
 
-  // A requester will not take our grant: it answers to another coordinator (our views
-  // disagree). Forget it as holder; it waits at that coordinator, and re-registers here if
-  // we become its coordinator again.
+  // A request that registered here (or refused our grant) while it answered to another
+  // coordinator (views that disagreed) is done: forget it as holder, unless we hold a later
+  // grant of it.
   #onDisown(m: DisownMsg): void {
     const e = this.#entries.get(m.lk);
     const h = e?.holders.get(m.req);
@@ -521,7 +529,7 @@ export class Coordinator {
   #startRound(lk: string, set: string[] | null): Entry {
     const ctx = this.#ctx;
     const round: Round = { id: ++this.#roundSeq, pending: new Set(), released: new Set(), declined: new Map() };
-    const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round, streakNode: undefined, streak: 0, undecided: false };
+    const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round, streakNode: undefined, streak: 0, undecided: false, mayHaveLease: false };
     this.#entries.set(lk, e);
     this.#youngest = e;
     this.#stats.rounds++;
@@ -630,7 +638,10 @@ export class Coordinator {
       e.last = token + lease; // the lease's tokens are reserved: no later grant can reuse them
       e.holders.set(w.req, lease > 0 ? { node: w.node, token, since: w.since, lease: true } : { node: w.node, token, since: w.since });
       this.#stats.grants++;
-      if (lease > 0) this.#stats.leases++;
+      if (lease > 0) {
+        this.#stats.leases++;
+        e.mayHaveLease = true;
+      }
       const waited = handoff || after !== null;
       if (waited) this.#stats.handoffs++;
       this.#ctx.onGrant?.(e.lk, now - w.queuedAt, waited);

@@ -26,11 +26,11 @@
 // - `decline`  a grant came from a node that is not the requester's coordinator any more;
 //              if the coordinator counts `req` as holder with that token, `req` waits again
 //              at the head of the queue.
-// - `disown`   to a node that granted `req` but is not the requester's coordinator (views
-//              that disagree for a while): the requester does not hold `req` through it (it
-//              refuses that grant, or it is done); if it counts `req` as holder with a token
-//              up to `token`, it forgets it (no requeue: a waiting request waits at its
-//              coordinator).
+// - `disown`   when `req` is done, to each node other than its coordinator that it
+//              registered with or whose grant it refused (views that disagreed for a while):
+//              if that node counts `req` as holder with a token up to `token`, it forgets it.
+//              Sent only when done: tokens of two coordinators are not ordered, so an earlier
+//              one could drop a holder the node has learned again meanwhile.
 // - `busy`     answer to `revoke`: a call runs under that lease now; its node lets go
 //              (`release`) when it settles.
 // Coordinator → requester

@@ -203,13 +203,9 @@ export class Requester {
   }
 
   /** Keeps the lock of `r` (a lease's holder, now done) idle for the next call. */
+  // No other idle lease of this lock can exist: a call that finds one takes or releases it,
+  // and a lease is not kept while a call of ours waits (see #finish).
   #keepIdle(r: Request): void {
-    const other = this.#leases.get(r.lk);
-    if (other !== undefined) {
-      // Cannot happen while one coordinator counts both as holders; never leave one behind.
-      this.#leases.delete(r.lk);
-      this.#releaseIdle(r.lk, other);
-    }
     if (this.#leases.size >= MAX_IDLE_LEASES) {
       const [lk, oldest] = this.#leases.entries().next().value as [string, IdleLease];
       this.#leases.delete(lk);
