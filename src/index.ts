@@ -34,8 +34,8 @@ export type {
   KeyedOptions,
   KeyedRequiredStateOptions,
 } from './dsl/definition.js';
-export { ok, fail } from './dsl/result.js';
-export type { Ok, Fail, FetchOutcome, ExpirableResult } from './dsl/result.js';
+export { ok, fail } from './store/result.js';
+export type { Ok, Fail, FetchOutcome, ExpirableResult } from './store/result.js';
 export type { Expirables, ExpirableStats, Definitions } from './dsl/types.js';
 export { expirableChannels } from './store/diagnostics.js';
 export {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { fail, isOutcome, ok } from '../src/dsl/result.js';
+import { fail, isOutcome, ok } from '../src/store/result.js';
 import { InvalidDefinitionError, InvalidOptionError } from '../src/errors.js';
 
 const good = () => expirable({ fetch: async () => ok(1, Infinity) });

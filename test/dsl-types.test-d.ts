@@ -3,7 +3,7 @@
 import { describe, expectTypeOf, test } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { fail, ok, type ExpirableResult } from '../src/dsl/result.js';
+import { fail, ok, type ExpirableResult } from '../src/store/result.js';
 import type { ExpirableStats } from '../src/dsl/types.js';
 
 const Expirables = defineExpirables(

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { fail, ok } from '../src/dsl/result.js';
+import { fail, ok } from '../src/store/result.js';
 import { startNode, type Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
 import { EventLog, gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';

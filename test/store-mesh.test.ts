@@ -5,7 +5,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { defineExpirables, type DefineOptions } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { fail, ok } from '../src/dsl/result.js';
+import { fail, ok } from '../src/store/result.js';
 import type { Definitions, NoReservedNames } from '../src/dsl/types.js';
 import type { Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';

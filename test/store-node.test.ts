@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
 import type { Definitions, NoReservedNames } from '../src/dsl/types.js';
-import { fail, ok } from '../src/dsl/result.js';
+import { fail, ok } from '../src/store/result.js';
 import { ExpirableError, InvalidOptionError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
 import { EventLog, gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';

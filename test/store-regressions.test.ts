@@ -4,7 +4,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { ok } from '../src/dsl/result.js';
+import { ok } from '../src/store/result.js';
 import { ExpirableError } from '../src/errors.js';
 import { clockToken } from '../src/mesh/global/fencing.js';
 import { startNode, type Node } from '../src/node.js';

@@ -5,6 +5,7 @@ import { canonicalKey } from '../src/store/canonical-key.js';
 import { eagerDelay, eagerFloor, retryDelay } from '../src/store/schedule.js';
 import { TIMED_OUT, withTimeout } from '../src/store/fetch-runner.js';
 import { InvalidOptionError } from '../src/errors.js';
+import { longTimeout } from '../src/util/timers.js';
 
 describe('canonicalKey', () => {
   it('equal keys by value are one key; different types are different keys', () => {
@@ -94,7 +95,9 @@ describe('fetch timeout', () => {
     try {
       const day = 86_400_000;
       let settled: unknown = 'pending';
-      void withTimeout(() => new Promise<never>(() => undefined), 40 * day, { now: () => Date.now() }).then((r) => (settled = r));
+      // The system clock's timers, read against the faked Date.
+      const clock = { now: () => Date.now(), wallNow: () => Date.now(), timeout: (fn: () => void, ms: number, ref = false) => longTimeout(fn, ms, { ref, now: () => Date.now() }) };
+      void withTimeout(() => new Promise<never>(() => undefined), 40 * day, clock, false).then((r) => (settled = r));
       await vi.advanceTimersByTimeAsync(30 * day);
       expect(settled).toBe('pending');
       await vi.advanceTimersByTimeAsync(10 * day + 1_000);

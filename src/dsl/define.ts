@@ -2,15 +2,14 @@
 // builds the typed object: a named function and an `…OrThrow` per expirable, then the
 // generic methods, all delegating to the store engine.
 //
-// The named functions are the hot path: a cached hit is a synchronous check of the local
-// replica's monotonic deadline and returns a promise resolved once when the value arrived.
-// No mailbox hop, no lock, no allocation.
-import { performance } from 'node:perf_hooks';
+// The named functions are the hot path: the engine builds them (store/reader.ts); this
+// module only names them.
 import { InvalidDefinitionError, InvalidOptionError } from '../errors.js';
 import type { Node } from '../node.js';
 import { Store } from '../store/store.js';
-import type { ExpirableEngine, EngineSpec } from '../store/engine.js';
-import type { ExpirableResult } from './result.js';
+import type { ExpirableEngine } from '../store/engine.js';
+import type { ExpirableSpec } from '../store/spec.js';
+import type { Clock } from '../util/clock.js';
 import { specOf } from './definition.js';
 import { embeddedNode } from './embedded.js';
 import { whyReserved } from './reserved.js';
@@ -26,9 +25,14 @@ export interface DefineOptions {
   namespace?: string;
   /** Milliseconds a peer has to answer when asked for its value, pushed one, or cleared. @default 2000 */
   peerTimeout?: number;
+  /**
+   * The clock every expiry, fetch timeout and refresh timer of this store reads: for tests,
+   * which move a fake clock instead of sleeping through expiries. @default the system clock
+   */
+  clock?: Clock;
 }
 
-const KNOWN_OPTIONS = new Set(['node', 'namespace', 'peerTimeout']);
+const KNOWN_OPTIONS = new Set(['node', 'namespace', 'peerTimeout', 'clock']);
 
 /** Builds the typed expirables object from `definitions` (see API.md §5). */
 export function defineExpirables<const D extends Definitions>(definitions: D & NoReservedNames<D>, options: DefineOptions = {}): Expirables<D> {
@@ -49,18 +53,23 @@ export function defineExpirables<const D extends Definitions>(definitions: D & N
   if (typeof peerTimeout !== 'number' || !(peerTimeout > 0)) throw new InvalidOptionError('peerTimeout', 'a positive number of ms', peerTimeout);
 
   const names = new Set(Object.keys(definitions));
-  const specs = new Map<string, EngineSpec>();
+  const clock = options.clock;
+  if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function' || typeof clock.wallNow !== 'function' || typeof clock.timeout !== 'function')) {
+    throw new InvalidOptionError('clock', 'an object with now(), wallNow() and timeout(fn, ms, ref)', clock);
+  }
+
+  const specs = new Map<string, ExpirableSpec>();
   for (const name of names) {
     const why = whyReserved(name, names);
     if (why) throw new InvalidDefinitionError(name, 'name', `\`${name}\` cannot be an expirable's name: ${why}`);
     specs.set(name, specOf(name, (definitions as Record<string, unknown>)[name]));
   }
 
-  const store = new Store({ namespace, node: node ?? embeddedNode, peerTimeout }, specs);
+  const store = new Store({ namespace, node: node ?? embeddedNode, peerTimeout, clock }, specs);
   const api: Record<string, unknown> = {};
   for (const [name, engine] of store.engines) {
-    api[name] = named(engine);
-    api[`${name}OrThrow`] = namedOrThrow(engine);
+    api[name] = engine.read;
+    api[`${name}OrThrow`] = engine.readOrThrow;
   }
 
   const engineOf = (name: unknown): ExpirableEngine => {
@@ -109,64 +118,3 @@ export function defineExpirables<const D extends Definitions>(definitions: D & N
   });
   return api as unknown as Expirables<D>;
 }
-
-/** `Expirables.name(key?)`: the hot path. */
-function named(engine: ExpirableEngine): (key?: unknown) => Promise<ExpirableResult<unknown>> {
-  const stats = engine.stats;
-  if (!engine.spec.keyed) {
-    const e = engine.single!;
-    return () => {
-      if (e.deadline > performance.now()) {
-        stats.hits++;
-        return e.result!;
-      }
-      return engine.miss(e);
-    };
-  }
-  return (key?: unknown) => {
-    let e;
-    try {
-      e = engine.entry(key);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (e.deadline > performance.now()) {
-      stats.hits++;
-      return e.result!;
-    }
-    return engine.miss(e);
-  };
-}
-
-/**
- * `Expirables.nameOrThrow(key?)`: the value, or rejects with ExpirableError. The same shape
- * as `named`, kept as a second copy on purpose: a shared builder taking the promise to hand
- * out as a callback would put an extra call on the cached read, the hottest path we have.
- */
-function namedOrThrow(engine: ExpirableEngine): (key?: unknown) => Promise<unknown> {
-  const stats = engine.stats;
-  if (!engine.spec.keyed) {
-    const e = engine.single!;
-    return () => {
-      if (e.deadline > performance.now()) {
-        stats.hits++;
-        return e.valuePromise!;
-      }
-      return engine.missOrThrow(e);
-    };
-  }
-  return (key?: unknown) => {
-    let e;
-    try {
-      e = engine.entry(key);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (e.deadline > performance.now()) {
-      stats.hits++;
-      return e.valuePromise!;
-    }
-    return engine.missOrThrow(e);
-  };
-}
-

@@ -3,7 +3,8 @@
 // InvalidDefinitionError naming the expirable (once `defineExpirables` knows the name) and
 // the option, so a bad definition fails when the module loads, not on the first call.
 import { InvalidDefinitionError, safeString, typeName } from '../errors.js';
-import type { FetchOutcome } from './result.js';
+import type { FetchOutcome } from '../store/result.js';
+import type { ExpirableSpec } from '../store/spec.js';
 
 type MaybePromise<T> = T | PromiseLike<T>;
 
@@ -83,18 +84,6 @@ declare const keyedType: unique symbol;
 
 /** Brand of definitions built by `expirable()`. */
 export const DEFINITION = Symbol.for('expirable-store.definition');
-
-/** The normalized options the engine runs on. */
-export interface ExpirableSpec {
-  readonly fetch: (...args: unknown[]) => unknown;
-  readonly scope: ScopeOption;
-  /** Milliseconds before expiry for an eager refresh, or undefined for lazy. */
-  readonly beforeExpiry: number | undefined;
-  readonly fetchTimeout: number;
-  readonly keyed: boolean;
-  readonly maxKeys: number;
-  readonly requireInitialState: boolean;
-}
 
 /** One expirable's definition; the phantom fields carry its types to `defineExpirables`. */
 export interface ExpirableDefinition<V, K, S, Keyed extends boolean> {

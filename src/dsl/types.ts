@@ -2,7 +2,10 @@
 // types and key remapping: one named function and one `…OrThrow` per expirable, and the
 // generic methods, all checked against the names, key and state types of the definition.
 import type { AnyDefinition, ExpirableDefinition } from './definition.js';
-import type { ExpirableResult } from './result.js';
+import type { ExpirableResult } from '../store/result.js';
+import type { ExpirableStats } from '../store/spec.js';
+
+export type { ExpirableStats };
 import type { ReservedName } from './reserved.js';
 
 /** The definitions given to `defineExpirables`. */
@@ -30,26 +33,6 @@ export type KeyData = string | number | boolean | null | readonly KeyData[] | { 
 export type KeyParam<K> = unknown extends K ? KeyData : K;
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /* eslint-enable @typescript-eslint/no-explicit-any */
-
-/** Counters of one expirable on this node. */
-export interface ExpirableStats {
-  /** Calls answered from a valid local value, with no wait. */
-  hits: number;
-  /** Calls that found no valid local value and waited for a refresh. */
-  misses: number;
-  /** Fetch function runs on this node. */
-  fetches: number;
-  /** Failed fetch runs on this node (throw, fail, invalid result, timeout, state_required). */
-  failures: number;
-  /** Background (eager) refreshes that produced a new value on this node. */
-  refreshes: number;
-  /** Background (eager) refreshes that failed on this node (the value was kept). */
-  refreshFailures: number;
-  /** Values this node took from a peer instead of fetching. */
-  adopted: number;
-  /** Values pushed to this node by the peer that fetched them. */
-  replicated: number;
-}
 
 /** `Expirables.name()` and `Expirables.nameOrThrow()` for each expirable. */
 export type NamedFunctions<D extends Definitions> = {

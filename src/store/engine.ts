@@ -2,31 +2,21 @@
 // single flight of refreshes, the refresh under the lock (local check, peers, fetch), eager
 // timers and their backoff, clear, state changes, and the counters. The protocol between
 // nodes is in ./replication.ts; this file decides what to do, that one how to say it.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { LRUCache } from 'lru-cache';
-import { ExpirableError, type ExpirableFailure } from '../errors.js';
-import type { ExpirableResult } from '../dsl/result.js';
-import { monotonicNow } from '../util/clock.js';
-import { deferred } from '../util/deferred.js';
-import { longTimeout } from '../util/timers.js';
+import { ExpirableError, fromWire, toWire, type ExpirableFailure, type WireError } from '../errors.js';
+import type { ExpirableResult } from './result.js';
+import type { Clock } from '../util/clock.js';
+import { heldUnder, runHolding } from '../util/held-context.js';
 import { canonicalKey, frozenKey } from './canonical-key.js';
 import { requireCluster, type StoreNode } from './cluster.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
-import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, tellFailure, type PeerSnapshot, type RefreshFailed } from './replication.js';
+import { Round, type RoundMode } from './round.js';
+import { reader, readerOrThrow, type Reader, type ReaderOrThrow } from './reader.js';
+import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, tellFailure, tellRoundFailed, type PeerSnapshot, type RefreshFailed } from './replication.js';
 import { eagerDelay, retryDelay } from './schedule.js';
-
-/** What the engine runs on (the normalized definition). */
-export interface EngineSpec {
-  readonly fetch: (...args: unknown[]) => unknown;
-  readonly scope: 'cluster' | 'local';
-  readonly beforeExpiry: number | undefined;
-  readonly fetchTimeout: number;
-  readonly keyed: boolean;
-  readonly maxKeys: number;
-  readonly requireInitialState: boolean;
-}
+import type { ExpirableSpec, ExpirableStats } from './spec.js';
 
 /** What the engine needs from its store. */
 export interface EngineContext {
@@ -34,39 +24,32 @@ export interface EngineContext {
   /** Milliseconds a peer has to answer an ask, a push or a clear. */
   readonly peerTimeout: number;
   readonly closed: boolean;
+  /** The clock every expiry, timeout and timer of the store reads. */
+  readonly clock: Clock;
   /** The node (the embedded one starts on first use). */
   node(): Promise<StoreNode>;
   /** The node if it is already up. */
   nodeNow(): StoreNode | undefined;
 }
 
-/** Counters of one expirable on this node (see ExpirableStats in the DSL for their meaning). */
-export interface Counters {
-  hits: number;
-  misses: number;
-  fetches: number;
-  failures: number;
-  refreshes: number;
-  refreshFailures: number;
-  adopted: number;
-  replicated: number;
-}
+type Mode = RoundMode;
 
-type Mode = 'miss' | 'eager';
-
-/** The local-scope entries whose node-local lock the current async context holds (re-entrance). */
-const heldLocally = new AsyncLocalStorage<ReadonlySet<Entry>>();
 
 export class ExpirableEngine {
   readonly name: string;
-  readonly spec: EngineSpec;
+  readonly spec: ExpirableSpec;
   /** Counters; `hits` is bumped on the read path, directly. */
-  readonly stats: Counters = { hits: 0, misses: 0, fetches: 0, failures: 0, refreshes: 0, refreshFailures: 0, adopted: 0, replicated: 0 };
+  readonly stats: ExpirableStats = { hits: 0, misses: 0, fetches: 0, failures: 0, refreshes: 0, refreshFailures: 0, adopted: 0, replicated: 0 };
   /** The one replica of an unkeyed expirable. */
   readonly single: Entry | undefined;
   /** Replicas of a keyed expirable by canonical key, least recently used evicted first. */
   readonly #keys: LRUCache<string, Entry> | undefined;
   readonly #ctx: EngineContext;
+  readonly #clock: Clock;
+  /** `Expirables.name(key?)`: the cached read, built once (see ./reader.ts). */
+  readonly read: Reader;
+  /** `Expirables.nameOrThrow(key?)`. */
+  readonly readOrThrow: ReaderOrThrow;
   /** Failures of background refreshes already handled under the lock (see #eagerFailed). */
   readonly #failureHandled = new WeakSet<ExpirableError>();
   /** Evicted keys whose refresh still runs: disposed when it ends, unless used again meanwhile. */
@@ -74,8 +57,9 @@ export class ExpirableEngine {
   /** Versions of local-scope writes on this node (no lock token there). */
   #localVersion = 0;
 
-  constructor(ctx: EngineContext, name: string, spec: EngineSpec) {
+  constructor(ctx: EngineContext, name: string, spec: ExpirableSpec) {
     this.#ctx = ctx;
+    this.#clock = ctx.clock;
     this.name = name;
     this.spec = spec;
     if (spec.keyed) {
@@ -93,6 +77,8 @@ export class ExpirableEngine {
     } else {
       this.single = new Entry(undefined, '', this.#resource(''));
     }
+    this.read = reader(this, ctx.clock);
+    this.readOrThrow = readerOrThrow(this, ctx.clock);
   }
 
   #resource(canon: string): string {
@@ -152,7 +138,8 @@ export class ExpirableEngine {
       return Promise.resolve({ ok: false, error: this.#error('unavailable', 'the store is closed') });
     }
     // A refresh that started before a clear may bring the cleared value: do not join it.
-    if (e.inflight && e.inflightEpoch === e.epoch) return e.inflight;
+    const round = e.round;
+    if (round && round.epoch === e.epoch) return round.promise;
     return this.#start(e, 'miss', -1);
   }
 
@@ -162,42 +149,30 @@ export class ExpirableEngine {
   }
 
   /**
-   * Runs one refresh for `e` on this node, shared by every caller until it settles. The
-   * callers are answered as soon as a valid value arrives here (pushed by the node that
-   * fetched while this one still waits for the lock), or with the refresh's own result.
+   * Runs one refresh round for `e` on this node, shared by every caller until it is answered:
+   * as soon as a valid value arrives here (pushed by the node that fetched while this one
+   * still waits for the lock), when that node's fetch for the round failed, or with the
+   * refresh's own result.
    */
   #start(e: Entry, mode: Mode, armed: number): Promise<ExpirableResult<unknown>> {
-    const answer = deferred<ExpirableResult<unknown>>();
-    const p = answer.promise;
-    let answered = false;
-    // Answers the callers once. From then on later misses do not join this refresh: its
-    // promise is settled, and a settled promise handed out later would serve a value that
-    // may have expired since (a push answered early while this node still waits its turn).
-    const settle = (r: ExpirableResult<unknown>): void => {
-      if (answered) return;
-      answered = true;
-      if (e.inflight === p) {
-        e.inflight = undefined;
-        e.answer = undefined;
-      }
-      answer.resolve(r);
-    };
-    e.inflight = p;
-    e.inflightEpoch = e.epoch;
-    e.answer = settle;
-    const done = this.#refresh(e, mode, armed, settle).then((r) => {
+    const round = new Round(mode, e.epoch, (r) => {
+      if (e.round === r) e.round = undefined;
+    });
+    e.round = round;
+    const done = this.#refresh(e, round, armed).then((r) => {
       if (e.refreshing === done) e.refreshing = undefined;
-      settle(r);
+      round.answer(r);
     });
     e.refreshing = done;
-    return p;
+    return round.promise;
   }
 
-  async #refresh(e: Entry, mode: Mode, armed: number, answer: (r: ExpirableResult<unknown>) => void): Promise<ExpirableResult<unknown>> {
-    const epoch = e.epoch;
+  async #refresh(e: Entry, round: Round, armed: number): Promise<ExpirableResult<unknown>> {
     try {
-      return await this.#withLock(e, (node, token) => this.#underLock(node, e, mode, armed, epoch, token, answer));
+      return await this.#withLock(e, (node, token) => this.#underLock(node, e, round, armed, token), round.abort?.signal);
     } catch (err) {
+      // Answered while waiting for the lock: the request was withdrawn, nobody waits for it.
+      if (round.answered) return { ok: false, error: this.#error('unavailable', 'answered before the lock was granted', err) };
       // The lock could not be had (node closed, lock service gone): nothing ran.
       this.stats.failures++;
       return { ok: false, error: this.#error('unavailable', 'could not take the lock of this expirable', err) };
@@ -208,22 +183,23 @@ export class ExpirableEngine {
    * Runs `fn` under the entry's lock: the global lock for cluster scope (its fencing token is
    * the floor of the version of what `fn` writes, see #nextVersion), a node-local chain for local scope.
    */
-  async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>): Promise<T> {
+  async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
     if (this.spec.scope === 'local') {
       // Re-entrant, as the global lock is: a fetch that calls putState, an updateState whose
       // fn reads the expirable, run at once under the lock their context holds.
-      const held = heldLocally.getStore();
-      if (held?.has(e)) return fn(undefined, ++this.#localVersion);
+      // The entry object is the key in the library's one async context (util/held-context.ts).
+      if (heldUnder(e) === true) return fn(undefined, ++this.#localVersion);
       // The place in the chain is taken synchronously, so writes run in call order.
       const prev = e.localTail;
       let release!: () => void;
       e.localTail = new Promise<void>((r) => (release = r));
       try {
         await prev;
+        if (signal?.aborted) throw new Error('withdrawn: the callers were answered');
         await this.#ctx.node();
         const token = Math.max(++this.#localVersion, e.version + 1);
-        return await heldLocally.run(new Set(held).add(e), () => fn(undefined, token));
+        return await runHolding(e, true, () => fn(undefined, token), undefined);
       } finally {
         release();
       }
@@ -231,7 +207,7 @@ export class ExpirableEngine {
     // Without an await when the node is up, so lock requests leave in call order.
     const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
     requireCluster(node);
-    return node.global.trans(e.resource, (lock) => fn(node, lock.token));
+    return node.global.trans(e.resource, (lock) => fn(node, lock.token), signal ? { signal } : undefined);
   }
 
   /**
@@ -249,29 +225,31 @@ export class ExpirableEngine {
 
   /** True when what `e` holds answers this refresh (a miss needs a valid value, an eager refresh a newer one). */
   #satisfied(e: Entry, mode: Mode, armed: number): boolean {
-    return e.valid() && (mode === 'miss' || e.version !== armed);
+    return e.valid(this.#clock.now()) && (mode === 'miss' || e.version !== armed);
   }
 
   async #underLock(
     node: StoreNode | undefined,
     e: Entry,
-    mode: Mode,
+    round: Round,
     armed: number,
-    epoch: number,
     token: number,
-    answer: (r: ExpirableResult<unknown>) => void,
   ): Promise<ExpirableResult<unknown>> {
+    const { mode, epoch } = round;
     // 0. The store closed while this refresh waited for the lock: no fetch for a closed store.
     if (this.#ctx.closed) {
       this.stats.failures++;
       return { ok: false, error: this.#error('unavailable', 'the store was closed while waiting for the lock') };
     }
+    // Callers who missed were answered while we waited (a push, or the failure of the fetch a
+    // peer ran for this round, whose acknowledgement came before its release): nobody waits.
+    if (mode === 'miss' && round.answered) return this.#skipped(e, mode);
     // 1. A push may have arrived while we waited for the lock.
     if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     // 2. A peer may hold a newer value (or state): take it rather than fetch.
     let peerMax = 0;
     if (node) {
-      const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout);
+      const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout, this.#clock.now());
       if (best) {
         peerMax = best.snap.v;
         this.#adopt(node, e, best);
@@ -282,7 +260,7 @@ export class ExpirableEngine {
     //    failed since our timer fired: that peer retries on its backoff; we stand by.
     const nodeName = this.#ctx.nodeNow()?.name;
     const pf = e.peerFailure;
-    if (mode === 'eager' && pf && pf.v === armed && pf.at >= e.eagerFiredAt && e.valid()) {
+    if (mode === 'eager' && pf && pf.v === armed && pf.at >= e.eagerFiredAt && e.valid(this.#clock.now())) {
       e.deferredTo = pf.retryAt;
       publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'deferred', version: armed }));
       return { ok: true, value: e.value, expiresAt: e.expiresAt };
@@ -291,16 +269,19 @@ export class ExpirableEngine {
       this.stats.failures++;
       const error = this.#error('state_required', 'no state yet: call putState or updateState first');
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: 0, error }));
+      if (mode === 'miss') await this.#roundFailed(node, e, round, error);
       return { ok: false, error };
     }
     this.stats.fetches++;
     publish('fetchStart', () => ({ ...this.#about(e, nodeName), mode }));
-    const t0 = monotonicNow();
-    const run = await runFetch(this.name, this.spec.fetch, this.spec.keyed ? [e.key, e.state] : [e.state], this.spec.fetchTimeout);
+    const t0 = this.#clock.now();
+    // Callers wait on a miss: its timeout keeps the process alive until they are answered.
+    const run = await runFetch(this.name, this.spec.fetch, this.spec.keyed ? [e.key, e.state] : [e.state], this.spec.fetchTimeout, this.#clock, mode === 'miss');
     if (!run.ok) {
       this.stats.failures++;
-      publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, error: run.error }));
+      publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: run.error }));
       if (mode === 'eager') this.#eagerFailed(e, armed, run.error);
+      else await this.#roundFailed(node, e, round, run.error);
       return run;
     }
     const result: ExpirableResult<unknown> = { ok: true, value: run.value, expiresAt: run.expiresAt };
@@ -316,15 +297,35 @@ export class ExpirableEngine {
       hs: run.hasNextState || e.hasState,
       st: run.hasNextState ? run.nextState : e.state,
     };
-    e.apply(snap); // newer than anything known here, by construction
+    e.apply(snap, this.#clock.now()); // newer than anything known here, by construction
     if (mode === 'eager') this.stats.refreshes++;
-    publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: monotonicNow() - t0, version: snap.v, expiresAt: run.expiresAt }));
+    publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, version: snap.v, expiresAt: run.expiresAt }));
     this.#afterWrite(node, e);
     // The callers get the value now, not after the push: a silent peer can hold the push for
     // peerTimeout, and a short-lived value must not be handed out after it expired.
-    answer(result);
-    if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
+    round.answer(result);
+    if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, e.snapshot(this.#clock.now()), this.#ctx.peerTimeout);
     return result;
+  }
+
+  /**
+   * The fetch of a miss round failed under the lock: answer the callers here at once, and tell
+   * every other node before the lock is released, so the callers waiting there get this
+   * failure instead of a fetch each (see `failed` in ./replication.ts).
+   */
+  async #roundFailed(node: StoreNode | undefined, e: Entry, round: Round, error: ExpirableError): Promise<void> {
+    round.answer({ ok: false, error });
+    if (node) await tellRoundFailed(node, this.#ctx.namespace, this.name, e.canon, error, this.#ctx.peerTimeout);
+  }
+
+  /** A peer's fetch for callers who missed failed: answer the callers of this node's miss round with it. */
+  applyRoundFailed(canon: string, wire: WireError, from: string): void {
+    const e = this.peek(canon);
+    const round = e?.round;
+    if (!e || !round || round.mode !== 'miss' || round.epoch !== e.epoch || e.valid(this.#clock.now())) return;
+    const error = fromWire(wire);
+    round.answer({ ok: false, error: error instanceof ExpirableError ? error : this.#error('fetch_failed', error.message, error) });
+    publish('fetchFailure', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), mode: 'miss', durationMs: 0, error, from }));
   }
 
   #skipped(e: Entry, mode: Mode): ExpirableResult<unknown> {
@@ -341,9 +342,10 @@ export class ExpirableEngine {
 
   /** A peer's push arrived at this entry's actor. */
   #onPut(e: Entry, snap: Snapshot, from: string): void {
-    if (e.disposed || this.#ctx.closed || !e.apply(snap)) return;
+    if (e.disposed || this.#ctx.closed || !e.apply(snap, this.#clock.now())) return;
     // Callers waiting here for the lock get the value now; the refresh, once granted, finds it.
-    if (e.answer && e.inflightEpoch === e.epoch && e.valid()) e.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
+    const round = e.round;
+    if (round && round.epoch === e.epoch && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
     if (e.hasValue) this.stats.replicated++;
     const node = this.#ctx.nodeNow();
     publish('replicate', () => ({ ...this.#about(e, node?.name), from, version: snap.v, how: 'push' }));
@@ -389,7 +391,7 @@ export class ExpirableEngine {
     if (before === undefined || !e.hasValue || e.deadline === Infinity || e.disposed || this.#ctx.closed) return;
     const v = e.version;
     e.armedVersion = v;
-    e.timer = longTimeout(() => this.#onTimer(e, v), eagerDelay(e.deadline - monotonicNow(), before));
+    e.timer = this.#clock.timeout(() => this.#onTimer(e, v), eagerDelay(e.deadline - this.#clock.now(), before));
   }
 
   #onTimer(e: Entry, v: number): void {
@@ -402,13 +404,13 @@ export class ExpirableEngine {
       return;
     }
     const nodeName = this.#ctx.nodeNow()?.name;
-    e.eagerFiredAt = monotonicNow();
+    e.eagerFiredAt = this.#clock.now();
     e.deferredTo = undefined;
     publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'start', version: v, attempt: e.refreshFailures + 1 }));
     void this.#start(e, 'eager', v).then((r) => {
       if (r.ok) {
         if (e.version !== v) publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'end', version: e.version }));
-        else if (e.deferredTo !== undefined) this.#armBackup(e, v, e.deferredTo - monotonicNow());
+        else if (e.deferredTo !== undefined) this.#armBackup(e, v, e.deferredTo - this.#clock.now());
         return;
       }
       // A failed fetch was handled under the lock already; a lock that could not be had here.
@@ -427,13 +429,13 @@ export class ExpirableEngine {
     this.stats.refreshFailures++;
     e.refreshFailures++;
     let retryInMs: number | undefined;
-    if (e.version === v && e.valid() && !e.disposed && !this.#ctx.closed) {
+    if (e.version === v && e.valid(this.#clock.now()) && !e.disposed && !this.#ctx.closed) {
       const d = retryDelay(e.refreshFailures, this.spec.beforeExpiry ?? 0);
-      if (monotonicNow() + d < e.deadline) {
+      if (this.#clock.now() + d < e.deadline) {
         retryInMs = d;
         e.cancelTimer();
         e.armedVersion = v;
-        e.timer = longTimeout(() => this.#onTimer(e, v), d);
+        e.timer = this.#clock.timeout(() => this.#onTimer(e, v), d);
       }
     }
     const node = this.#ctx.nodeNow();
@@ -446,7 +448,7 @@ export class ExpirableEngine {
   /** A peer's background refresh of `msg.v` failed: let it retry first, stay armed as a backup. */
   #onPeerFailure(e: Entry, msg: RefreshFailed): void {
     if (e.disposed || this.#ctx.closed || e.version !== msg.v || !e.hasValue) return;
-    const now = monotonicNow();
+    const now = this.#clock.now();
     e.refreshFailures = Math.max(e.refreshFailures, msg.failures);
     e.peerFailure = { v: msg.v, at: now, retryAt: msg.retryInMs === undefined ? Infinity : now + msg.retryInMs };
     // Only a timer waiting for this value moves; a refresh already queued on the lock gives
@@ -460,9 +462,9 @@ export class ExpirableEngine {
     e.cancelTimer();
     const delay = Math.max(0, inMs) * (1.5 + 0.5 * Math.random());
     // A peer that will not retry before expiry: neither do we; the next read refreshes.
-    if (!(monotonicNow() + delay < e.deadline)) return;
+    if (!(this.#clock.now() + delay < e.deadline)) return;
     e.armedVersion = v;
-    e.timer = longTimeout(() => this.#onTimer(e, v), delay);
+    e.timer = this.#clock.timeout(() => this.#onTimer(e, v), delay);
   }
 
   // ---- clear -------------------------------------------------------------------------------
@@ -501,7 +503,7 @@ export class ExpirableEngine {
     requireCluster(node);
     await node.global.trans(this.#resource(canon), async (lock) => {
       // The clear's version must be above every version a replica holds (see #nextVersion).
-      const best = await askPeers(node, this.#ctx.namespace, this.name, canon, this.#ctx.peerTimeout);
+      const best = await askPeers(node, this.#ctx.namespace, this.name, canon, this.#ctx.peerTimeout, this.#clock.now());
       const e = this.peek(canon);
       const v = Math.max(lock.token, (e?.version ?? 0) + 1, (best?.snap.v ?? 0) + 1);
       if (e) this.#applyClear(e, v, 'local');
@@ -512,7 +514,7 @@ export class ExpirableEngine {
   /** A push to this node's router: taken only by an entry whose callers wait for a refresh. */
   applyWaiting(canon: string, snap: Snapshot, from: string): void {
     const e = this.peek(canon);
-    if (e && e.inflight && !e.actor) this.#onPut(e, snap, from);
+    if (e && e.round && !e.actor) this.#onPut(e, snap, from);
   }
 
   /** A clear (local or from a peer) with version `v`: drop value and state unless newer. */
@@ -537,7 +539,7 @@ export class ExpirableEngine {
     await this.#withLock(e, async (node, token) => {
       let peerMax = 0;
       if (node) {
-        const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout);
+        const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout, this.#clock.now());
         if (best) {
           peerMax = best.snap.v;
           this.#adopt(node, e, best);
@@ -545,12 +547,13 @@ export class ExpirableEngine {
       }
       // Under the global lock: a fn that never settles would hold every caller of this
       // expirable in the cluster, so it gets the fetch's timeout.
-      const next = await withTimeout(() => fn(e.hasState ? e.state : undefined), this.spec.fetchTimeout);
+      const next = await withTimeout(() => fn(e.hasState ? e.state : undefined), this.spec.fetchTimeout, this.#clock, true);
       if (next === TIMED_OUT) throw this.#error('timeout', `updateState's fn ran past the ${this.spec.fetchTimeout} ms fetchTimeout; the state is unchanged`);
       if (e.disposed) return;
-      e.apply({ ...e.snapshot(), v: this.#nextVersion(e, token, peerMax), hs: true, st: next });
+      const now = this.#clock.now();
+      e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now);
       this.#afterWrite(node, e);
-      if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, this.#ctx.peerTimeout);
+      if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, e.snapshot(this.#clock.now()), this.#ctx.peerTimeout);
     });
   }
 

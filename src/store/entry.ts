@@ -9,15 +9,15 @@
 // - `version` only grows. A snapshot is applied only if its version is greater (an older
 //   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
 //   snapshot without value whose version is the clear's version (a tombstone).
-// - `deadline` is monotonic milliseconds (performance.now()), computed once on receipt from
+// - `deadline` is monotonic milliseconds (the store's clock), computed once on receipt from
 //   the time left; wall-clock jumps after receipt do not move it.
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
 //   version (above every version known under the lock) drops every older value wherever it arrives.
 import type { ActorRef } from '../actors/ref.js';
-import type { ExpirableResult } from '../dsl/result.js';
-import { monotonicNow } from '../util/clock.js';
+import type { ExpirableResult } from './result.js';
+import type { Round } from './round.js';
 import type { TimerHandle } from '../util/timers.js';
 
 /** A replica's content as it travels between nodes. */
@@ -53,17 +53,12 @@ export class Entry {
   /** Grows when `clear` is called here; refreshes compare it at their end. */
   epoch = 0;
   /**
-   * The refresh running for this entry on this node (single flight), shared by its callers
-   * until they are answered (early by a push, or by the refresh): a later miss never joins
-   * an answered refresh, whose value may have expired since.
+   * The refresh round callers join here (single flight), until they are answered (early by a
+   * push or a peer's failed fetch, or by the refresh itself): see ./round.ts.
    */
-  inflight: Promise<ExpirableResult<unknown>> | undefined = undefined;
-  /** Settles when the refresh behind `inflight` has ended (it may outlive the early answer). */
+  round: Round | undefined = undefined;
+  /** Settles when the refresh behind the latest round has ended (it may outlive the answer). */
   refreshing: Promise<void> | undefined = undefined;
-  /** Answers the callers of `inflight` early (a pushed value arrived while waiting for the lock). */
-  answer: ((r: ExpirableResult<unknown>) => void) | undefined = undefined;
-  /** `epoch` when `inflight` started: callers after a clear do not join an older refresh. */
-  inflightEpoch = 0;
   /** The eager-refresh (or retry) timer, armed for `armedVersion`. */
   timer: TimerHandle | undefined = undefined;
   armedVersion = -1;
@@ -92,12 +87,12 @@ export class Entry {
   ) {}
 
   /** True while the value may be served. */
-  valid(now: number = monotonicNow()): boolean {
+  valid(now: number): boolean {
     return this.deadline > now;
   }
 
   /** What this replica holds, for a peer. */
-  snapshot(now: number = monotonicNow()): Snapshot {
+  snapshot(now: number): Snapshot {
     const ttl = !this.hasValue ? 0 : this.deadline === Infinity ? Infinity : Math.max(0, this.deadline - now);
     return { v: this.version, has: this.hasValue && ttl > 0, value: this.value, exp: this.expiresAt, ttl, hs: this.hasState, st: this.state };
   }
@@ -106,7 +101,7 @@ export class Entry {
    * Applies `s` if it is newer than what this replica holds; `since` is the monotonic time
    * from which its `ttl` counts (receipt, or for a reply the moment the request was sent).
    */
-  apply(s: Snapshot, since: number = monotonicNow()): boolean {
+  apply(s: Snapshot, since: number): boolean {
     if (!(s.v > this.version)) return false;
     this.version = s.v;
     this.hasState = s.hs;

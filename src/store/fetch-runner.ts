@@ -3,8 +3,9 @@
 // caller decides what to keep. A fetch that runs past its timeout keeps running (JavaScript
 // cannot cancel it) but its late result is ignored.
 import { ExpirableError, safeString, typeName } from '../errors.js';
-import { isOutcome } from '../dsl/result.js';
-import { longTimeout, type TimerHandle, type TimerOptions } from '../util/timers.js';
+import { isOutcome } from './result.js';
+import type { Clock } from '../util/clock.js';
+import type { TimerHandle } from '../util/timers.js';
 
 /** A successful run: the value, its expiry, and the time left measured right at receipt. */
 export interface FetchSuccess {
@@ -30,16 +31,17 @@ export const TIMED_OUT: unique symbol = Symbol('timed out');
 
 /**
  * Runs `fn()` and resolves with what it returns, or with TIMED_OUT after `timeoutMs` (any
- * positive number, past setTimeout's 2^31-1 ms limit too, or Infinity). The call is not
- * cancelled; a late rejection of it is swallowed. `timer` is for tests (a fake clock).
+ * positive number, past setTimeout's 2^31-1 ms limit too, or Infinity) on `clock`. The call is
+ * not cancelled; a late rejection of it is swallowed. With `ref`, the timeout keeps the process
+ * alive while it runs: a caller waits on it (an idle background refresh passes false).
  */
-export async function withTimeout<T>(fn: () => T | PromiseLike<T>, timeoutMs: number, timer: TimerOptions = {}): Promise<T | typeof TIMED_OUT> {
+export async function withTimeout<T>(fn: () => T | PromiseLike<T>, timeoutMs: number, clock: Clock, ref: boolean): Promise<T | typeof TIMED_OUT> {
   const call: Promise<T> = Promise.resolve().then(fn);
   if (timeoutMs === Infinity) return call;
   call.catch(() => undefined);
   let handle: TimerHandle | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    handle = longTimeout(() => resolve(TIMED_OUT), timeoutMs, timer);
+    handle = clock.timeout(() => resolve(TIMED_OUT), timeoutMs, ref);
   });
   try {
     return await Promise.race([call, timeout]);
@@ -48,21 +50,24 @@ export async function withTimeout<T>(fn: () => T | PromiseLike<T>, timeoutMs: nu
   }
 }
 
-/** Runs `fn(...args)` with a timeout of `timeoutMs` and validates the outcome. */
-export async function runFetch(name: string, fn: (...args: unknown[]) => unknown, args: unknown[], timeoutMs: number): Promise<FetchRun> {
+/**
+ * Runs `fn(...args)` with a timeout of `timeoutMs` on `clock` and validates the outcome; `ref`
+ * as for `withTimeout` (true when callers wait for this fetch).
+ */
+export async function runFetch(name: string, fn: (...args: unknown[]) => unknown, args: unknown[], timeoutMs: number, clock: Clock, ref: boolean): Promise<FetchRun> {
   let returned: unknown;
   try {
-    returned = await withTimeout(() => fn(...args), timeoutMs);
+    returned = await withTimeout(() => fn(...args), timeoutMs, clock, ref);
   } catch (thrown) {
     return { ok: false, error: new ExpirableError(name, 'fetch_failed', messageOf(thrown), { cause: thrown }) };
   }
   if (returned === TIMED_OUT) {
     return { ok: false, error: new ExpirableError(name, 'timeout', `the fetch ran past its ${timeoutMs} ms timeout`) };
   }
-  return validate(name, returned);
+  return validate(name, returned, clock.wallNow());
 }
 
-function validate(name: string, returned: unknown): FetchRun {
+function validate(name: string, returned: unknown, wallNow: number): FetchRun {
   if (!isOutcome(returned)) {
     return {
       ok: false,
@@ -86,12 +91,12 @@ function validate(name: string, returned: unknown): FetchRun {
     };
   }
   // The one place wall time enters: converted to a duration at once, then kept monotonic.
-  // Date.now() truncates to the millisecond, so one ms is taken off: never served past expiresAt.
-  const ttl = expiresAt === Infinity ? Infinity : expiresAt - Date.now() - 1;
+  // Wall time is truncated to the millisecond, so one ms is taken off: never served past expiresAt.
+  const ttl = expiresAt === Infinity ? Infinity : expiresAt - wallNow - 1;
   if (ttl <= 0) {
     return {
       ok: false,
-      error: new ExpirableError(name, 'invalid_result', `expiresAt ${expiresAt} is not in the future (now ${Date.now()})`, { cause: returned }),
+      error: new ExpirableError(name, 'invalid_result', `expiresAt ${expiresAt} is not in the future (now ${wallNow})`, { cause: returned }),
     };
   }
   return { ok: true, value: returned.value, expiresAt, ttl, hasNextState: returned.hasNextState, nextState: returned.nextState };

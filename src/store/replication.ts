@@ -33,6 +33,12 @@
 //   version); sent to every connected node, members or not, so a node whose refresh is in
 //   flight gets it too.
 // - router `keys { n }` -> [canon, key][]: the keys a node holds, for clearing every key.
+// - router `failed { n, k, error, from }` -> true: the lock holder's fetch for callers who
+//   missed failed (error: the ExpirableError in wire form). Sent to every other connected node
+//   before the lock is released, and acknowledged: a node whose callers wait for a refresh
+//   of that entry answers them with that failure and drops its own turn at the lock. So one
+//   round costs the upstream one request, not one per waiting node, and its failure reaches
+//   every caller of the round; a call after it starts a new round. Failures are not stored.
 // - entry `failed { v, retryInMs, failures, from }` -> true: the sender's background refresh
 //   of version v failed and it retries in retryInMs. Receivers move their own timer for v
 //   to a while after that retry (a backup, in case the sender dies) and, if they already
@@ -65,7 +71,7 @@
 // `expiresAt`, once, and a message's transit time can at most lengthen a value's life on a
 // receiver by that one-way delay.
 import type { Behavior } from '../actors/behavior.js';
-import { monotonicNow } from '../util/clock.js';
+import { toWire, type WireError } from '../errors.js';
 import type { StoreNode } from './cluster.js';
 import type { Entry, Snapshot } from './entry.js';
 
@@ -74,6 +80,7 @@ export type RouterCall =
   | { readonly t: 'ask'; readonly n: string; readonly k: string }
   | { readonly t: 'clear'; readonly n: string; readonly k: string; readonly v: number }
   | { readonly t: 'keys'; readonly n: string }
+  | { readonly t: 'failed'; readonly n: string; readonly k: string; readonly error: WireError; readonly from: string }
   | { readonly t: 'put'; readonly n: string; readonly k: string; readonly snap: Snapshot; readonly from: string };
 
 /** Calls answered by an entry's actor. */
@@ -89,6 +96,7 @@ export interface RouterHandlers {
   ask(name: string, canon: string): Snapshot | null;
   clear(name: string, canon: string, version: number): void;
   keys(name: string): [string, unknown][];
+  failed(name: string, canon: string, error: WireError, from: string): void;
   put(name: string, canon: string, snap: Snapshot, from: string): void;
 }
 
@@ -108,6 +116,9 @@ export function routerBehavior(h: RouterHandlers): Behavior<null, RouterCall, un
           return { reply: true, state };
         case 'keys':
           return { reply: h.keys(msg.n), state };
+        case 'failed':
+          h.failed(msg.n, msg.k, msg.error, msg.from);
+          return { reply: true, state };
         case 'put':
           h.put(msg.n, msg.k, msg.snap, msg.from);
           return { reply: true, state };
@@ -142,12 +153,14 @@ export interface PeerSnapshot {
   readonly since: number;
 }
 
-/** Asks every connected node for its snapshot of the entry; resolves with the newest (or undefined). */
-export async function askPeers(node: StoreNode, namespace: string, name: string, canon: string, timeout: number): Promise<PeerSnapshot | undefined> {
+/**
+ * Asks every connected node for its snapshot of the entry; resolves with the newest (or
+ * undefined). `since` is the store clock's time now: the snapshots' time left counts from it.
+ */
+export async function askPeers(node: StoreNode, namespace: string, name: string, canon: string, timeout: number, since: number): Promise<PeerSnapshot | undefined> {
   const peers = node.nodes();
   if (peers.length === 0) return undefined;
   const id = routerId(namespace);
-  const since = monotonicNow();
   const replies = await Promise.all(
     peers.map((peer) =>
       node
@@ -165,13 +178,12 @@ export async function askPeers(node: StoreNode, namespace: string, name: string,
 }
 
 /**
- * Pushes what `entry` holds to every member of its group on other nodes (their entry
+ * Pushes `snap` (what `entry` holds now) to every member of its group on other nodes (their entry
  * actors), and to the router of every other connected node, where it is taken only by an
  * entry whose callers are waiting for a refresh (they are answered at once instead of
  * after their own turn at the lock). Resolves when each answered or failed.
  */
-export async function pushToMembers(node: StoreNode, namespace: string, name: string, entry: Entry, timeout: number): Promise<number> {
-  const snap = entry.snapshot();
+export async function pushToMembers(node: StoreNode, namespace: string, name: string, entry: Entry, snap: Snapshot, timeout: number): Promise<number> {
   const members = node.pg.getMembers(entry.resource).filter((m) => m.node !== node.name);
   const memberNodes = new Set(members.map((m) => m.node));
   const msg: EntryCall = { t: 'put', snap, from: node.name };
@@ -193,6 +205,23 @@ export async function pushToMembers(node: StoreNode, namespace: string, name: st
     ),
   );
   return acks.reduce<number>((a, b) => a + b, 0);
+}
+
+/**
+ * Tells every connected node's router that the fetch of this round failed with `error`;
+ * resolves when each answered or failed (before the lock is released: see `failed` above).
+ */
+export async function tellRoundFailed(node: StoreNode, namespace: string, name: string, canon: string, error: Error, timeout: number): Promise<void> {
+  const id = routerId(namespace);
+  const msg: RouterCall = { t: 'failed', n: name, k: canon, error: toWire(error), from: node.name };
+  await Promise.all(
+    node.nodes().map((peer) =>
+      node
+        .ref<RouterCall, unknown>({ node: peer, id })
+        .call(msg, { timeout })
+        .catch(() => undefined), // a node we cannot reach fetches on its own turn
+    ),
+  );
 }
 
 /** Tells every connected node's router to drop the entry if older than `version`. */

@@ -5,7 +5,9 @@
 import { InvalidOptionError } from '../errors.js';
 import type { Node } from '../node.js';
 import { storeNode, type StoreNode } from './cluster.js';
-import { ExpirableEngine, type EngineContext, type EngineSpec } from './engine.js';
+import { ExpirableEngine, type EngineContext } from './engine.js';
+import type { ExpirableSpec } from './spec.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { routerBehavior, routerId } from './replication.js';
 import type { ActorRef } from '../actors/ref.js';
 
@@ -18,11 +20,14 @@ export interface StoreOptions {
   node: Node | (() => Promise<Node>);
   /** Milliseconds a peer has to answer an ask, push or clear. @default 2000 */
   peerTimeout?: number;
+  /** The clock of every expiry, timeout and timer. @default the system clock */
+  clock?: Clock;
 }
 
 export class Store implements EngineContext {
   readonly namespace: string;
   readonly peerTimeout: number;
+  readonly clock: Clock;
   readonly engines = new Map<string, ExpirableEngine>();
   #closed = false;
   readonly #claimKey: object;
@@ -31,9 +36,10 @@ export class Store implements EngineContext {
   #node: StoreNode | undefined = undefined;
   #router: ActorRef | undefined = undefined;
 
-  constructor(options: StoreOptions, specs: ReadonlyMap<string, EngineSpec>) {
+  constructor(options: StoreOptions, specs: ReadonlyMap<string, ExpirableSpec>) {
     this.namespace = options.namespace;
     this.peerTimeout = options.peerTimeout ?? 2_000;
+    this.clock = options.clock ?? systemClock;
     const node = options.node;
     this.#claimKey = node;
     this.#getNode = typeof node === 'function' ? node : () => Promise.resolve(node);
@@ -44,6 +50,16 @@ export class Store implements EngineContext {
     }
     set.add(this.namespace);
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
+    // A store given its node attaches now: its router answers peers and `replicas()` reads the
+    // node's groups from the start, before this node calls any expirable of it. Only the
+    // embedded default node starts lazily, on the first call that needs it.
+    if (typeof node !== 'function') {
+      try {
+        this.#nodePromise = Promise.resolve(this.#attachTo(node));
+      } catch {
+        // The node is closed already: calls attach (and fail as 'unavailable') when made.
+      }
+    }
   }
 
   get closed(): boolean {
@@ -52,6 +68,7 @@ export class Store implements EngineContext {
 
   node(): Promise<StoreNode> {
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    if (this.#node?.system.closed) return Promise.reject(new Error(`node ${this.#node.name} is closed`));
     if (this.#nodePromise) return this.#nodePromise;
     const p = this.#attach();
     this.#nodePromise = p;
@@ -68,13 +85,20 @@ export class Store implements EngineContext {
   }
 
   async #attach(): Promise<StoreNode> {
-    const node = storeNode(await this.#getNode());
+    const node = await this.#getNode();
     // Closed while the node started: spawn nothing (a router spawned now would outlive the
     // store, keep its well-known name and make the namespace unusable on this node).
     if (this.#closed) throw new Error('the store is closed');
+    return this.#attachTo(node);
+  }
+
+  /** Spawns this store's router on `node` and makes it the store's node. */
+  #attachTo(n: Node): StoreNode {
+    const node = storeNode(n);
     this.#router = node.spawn(
       routerBehavior({
-        ask: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot() ?? null,
+        ask: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
+        failed: (name, canon, error, from) => this.engines.get(name)?.applyRoundFailed(canon, error, from),
         clear: (name, canon, v) => this.engines.get(name)?.applyClear(canon, v),
         keys: (name) => this.engines.get(name)?.keys() ?? [],
         put: (name, canon, snap, from) => this.engines.get(name)?.applyWaiting(canon, snap, from),

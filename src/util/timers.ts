@@ -1,7 +1,9 @@
 // setTimeout caps delays at 2^31-1 ms (~24.8 days) and fires at once beyond it. `longTimeout`
 // chains shorter timers against a monotonic deadline so any delay (including Infinity, which
 // never fires) is honoured. Timers are unref'd by default so they never keep a process alive.
-import { monotonicNow } from './clock.js';
+import { performance } from 'node:perf_hooks';
+
+const monotonicNow = (): number => performance.now();
 
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 

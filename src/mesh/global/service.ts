@@ -1,13 +1,13 @@
-// `node.global`: the lock service facade. Validates `trans` options, keeps re-entrance in an
-// AsyncLocalStorage, serves the well-known id `global` that receives the protocol's casts, and wires
+// `node.global`: the lock service facade. Validates `trans` options, keeps re-entrance in the
+// library's one async context (util/held-context.ts), serves the well-known id `global` that receives the protocol's casts, and wires
 // the membership view to the coordinator (./coordinator.ts) and requester (./requester.ts)
 // sides. The design, guarantees and failure model are in ./index.ts.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { InvalidOptionError, LockNotAcquiredError, type LockFailure } from '../../errors.js';
 import type { ActorSystem } from '../../actors/system.js';
 import type { Membership } from '../membership.js';
 import { longTimeout, type TimerHandle } from '../../util/timers.js';
 import { monotonicNow } from '../../util/clock.js';
+import { heldUnder, runHolding } from '../../util/held-context.js';
 import { resourceKey } from './resource-key.js';
 import { rendezvous } from './rendezvous.js';
 import { TokenMemory } from './fencing.js';
@@ -22,12 +22,6 @@ const MAX_BATCH = 64;
 /** Messages to self handled per turn of the event loop before yielding to I/O and timers. */
 const SELF_BUDGET = 256;
 
-// One AsyncLocalStorage for every lock service of the process: on Node 20 each enabled
-// instance adds its own cost to every `await` of the whole process (measured: ~55 ns per
-// instance), so a process running several nodes must not pay once per node. Keys are
-// prefixed per service, so a lock held through one node never makes another node's `trans`
-// re-entrant.
-const heldContext = new AsyncLocalStorage<Map<string, HeldLock>>();
 let serviceSeq = 0;
 
 /** The well-known actor id of the lock service on every node. */
@@ -207,7 +201,7 @@ export class GlobalLocks {
     if (typeof lease !== 'boolean') throw new InvalidOptionError('lease', 'a boolean', lease);
 
     // Re-entrance: the same lock held by this async context runs fn at once.
-    const held = heldContext.getStore()?.get(this.#ctxPrefix + lk);
+    const held = heldUnder(this.#ctxPrefix + lk) as HeldLock | undefined;
     if (held?.held) {
       this.#counts.reentries++;
       return await fn(held);
@@ -238,13 +232,10 @@ export class GlobalLocks {
     if (r.state !== 'holding') throw this.#fail(resource, lk, 'closed', `node ${this.#self} is closed`);
 
     const lock = new HeldLock(r);
-    const parent = heldContext.getStore();
-    const locks = new Map(parent);
-    locks.set(this.#ctxPrefix + lk, lock);
     let result: T | Promise<T>;
     let thenable: boolean;
     try {
-      result = heldContext.run(locks, fn, lock);
+      result = runHolding(this.#ctxPrefix + lk, lock, fn, lock);
       thenable = isThenable(result); // reading `then` may throw too
     } catch (err) {
       this.#release(r);
