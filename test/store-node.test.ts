@@ -9,6 +9,7 @@ import { fail, ok } from '../src/store/result.js';
 import { ExpirableError, InvalidOptionError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
 import { EventLog, gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
+import { FakeClock } from './helpers/fake-clock.js';
 
 let node: Node;
 beforeAll(async () => {
@@ -21,9 +22,9 @@ afterAll(async () => {
 const scopes = ['local', 'cluster'] as const;
 
 describe.each(scopes)('scope %s on one node', (scope) => {
-  const define = <const D extends Definitions>(defs: D & NoReservedNames<D>) => {
+  const define = <const D extends Definitions>(defs: D & NoReservedNames<D>, clock?: FakeClock) => {
     const namespace = uniqueNamespace(scope);
-    const E = defineExpirables(defs, { node, namespace });
+    const E = defineExpirables(defs, { node, namespace, clock });
     return Object.assign(E, { namespace });
   };
   const soon = (ms: number) => Date.now() + ms;
@@ -96,23 +97,27 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     await E.close();
   });
 
-  it('4. lazy: the first call after expiry refreshes; expired values are never returned', async () => {
+  it('4. lazy: the first call after expiry refreshes; expired values are never returned (fake clock)', async () => {
+    const clock = new FakeClock();
     let calls = 0;
-    const E = define({ token: expirable({ scope, fetch: async () => ok(++calls, soon(150)) }) });
-    const first = await E.token();
-    expect(first).toMatchObject({ ok: true, value: 1 });
-    // Read in a loop across two expiries: every value returned is unexpired when returned,
-    // and a new one is fetched after each expiry.
-    const until = Date.now() + 10_000;
-    while (calls < 3 && Date.now() < until) {
-      // Unexpired when asked for (the time after the answer would count the machine's stalls).
-      const asked = Date.now();
-      const r = await E.token();
-      if (!r.ok) throw r.error;
-      expect(r.expiresAt).toBeGreaterThanOrEqual(asked);
-      await sleep(5);
+    const E = define({ token: expirable({ scope, fetch: async () => ok(++calls, clock.wallNow() + 150) }) }, clock);
+    expect(await E.token()).toMatchObject({ ok: true, value: 1 });
+    await clock.advance(148);
+    expect(await E.token()).toMatchObject({ ok: true, value: 1 });
+    expect(E.stats().token).toMatchObject({ hits: 1, fetches: 1 });
+    // At expiresAt the value is gone: the call fetches a new one, never returns the old.
+    await clock.advance(2);
+    const r = await E.token();
+    expect(r).toMatchObject({ ok: true, value: 2 });
+    expect(r.ok && r.expiresAt).toBeGreaterThan(clock.wallNow());
+    for (let i = 0; i < 3; i++) {
+      await clock.advance(150);
+      const asked = clock.wallNow();
+      const next = await E.token();
+      if (!next.ok) throw next.error;
+      expect(next.expiresAt).toBeGreaterThan(asked);
     }
-    expect(calls).toBe(3);
+    expect(calls).toBe(5);
     await E.close();
   });
 
@@ -246,7 +251,8 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     await E.close();
   });
 
-  it('10. stateful: state threads through fetches, putState/updateState, failures keep it, clear drops it', async () => {
+  it('10. stateful: state threads through fetches, putState/updateState, failures keep it, clear drops it (fake clock)', async () => {
+    const clock = new FakeClock();
     const states: unknown[] = [];
     let failNext = false;
     const E = define({
@@ -255,20 +261,20 @@ describe.each(scopes)('scope %s on one node', (scope) => {
         fetch: async (n: number | undefined) => {
           states.push(n);
           if (failNext) return fail('nope');
-          return ok(`v${n ?? 0}`, soon(100), (n ?? 0) + 1);
+          return ok(`v${n ?? 0}`, clock.wallNow() + 100, (n ?? 0) + 1);
         },
       }),
-    });
+    }, clock);
     expect(await E.counterOrThrow()).toBe('v0');
-    await sleep(150);
+    await clock.advance(150);
     expect(await E.counterOrThrow()).toBe('v1'); // got nextState 1
     await E.putState('counter', 10);
     expect(await E.counterOrThrow()).toBe('v1'); // the value stays until it expires
-    await sleep(150);
+    await clock.advance(150);
     expect(await E.counterOrThrow()).toBe('v10');
     await E.updateState('counter', (n) => (n ?? 0) + 5); // 11 -> 16
     failNext = true;
-    await sleep(150);
+    await clock.advance(150);
     expect((await E.counter()).ok).toBe(false);
     failNext = false;
     expect(await E.counterOrThrow()).toBe('v16'); // the failed fetch kept the state
@@ -320,39 +326,38 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     await E.close();
   });
 
-  it('7. timers past 2^31-1 ms do not fire early; Infinity values never refresh', async () => {
+  it('7. timers past 2^31-1 ms do not fire early; Infinity values never refresh (fake clock)', async () => {
+    const clock = new FakeClock();
+    const day = 86_400_000;
     let calls = 0;
     const E = define({
-      far: expirable({ scope, refresh: { eager: { beforeExpiry: 1_000 } }, fetch: async () => ok(++calls, soon(40 * 86_400_000)) }),
+      far: expirable({ scope, refresh: { eager: { beforeExpiry: 1_000 } }, fetch: async () => ok(++calls, clock.wallNow() + 40 * day) }),
       never: expirable({ scope, refresh: { eager: { beforeExpiry: 0 } }, fetch: async () => ok(++calls, Infinity) }),
-    });
+    }, clock);
     using events = new EventLog(E.namespace);
     await E.far();
     await E.never();
-    await sleep(100); // a 40-day timer handed to setTimeout as is would fire at once
+    await clock.advance(30 * day); // a 40-day timer clamped to setTimeout's ~24.8 days would have fired
     expect(calls).toBe(2);
     expect(events.count((e) => e.channel === 'refresh')).toBe(0);
+    await clock.advance(10 * day); // past the refresh point (1 s + jitter before expiry)
+    await events.next((e) => e.channel === 'fetchEnd' && e.mode === 'eager');
+    expect(calls).toBe(3); // `far` refreshed once; `never` never
     await E.close();
   });
 
-  it('7. a wall-clock jump neither serves an expired value nor refetches a valid one', async () => {
+  it('7. a wall-clock jump neither serves an expired value nor refetches a valid one (fake clock)', async () => {
+    const clock = new FakeClock();
     let calls = 0;
-    const E = define({ token: expirable({ scope, fetch: async () => ok(++calls, Date.now() + 400) }) });
+    const E = define({ token: expirable({ scope, fetch: async () => ok(++calls, clock.wallNow() + 400) }) }, clock);
     await E.token();
-    const realNow = Date.now.bind(Date);
-    const spy = vi.spyOn(Date, 'now');
-    try {
-      spy.mockImplementation(() => realNow() + 3_600_000); // the wall clock jumps an hour ahead
-      expect(await E.tokenOrThrow()).toBe(1); // still valid: no early refetch
-      spy.mockImplementation(() => realNow() - 3_600_000); // and an hour back
-      await sleep(500);
-      // The value expired on the monotonic clock; the fetch runs again (and its expiresAt,
-      // read with the jumped-back clock, is in the future for that clock).
-      spy.mockImplementation(() => realNow());
-      expect(await E.tokenOrThrow()).toBe(2);
-    } finally {
-      spy.mockRestore();
-    }
+    clock.jumpWall(3_600_000); // the wall clock jumps an hour ahead
+    expect(await E.tokenOrThrow()).toBe(1); // still valid: no early refetch
+    clock.jumpWall(-7_200_000); // and an hour back
+    await clock.advance(400);
+    // The value expired on the monotonic clock; the fetch runs again (and its expiresAt,
+    // read with the jumped-back clock, is in the future for that clock).
+    expect(await E.tokenOrThrow()).toBe(2);
     await E.close();
   });
 

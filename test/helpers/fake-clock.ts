@@ -20,7 +20,7 @@ export class FakeClock implements Clock {
   /** Starts at monotonic `start` and at the real wall time (so `expiresAt` can be built from Date.now()). */
   constructor(start = 1_000, wall = Date.now()) {
     this.#now = start;
-    this.#wall = wall;
+    this.#wall = wall - start;
   }
 
   now(): number {
@@ -29,6 +29,11 @@ export class FakeClock implements Clock {
 
   wallNow(): number {
     return this.#wall + this.#now;
+  }
+
+  /** Steps the wall clock by `ms` (an NTP step, a manual change); monotonic time does not move. */
+  jumpWall(ms: number): void {
+    this.#wall += ms;
   }
 
   timeout(fn: () => void, delayMs: number, ref = false): TimerHandle {
