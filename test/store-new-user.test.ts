@@ -99,6 +99,12 @@ describe('a caller waiting on the library keeps the process alive', () => {
     expect(r, r.err).toMatchObject({ code: 0, out: 'timeout' });
   });
 
+  it('an actor call whose handler never answers rejects with its timeout at top level', async () => {
+    // Pins: the call-timeout timer was unref'd, so the script ended with exit code 13.
+    const r = await run('call');
+    expect(r, r.err).toMatchObject({ code: 0, out: 'CallTimeoutError' });
+  });
+
   it('a script that is done exits by itself: idle timers (eager refresh) do not hold it', async () => {
     const r = await run('idle');
     expect(r, r.err).toMatchObject({ code: 0, out: '42' });

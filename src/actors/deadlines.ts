@@ -6,8 +6,12 @@
 // to a grid of 1/16 of their magnitude so that all-different timeouts share buckets. So a
 // call times out after at least its timeout and at most 1/8 of it later (plus timer
 // lateness), never early, and the hot path costs one array push. Timeouts beyond
-// setTimeout's limit (~24.8 days) get a chained timer each. The tick timer runs only while the bucket holds live
-// entries and is unref'd: a pending call alone does not keep the process alive.
+// setTimeout's limit (~24.8 days) get a chained timer each. The tick timer runs only while
+// the bucket holds live entries, and keeps the process alive meanwhile: a caller waiting for
+// an answer holds the event loop until it has one (a value, a failure or its timeout). Once
+// no call is pending, the timer stops at its next tick (at most 1/16 of the timeout later), so
+// a process that is done still exits by itself. (Toggling ref/unref per call instead would put
+// a native call on every call's hot path.)
 // Settled entries are dropped lazily: all at once when the bucket has no live entry left,
 // otherwise by compaction when they outnumber the live ones.
 import { longTimeout, MAX_TIMEOUT_MS } from '../util/timers.js';
@@ -59,7 +63,6 @@ export class DeadlineBucket implements DeadlineTracker {
     if (++this.#stored > 1024 && this.#stored > 4 * this.#live) this.#compact();
     if (this.#timer === undefined) {
       this.#timer = setInterval(this.#tick, this.#tickMs);
-      this.#timer.unref();
     }
   }
 
@@ -153,9 +156,13 @@ export class Deadlines {
     }
     if (timeout > LONGEST_BUCKET) {
       // Days-long calls are rare: a chained timer each, cancelled when the call settles.
-      const timer = longTimeout(() => {
-        if (!entry.settled) entry.expire();
-      }, timeout);
+      const timer = longTimeout(
+        () => {
+          if (!entry.settled) entry.expire();
+        },
+        timeout,
+        { ref: true },
+      );
       entry.bucket = { settled: () => timer.cancel() };
       return;
     }
