@@ -215,6 +215,15 @@ export async function main(): Promise<number> { return E.nOrThrow(); }
 });
 
 describe("the README's examples, against the installed package", () => {
+  it('are in the README word for word (the files minus their header comment)', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
+    for (const f of ['quickstart.mjs', 'two-nodes.mjs']) {
+      const body = (await readFile(join(ROOT, 'examples', f), 'utf8')).replace(/^(\/\/.*\n)+/, '').trim();
+      expect(blocks, f).toContain(body);
+    }
+  });
+
   it('examples/quickstart.mjs runs as written: one provider call, served from memory, fetched again after clear', async () => {
     const out = await runScript('quickstart.mjs');
     expect(out).toMatch(/^apiToken = token-1, valid for (59|60) s, provider calls: 1$/m);
