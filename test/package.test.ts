@@ -211,7 +211,7 @@ export async function main(): Promise<number> { return E.nOrThrow(); }
     );
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
     await expect(run(NODE, [tsc, '-p', '.'], { cwd: app })).resolves.toBeDefined();
-  });
+  }, 120_000);
 });
 
 describe("the README's examples, against the installed package", () => {
