@@ -2,6 +2,8 @@
 export { startNode, Node, REFUSED_WARNING_CODE, DISCOVERY_WARNING_CODE } from './node.js';
 export type { NodeOptions, NodeEvents, NodeListeners, TlsOptions } from './node.js';
 export type { DiscoveryOptions } from './mesh/discovery.js';
+export { startClusterNode, CLUSTER_MESSAGE_KEY } from './node-cluster.js';
+export type { ClusterNodeOptions } from './node-cluster.js';
 export type { WorkerNode, WorkerNodeOptions } from './mesh/worker.js';
 export type { RefusedInfo } from './mesh/mesh.js';
 export { ActorRef, sameRef } from './actors/ref.js';
