@@ -31,7 +31,8 @@
 //   ('restarted') first, its link is cut and nothing more it sent is delivered, then the new
 //   one is up. If the old one answers, two live processes claim the name: the newcomer is
 //   refused ('name_in_use') and the running cluster is not disturbed. Each node probes on its
-//   own when the newcomer reaches it.
+//   own: when the newcomer reaches it, or sooner, when a peer tells it (MEMBERS) that the
+//   connected node is at another address; one probe at a time per link, shared.
 //
 // Failure handling: a link that closes is down at once (reason: the socket's), a silent
 // link is down after `failureTimeout` ('heartbeat_timeout'), a link whose write backlog
@@ -434,13 +435,12 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   // A new incarnation of a connected node: probe the connected one; if it does not answer it is
   // down ('restarted') and the newcomer is judged again, else the newcomer is refused.
   async #probeIncumbent(existing: Connection, peer: PeerIdentity, role: Role, hs: Handshake): Promise<Verdict> {
-    let probe = this.#probing.get(existing);
-    if (!probe) {
-      const { heartbeatInterval, failureTimeout, handshakeTimeout } = this.#opts;
-      const timeout = Math.min(Math.max(heartbeatInterval, MIN_PROBE_TIMEOUT), failureTimeout, handshakeTimeout / 2);
-      probe = existing.probe(timeout);
-      this.#probing.set(existing, probe);
-      void probe.then(() => this.#probing.delete(existing));
+    const probe = this.#probe(existing);
+    // An authenticated newcomer (it proved the cookie in AUTH): tell the others where it is,
+    // so they probe their own link to the old incarnation now, alongside ours.
+    if (role === 'accept' && peer.address && peer.address !== existing.address) {
+      const news = encode([Tag.MEMBERS, [[peer.name, peer.address]]]);
+      for (const [other, c] of this.#peers) if (other !== peer.name) c.send(news);
     }
     const alive = await probe;
     if (alive && this.#peers.get(peer.name) === existing) {
@@ -449,15 +449,40 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
         message: `the name ${peer.name} is in use: a live node of that name (${existing.address ?? 'no address'}) is already connected to ${this.self}`,
       };
     }
-    if (this.#peers.get(peer.name) === existing) {
-      log('%s: %s did not answer its probe; a new process took its name', this.self, peer.name);
-      this.#down(existing, 'restarted');
-      existing.transport.destroy('restarted');
-    }
+    this.#replaced(existing);
     // Judged again: the state may have changed while the probe ran.
     return this.#admit(peer, role, hs);
   }
 
+  // A peer told us a connected node is now at another address: a new incarnation may be on
+  // its way here (it learns of us later, from the node it joined). Probing now, rather than
+  // when it reaches us, lets it in one probe after the first node admitted it, not two.
+  async #suspect(existing: Connection, address: string): Promise<void> {
+    if (await this.#probe(existing)) return;
+    if (this.#replaced(existing)) this.#kick(this.#target(address, false, existing.peer));
+  }
+
+  /** A liveness probe of `conn`, shared by everyone who asks while it runs. */
+  #probe(conn: Connection): Promise<boolean> {
+    let probe = this.#probing.get(conn);
+    if (!probe) {
+      const { heartbeatInterval, failureTimeout, handshakeTimeout } = this.#opts;
+      const timeout = Math.min(Math.max(heartbeatInterval, MIN_PROBE_TIMEOUT), failureTimeout, handshakeTimeout / 2);
+      probe = conn.probe(timeout);
+      this.#probing.set(conn, probe);
+      void probe.then(() => this.#probing.delete(conn));
+    }
+    return probe;
+  }
+
+  /** The link of an incarnation that failed its probe: down ('restarted') unless already gone. True if it was current. */
+  #replaced(conn: Connection): boolean {
+    if (this.#peers.get(conn.peer) !== conn) return false;
+    log('%s: %s did not answer its probe; a new process took its name', this.self, conn.peer);
+    this.#down(conn, 'restarted');
+    conn.transport.destroy('restarted');
+    return true;
+  }
   // A handshake ended in a link: the peer is up.
   #onUp = (hs: Handshake): void => {
     this.#handshakes.delete(hs);
@@ -560,7 +585,9 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
         }
         continue;
       }
-      if (name === this.self || this.#peers.has(name) || !address) continue;
+      const known = this.#peers.get(name);
+      if (known && address && known.address && known.address !== address) void this.#suspect(known, address);
+      if (name === this.self || known || !address) continue;
       const target = this.#target(address, false, name);
       this.#kick(target);
     }
