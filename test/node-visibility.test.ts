@@ -5,6 +5,10 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { startNode, REFUSED_WARNING_CODE, type Node } from '../src/node.js';
 import { InvalidOptionError, NotReadyError } from '../src/errors.js';
 import type { Mesh, RefusedInfo } from '../src/mesh/mesh.js';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { encodeStrict } from '../src/mesh/codec.js';
+import { PROTOCOL_VERSION, Tag } from '../src/mesh/protocol.js';
 
 const open: Node[] = [];
 afterEach(async () => {
@@ -54,6 +58,20 @@ describe('refusals nobody listens to are process warnings', () => {
       await (b.membership as Mesh).connect(a.address!);
       expect(warnings).toHaveLength(2);
       expect(a.nodes()).toEqual([]);
+    });
+  });
+
+  test('another protocol version: a warning naming the remote address and the reason', async () => {
+    await withWarnings(async (warnings) => {
+      const a = track(await startNode({ name: 'ver-a', port: 0, cookie: 'c' }));
+      const i = a.address!.lastIndexOf(':');
+      const socket = net.connect({ host: a.address!.slice(0, i), port: Number(a.address!.slice(i + 1)) });
+      socket.on('error', () => {});
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(encodeStrict([Tag.HELLO, PROTOCOL_VERSION + 1, 'future-node', 'inc', randomBytes(32), 1 << 20, null]));
+      await until(() => warnings.length >= 1, 'a version warning');
+      socket.destroy();
+      expect(warnings[0]!.message).toMatch(/node ver-a refused 127\.0\.0\.1:\d+ \(reason: version\)/);
     });
   });
 
