@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'ERR_INVALID_OPTION'
   | 'ERR_INVALID_DEFINITION'
   | 'ERR_PROTOCOL'
-  | 'ERR_REMOTE';
+  | 'ERR_REMOTE'
+  | 'ERR_DISCOVERY'
+  | 'ERR_NOT_READY';
 
 interface RefLike {
   readonly node: string;
@@ -131,6 +133,35 @@ export class ProtocolError extends ExpirableStoreError {
   constructor(reason: string, message: string, options?: { cause?: unknown }) {
     super('ERR_PROTOCOL', message, options);
     this.reason = reason;
+  }
+}
+
+/** A round of DNS discovery found nothing (DNS error, timeout, no answer); `cause` is the resolver's error. */
+export class DiscoveryError extends ExpirableStoreError {
+  /** The DNS name polled. */
+  readonly dns: string;
+  /** The resolver's error code ('ESERVFAIL', 'ENODATA', 'ETIMEOUT', 'ENOTFOUND'…), if any. */
+  readonly dnsCode: string | undefined;
+  constructor(dns: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_DISCOVERY', `DNS discovery of ${dns} failed: ${message}`, options);
+    this.dns = dns;
+    const c = options?.cause as { code?: unknown } | undefined;
+    this.dnsCode = typeof c?.code === 'string' ? c.code : undefined;
+  }
+}
+
+/** `node.ready({ peers, timeout })` timed out before that many peers were connected. */
+export class NotReadyError extends ExpirableStoreError {
+  /** Peers wanted. */
+  readonly peers: number;
+  /** Peers connected when it timed out. */
+  readonly connected: number;
+  readonly timeout: number;
+  constructor(peers: number, connected: number, timeout: number) {
+    super('ERR_NOT_READY', `node not ready after ${timeout} ms: ${connected} of ${peers} peers connected`);
+    this.peers = peers;
+    this.connected = connected;
+    this.timeout = timeout;
   }
 }
 

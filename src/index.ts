@@ -1,6 +1,9 @@
 // The public entry of expirable-store: everything exported here is public, nothing else is.
-export { startNode, Node } from './node.js';
-export type { NodeOptions, NodeEvents, TlsOptions } from './node.js';
+export { startNode, Node, REFUSED_WARNING_CODE, DISCOVERY_WARNING_CODE } from './node.js';
+export type { NodeOptions, NodeEvents, NodeListeners, TlsOptions } from './node.js';
+export type { DiscoveryOptions } from './mesh/discovery.js';
+export { startClusterNode, CLUSTER_MESSAGE_KEY } from './node-cluster.js';
+export type { ClusterNodeOptions } from './node-cluster.js';
 export type { WorkerNode, WorkerNodeOptions } from './mesh/worker.js';
 export type { RefusedInfo } from './mesh/mesh.js';
 export { ActorRef, sameRef } from './actors/ref.js';
@@ -50,5 +53,7 @@ export {
   InvalidDefinitionError,
   ProtocolError,
   RemoteError,
+  DiscoveryError,
+  NotReadyError,
 } from './errors.js';
 export type { DownReason, ErrorCode, ExpirableFailure, LockFailure } from './errors.js';

@@ -42,8 +42,8 @@ describe('handshake refusals', () => {
     const [mine] = (await intruder.waitEvent('refused')) as [RefusedInfo];
     const [theirs] = (await a.waitEvent('refused')) as [RefusedInfo];
     // The dialer proves first, so the acceptor is the one that finds the cookie wrong.
-    expect(theirs).toMatchObject({ reason: 'bad_cookie', by: 'local', peer: 'intruder' });
-    expect(mine).toMatchObject({ reason: 'bad_cookie', by: 'remote', peer: a.name });
+    expect(theirs).toMatchObject({ reason: 'cookie', by: 'local', peer: 'intruder' });
+    expect(mine).toMatchObject({ reason: 'cookie', by: 'remote', peer: a.name });
     expect(mine.message).toMatch(/cookie/);
     expect(await intruder.nodes()).toEqual([]);
     expect(await a.nodes()).toEqual([b.name]);
@@ -51,7 +51,7 @@ describe('handshake refusals', () => {
     expect(await a.run(FIXTURES, 'call', counter, { add: 1 })).toBe(1);
   });
 
-  test('a second node with a name already in the cluster is refused as duplicate_name', async () => {
+  test('a second node with a name already in the cluster is refused as name_in_use', async () => {
     await using c = await startCluster(2, OPTS);
     const [a, b] = c.peers as [typeof c.seed, typeof c.seed];
     await using twin = await spawnPeer();
@@ -59,8 +59,8 @@ describe('handshake refusals', () => {
     await twin.run(FIXTURES, 'dial', a.address);
     const [mine] = (await twin.waitEvent('refused')) as [RefusedInfo];
     const [theirs] = (await a.waitEvent('refused')) as [RefusedInfo];
-    expect(mine).toMatchObject({ reason: 'duplicate_name', by: 'remote' });
-    expect(theirs).toMatchObject({ reason: 'duplicate_name', by: 'local', peer: b.name });
+    expect(mine).toMatchObject({ reason: 'name_in_use', by: 'remote' });
+    expect(theirs).toMatchObject({ reason: 'name_in_use', by: 'local', peer: b.name });
     expect(theirs.message).toMatch(/already connected/);
     expect(await a.nodes()).toEqual([b.name]);
     expect(a.events.some((e) => e.type === 'nodedown')).toBe(false);
@@ -108,7 +108,7 @@ describe('handshake refusals', () => {
     }
   });
 
-  test('a dialer refuses an acceptor whose WELCOME carries a wrong proof (bad_cookie), and never reports it up', async () => {
+  test('a dialer refuses an acceptor whose WELCOME carries a wrong proof (cookie), and never reports it up', async () => {
     await using node = await startNode({ ...OPTS, port: 0, name: 'proof-dialer' });
     const refused = refusedOn(node);
     const got: unknown[] = [];
@@ -131,7 +131,7 @@ describe('handshake refusals', () => {
     try {
       const port = (server.address() as net.AddressInfo).port;
       await (node.membership as Mesh).connect(`127.0.0.1:${port}`);
-      expect(refused).toMatchObject([{ reason: 'bad_cookie', by: 'local', peer: 'fake-acceptor' }]);
+      expect(refused).toMatchObject([{ reason: 'cookie', by: 'local', peer: 'fake-acceptor' }]);
       await closed;
       expect(got).toEqual([Tag.HELLO, Tag.AUTH, Tag.REFUSE]);
       expect(node.nodes()).toEqual([]);
@@ -148,11 +148,11 @@ describe('handshake refusals', () => {
     raw.send([Tag.HELLO, PROTOCOL_VERSION, 'outsider', 'inc', nonce, 1 << 20]);
     while (raw.frames.length === 0) await new Promise((r) => setTimeout(r, 5));
     const [challenge] = raw.frames as unknown[][];
-    expect(challenge).toEqual([Tag.CHALLENGE, PROTOCOL_VERSION, 'oracle-acceptor', expect.any(String), expect.any(Uint8Array), expect.any(Number)]);
+    expect(challenge).toEqual([Tag.CHALLENGE, PROTOCOL_VERSION, 'oracle-acceptor', expect.any(String), expect.any(Uint8Array), expect.any(Number), expect.any(String)]);
     // A wrong proof: refused, and still nothing keyed by the cookie comes back.
     raw.send([Tag.AUTH, randomBytes(32)]);
     await raw.closed;
-    expect(raw.frames.slice(1)).toEqual([[Tag.REFUSE, 'bad_cookie', expect.any(String)]]);
+    expect(raw.frames.slice(1)).toEqual([[Tag.REFUSE, 'cookie', expect.any(String)]]);
     const theirNonce = challenge![4] as Uint8Array;
     const hmacs = ['accept', 'dial'].flatMap((label) =>
       [
@@ -182,7 +182,7 @@ describe('a dialer that refuses after its AUTH', () => {
   // then lands on the acceptor's established link.
   test.each([
     ['closing', 'closed'],
-    ['bad_cookie', 'refused_by_peer:bad_cookie'],
+    ['cookie', 'refused_by_peer:cookie'],
   ])('REFUSE %s after AUTH: the acceptor, already up, reports the dialer down %s', async (refusal, reason) => {
     await using node = await startNode({ ...OPTS, port: 0, name: 'late-refuse-acceptor' });
     const events: string[][] = [];

@@ -15,6 +15,9 @@
 //   because it is closing (its goodbye), else 'refused_by_peer:<reason>' as in the
 //   handshake. On a link this node dialled, REFUSE is a protocol error (an acceptor never
 //   refuses after WELCOME).
+// - PING is answered with PONG at once, whatever else is queued; `probe()` sends one and
+//   tells whether the peer answered in time. The mesh uses it when another process claims
+//   this peer's name: a frozen or dead process does not answer (see ./mesh.ts).
 //
 // Failure handling: a frame whose payload does not decode but whose envelope (tag and
 // call id) is readable is handed to `onUndecodable` and fails only that message (a CALL
@@ -53,8 +56,8 @@ export class Connection {
   readonly role: Role;
   readonly transport: Transport;
   readonly heartbeat: HeartbeatMonitor;
-  /** The peer's advertised listen address, once it told us (MEMBERS). */
-  address: string | undefined = undefined;
+  /** The peer's advertised listen address (from the handshake, or MEMBERS for older links). */
+  address: string | undefined;
   /** The largest frame payload the peer accepts (told in the handshake). */
   readonly peerMaxFrameSize: number;
   /** Set when the peer said goodbye. */
@@ -62,6 +65,9 @@ export class Connection {
   #down = false;
   readonly #binder: RefBinder;
   readonly #handlers: ConnectionHandlers;
+  /** Liveness probes waiting for their PONG, by probe id. */
+  readonly #probes = new Map<number, (alive: boolean) => void>();
+  #nextProbe = 0;
 
   constructor(
     transport: Transport,
@@ -75,6 +81,7 @@ export class Connection {
     this.transport = transport;
     this.peer = peer.name;
     this.incarnation = peer.incarnation;
+    this.address = peer.address;
     this.role = role;
     this.peerMaxFrameSize = opts.peerMaxFrameSize;
     this.#binder = binder;
@@ -111,6 +118,26 @@ export class Connection {
     this.transport.send(buf);
   }
 
+  /**
+   * Asks the peer whether it is alive (PING): resolves true on its PONG, false when `timeout`
+   * ms pass first or the link goes down.
+   */
+  probe(timeout: number): Promise<boolean> {
+    if (this.#down) return Promise.resolve(false);
+    const id = ++this.#nextProbe;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), timeout);
+      timer.unref();
+      const done = (alive: boolean): void => {
+        clearTimeout(timer);
+        this.#probes.delete(id);
+        resolve(alive);
+      };
+      this.#probes.set(id, done);
+      this.send(encode([Tag.PING, id]));
+    });
+  }
+
   /** Says goodbye and closes the link gracefully. */
   async bye(): Promise<void> {
     if (this.#down) return;
@@ -137,6 +164,12 @@ export class Connection {
     switch (msg[0]) {
       case Tag.HEARTBEAT:
         return;
+      case Tag.PING:
+        this.send(encode([Tag.PONG, msg[1]]));
+        return;
+      case Tag.PONG:
+        if (typeof msg[1] === 'number') this.#probes.get(msg[1])?.(true);
+        return;
       case Tag.BYE:
         this.#bye = true;
         this.transport.destroy('closed');
@@ -159,6 +192,7 @@ export class Connection {
   #onClose = (info: CloseInfo): void => {
     if (this.#down) return;
     this.#down = true;
+    for (const done of [...this.#probes.values()]) done(false);
     this.#handlers.onDown(this, this.#bye ? 'closed' : info.reason);
   };
 }

@@ -3,8 +3,8 @@
 // already reach the connection).
 //
 //   dialer A                                         acceptor B
-//     HELLO [v, A, incA, nA, maxA]    ───────────▶    version ok? name ok?
-//                                     ◀───────────    CHALLENGE [v, B, incB, nB, maxB]
+//     HELLO [v, A, incA, nA, maxA, addrA]  ──────▶    version ok? name ok?
+//                                     ◀───────────    CHALLENGE [v, B, incB, nB, maxB, addrB]
 //     version ok? name ok? admit(B)?                  (nothing derived from the cookie yet)
 //     AUTH [proofA]                   ───────────▶    proofA ok?   admit(A)?
 //                                     ◀───────────    WELCOME [proofB]   (B: link up, nodeup)
@@ -19,7 +19,10 @@
 // the cookie to anyone who sent one HELLO.) The dialer's proof goes only to an address the
 // dialer chose to dial (a seed or a member learnt from an authenticated peer).
 // `max` is the largest frame payload each side accepts after the handshake; the other side
-// never sends it a larger one (./remote.ts checks before sending).
+// never sends it a larger one (./remote.ts checks before sending). `addr` is the `host:port`
+// the sender is dialled at (its advertised address), or null for a node that does not listen.
+// `admit` may answer later (a promise): the mesh probes a connected node of the same name
+// before it lets a new incarnation in (./mesh.ts); the handshake waits, its timeout running.
 //
 // Invariants:
 // - The cookie never crosses the wire; each side proves it over a nonce the other chose
@@ -32,8 +35,8 @@
 //   is connected. The dialer's `admit` runs on CHALLENGE, before the acceptor's proof
 //   arrives (it must decide before the acceptor goes up); it talks only to an address it
 //   chose, and refuses quietly except for a duplicate name.
-// - The incarnation (random per node start) tells the same node (a race) from another
-//   node with the same name (a duplicate).
+// - The incarnation (random per node start, the creation id) tells the same node (a race)
+//   from another process with the same name (a restart, or a duplicate).
 //
 // Failure handling: any refusal sends REFUSE [reason, message] (the other side reports it
 // too) and closes the link; a malformed message, a link that closes, or a handshake not
@@ -41,7 +44,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ProtocolError } from '../errors.js';
 import { decodeStrict, encodeStrict } from './codec.js';
-import { HANDSHAKE_MAX_FRAME, NAME_PATTERN, NONCE_SIZE, PROTOCOL_VERSION, Tag, type RefuseReason } from './protocol.js';
+import { ADDRESS_PATTERN, HANDSHAKE_MAX_FRAME, NAME_PATTERN, NONCE_SIZE, PROTOCOL_VERSION, Tag, type RefuseReason } from './protocol.js';
 import type { CloseInfo, Transport } from './transport.js';
 
 export type Role = 'dial' | 'accept';
@@ -50,6 +53,8 @@ export type Role = 'dial' | 'accept';
 export interface PeerIdentity {
   name: string;
   incarnation: string;
+  /** The address the peer is dialled at (its advertised address), if it listens. */
+  address: string | undefined;
 }
 
 /** A handshake that did not end in a link. */
@@ -66,6 +71,8 @@ export interface HandshakeFailure {
 export interface HandshakeConfig {
   self: string;
   incarnation: string;
+  /** The address this node is dialled at (told to the peer), if it listens. */
+  address?: string | undefined;
   cookie: string;
   timeout: number;
   /** Largest frame payload this node accepts once the link is up (told to the peer). */
@@ -75,7 +82,10 @@ export interface HandshakeConfig {
 }
 
 /** The mesh's verdict on an authenticated peer: undefined to go on, or a refusal. */
-export type Admit = (peer: PeerIdentity, role: Role, hs: Handshake) => { reason: RefuseReason; message: string } | undefined;
+export type Verdict = { reason: RefuseReason; message: string } | undefined;
+
+/** The mesh's verdict on an authenticated peer, now or later (the handshake waits). */
+export type Admit = (peer: PeerIdentity, role: Role, hs: Handshake) => Verdict | Promise<Verdict>;
 
 export class Handshake {
   readonly role: Role;
@@ -90,7 +100,7 @@ export class Handshake {
   readonly #onFail: (hs: Handshake, f: HandshakeFailure) => void;
   readonly #nonce = randomBytes(NONCE_SIZE);
   #peerNonce: Uint8Array | undefined = undefined;
-  #step: 'hello' | 'challenge' | 'auth' | 'welcome' | 'done' = 'hello';
+  #step: 'hello' | 'challenge' | 'auth' | 'admitting' | 'welcome' | 'done' = 'hello';
   #timer: NodeJS.Timeout;
   #failure: HandshakeFailure | undefined = undefined;
 
@@ -118,7 +128,7 @@ export class Handshake {
     this.#timer.unref();
     if (role === 'dial') {
       this.#step = 'challenge';
-      transport.send(encodeStrict([Tag.HELLO, this.#version, cfg.self, cfg.incarnation, this.#nonce, cfg.maxFrameSize]));
+      transport.send(encodeStrict([Tag.HELLO, this.#version, cfg.self, cfg.incarnation, this.#nonce, cfg.maxFrameSize, cfg.address ?? null]));
     }
   }
 
@@ -165,19 +175,19 @@ export class Handshake {
    * incarnation, nonce, frame limit. False once it has refused (other version, own name).
    */
   #takeIdentity(msg: unknown[], expected: number, label: string): boolean {
-    const [tag, version, name, incarnation, nonce, maxFrame] = msg;
+    const [tag, version, name, incarnation, nonce, maxFrame, address] = msg;
     if (tag !== expected) throw new ProtocolError('bad_handshake', `expected ${label}, got tag ${String(tag)}`);
     if (version !== this.#version) {
       this.#refuse('version', `protocol version ${String(version)} is not supported (this node speaks ${this.#version})`);
       return false;
     }
-    this.#checkIdentity(name, incarnation, nonce, maxFrame);
-    this.peer = { name: name as string, incarnation: incarnation as string };
+    this.#checkIdentity(name, incarnation, nonce, maxFrame, address);
+    this.peer = { name: name as string, incarnation: incarnation as string, address: (address as string | null) ?? undefined };
     this.#peerNonce = nonce as Uint8Array;
     this.peerMaxFrameSize = maxFrame as number;
     if (name === this.#cfg.self) {
       if (incarnation === this.#cfg.incarnation) this.#refuse('self', 'a node dialled itself');
-      else this.#refuse('duplicate_name', `the name ${this.#cfg.self} is this node's own`);
+      else this.#refuse('name_in_use', `the name ${this.#cfg.self} is this node's own (a live node answers to it)`);
       return false;
     }
     return true;
@@ -189,35 +199,54 @@ export class Handshake {
     this.#step = 'auth';
     // No proof here: the dialer is not authenticated yet (see the design note).
     this.transport.send(
-      encodeStrict([Tag.CHALLENGE, this.#version, this.#cfg.self, this.#cfg.incarnation, this.#nonce, this.#cfg.maxFrameSize]),
+      encodeStrict([Tag.CHALLENGE, this.#version, this.#cfg.self, this.#cfg.incarnation, this.#nonce, this.#cfg.maxFrameSize, this.#cfg.address ?? null]),
     );
   }
 
   // dialer: CHALLENGE [v, name, incarnation, nonce, maxFrameSize]
   #onChallenge(msg: unknown[]): void {
     if (!this.#takeIdentity(msg, Tag.CHALLENGE, 'CHALLENGE')) return;
-    const verdict = this.#admit(this.peer!, 'dial', this);
-    if (verdict) return this.#refuse(verdict.reason, verdict.message);
-    this.#step = 'welcome';
-    this.transport.send(encodeStrict([Tag.AUTH, this.#proof('dial')]));
+    this.#decide('dial', () => {
+      this.#step = 'welcome';
+      this.transport.send(encodeStrict([Tag.AUTH, this.#proof('dial')]));
+    });
   }
 
   // acceptor: AUTH [proof]
   #onAuth(msg: unknown[]): void {
     const [tag, proof] = msg;
     if (tag !== Tag.AUTH) throw new ProtocolError('bad_handshake', `expected AUTH, got tag ${String(tag)}`);
-    if (!this.#verify(proof, 'dial')) return this.#refuse('bad_cookie', `node ${this.peer!.name} failed the cookie challenge`);
-    const verdict = this.#admit(this.peer!, 'accept', this);
-    if (verdict) return this.#refuse(verdict.reason, verdict.message);
-    this.transport.send(encodeStrict([Tag.WELCOME, this.#proof('accept')]));
-    this.#finish();
+    if (!this.#verify(proof, 'dial')) return this.#refuse('cookie', `node ${this.peer!.name} failed the cookie challenge (another cookie)`);
+    this.#decide('accept', () => {
+      this.transport.send(encodeStrict([Tag.WELCOME, this.#proof('accept')]));
+      this.#finish();
+    });
+  }
+
+  /** Asks the mesh whether the peer may link, then goes on (now, or when a later verdict comes). */
+  #decide(role: Role, proceed: () => void): void {
+    const verdict = this.#admit(this.peer!, role, this);
+    if (!(verdict instanceof Promise)) {
+      if (verdict) return this.#refuse(verdict.reason, verdict.message);
+      return proceed();
+    }
+    // Only REFUSE may arrive meanwhile: each side waits for the other's next step.
+    this.#step = 'admitting';
+    verdict.then((v) => {
+      // Timed out, refused or closed while the mesh decided.
+      if (this.#failure || this.#step !== 'admitting') return;
+      if (v) this.#refuse(v.reason, v.message);
+      else proceed();
+    }, (err: unknown) => {
+      this.#refuse('bad_handshake', `admission failed: ${String(err)}`);
+    });
   }
 
   // dialer: WELCOME [proof]
   #onWelcome(msg: unknown[]): void {
     const [tag, proof] = msg;
     if (tag !== Tag.WELCOME) throw new ProtocolError('bad_handshake', `expected WELCOME, got tag ${String(tag)}`);
-    if (!this.#verify(proof, 'accept')) return this.#refuse('bad_cookie', `node ${this.peer!.name} failed the cookie challenge`);
+    if (!this.#verify(proof, 'accept')) return this.#refuse('cookie', `node ${this.peer!.name} failed the cookie challenge (another cookie)`);
     this.#finish();
   }
 
@@ -254,13 +283,16 @@ export class Handshake {
     this.#onFail(this, f);
   }
 
-  #checkIdentity(name: unknown, incarnation: unknown, nonce: unknown, maxFrame: unknown): void {
+  #checkIdentity(name: unknown, incarnation: unknown, nonce: unknown, maxFrame: unknown, address: unknown): void {
     if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new ProtocolError('bad_handshake', 'bad node name');
     if (typeof incarnation !== 'string' || incarnation.length > 64) throw new ProtocolError('bad_handshake', 'bad incarnation');
     if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw new ProtocolError('bad_handshake', 'bad nonce');
     // Any positive size (startNode accepts any positive maxFrameSize); the sender just never exceeds it.
     if (typeof maxFrame !== 'number' || !(maxFrame > 0)) {
       throw new ProtocolError('bad_handshake', 'bad maximum frame size');
+    }
+    if (address != null && (typeof address !== 'string' || !ADDRESS_PATTERN.test(address))) {
+      throw new ProtocolError('bad_handshake', 'bad address');
     }
   }
 

@@ -2,8 +2,9 @@
 // authenticated link per peer, and reports `nodeup` / `nodedown` / `refused`. Implements
 // `Membership` for the layers above and carries remote actor traffic (./remote.ts).
 //
-// Messages it owns (catalogue in ./protocol.ts): MEMBERS, BYE (and HEARTBEAT via the
-// connection). The handshake is ./handshake.ts, the per-link state ./connection.ts.
+// Messages it owns (catalogue in ./protocol.ts): MEMBERS, BYE (and HEARTBEAT, PING/PONG via
+// the connection). The handshake is ./handshake.ts, the per-link state ./connection.ts, DNS
+// discovery ./discovery.ts.
 //
 // Guarantees:
 // - Full mesh: a node that joins through one seed gets that seed's member list (MEMBERS),
@@ -20,6 +21,18 @@
 // - Lost peers and seeds are redialled with exponential backoff and jitter; a peer that
 //   said goodbye (reason 'closed') is not redialled unless it is a seed; a learned peer is
 //   given up after MAX_PEER_ATTEMPTS failed dials in a row (seeds never are).
+// - Addresses: a node is dialled at its `advertise` address (default: where it listens),
+//   told in the handshake and in MEMBERS. DNS discovery adds the addresses it finds as
+//   targets; an address that leaves DNS is never a reason to drop a link.
+// - Restarts: a node that comes back as a new process under its old name (another
+//   incarnation) while the old link still looks up (a crash not seen yet, or a frozen
+//   process with its sockets open) is let in once the old incarnation fails a liveness probe
+//   (PING unanswered for PROBE_TIMEOUT, about one heartbeat): the old one is reported down
+//   ('restarted') first, its link is cut and nothing more it sent is delivered, then the new
+//   one is up. If the old one answers, two live processes claim the name: the newcomer is
+//   refused ('name_in_use') and the running cluster is not disturbed. Each node probes on its
+//   own: when the newcomer reaches it, or sooner, when a peer tells it (MEMBERS) that the
+//   connected node is at another address; one probe at a time per link, shared.
 //
 // Failure handling: a link that closes is down at once (reason: the socket's), a silent
 // link is down after `failureTimeout` ('heartbeat_timeout'), a link whose write backlog
@@ -37,7 +50,9 @@ import type { ActorSystem } from '../actors/system.js';
 import { monotonicNow } from '../util/clock.js';
 import { encode } from './codec.js';
 import { Connection } from './connection.js';
-import { Handshake, type HandshakeFailure, type PeerIdentity, type Role } from './handshake.js';
+import { Handshake, type HandshakeFailure, type PeerIdentity, type Role, type Verdict } from './handshake.js';
+import { DnsDiscovery, DNS_QUERY_TIMEOUT, DNS_QUERY_TRIES, type DiscoveryOptions } from './discovery.js';
+import type { DiscoveryError } from '../errors.js';
 import { DEFAULT_HIGH_WATER_MARK } from './heartbeat.js';
 import type { Membership, MembershipEvents } from './membership.js';
 import { QUIET_REFUSALS, Tag, type RefuseReason } from './protocol.js';
@@ -65,6 +80,21 @@ export const MAX_PEER_ATTEMPTS = 12;
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
 /** Inbound handshakes in progress at once from one remote host (IP address). */
 export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_HOST = 32;
+/**
+ * Shortest wait for a PONG when a new process claims a connected node's name; the probe
+ * waits one heartbeat interval, and never less than this, so a live but busy process is not
+ * taken for dead.
+ */
+export const MIN_PROBE_TIMEOUT = 250;
+
+/**
+ * Longest time `start()` waits for its first round of seeds and discovery: every dial of it
+ * ends (up, refused or failed) within the handshake timeout twice (connect, then handshake),
+ * plus one DNS query (DNS_QUERY_TIMEOUT × DNS_QUERY_TRIES).
+ */
+export function firstRoundTimeout(handshakeTimeout: number): number {
+  return 2 * handshakeTimeout + DNS_QUERY_TIMEOUT * DNS_QUERY_TRIES;
+}
 
 export interface MeshOptions {
   name: string;
@@ -75,6 +105,10 @@ export interface MeshOptions {
   port?: number | undefined;
   /** `host:port` of nodes to join. */
   seeds?: string[];
+  /** `host:port` peers dial to reach this node (told in the handshake and MEMBERS). @default the listen address */
+  advertise?: string | undefined;
+  /** Poll DNS for peers to dial. */
+  discovery?: DiscoveryOptions | undefined;
   heartbeatInterval?: number;
   failureTimeout?: number;
   maxFrameSize?: number;
@@ -127,7 +161,13 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   readonly incarnation = randomBytes(8).toString('hex');
   readonly remote: Remote;
   readonly #system: ActorSystem;
-  readonly #opts: Required<Omit<MeshOptions, 'port' | 'transport' | 'protocolVersion'>> & Pick<MeshOptions, 'port' | 'protocolVersion'>;
+  readonly #opts: Required<Omit<MeshOptions, 'port' | 'transport' | 'protocolVersion' | 'advertise' | 'discovery'>> &
+    Pick<MeshOptions, 'port' | 'protocolVersion' | 'advertise' | 'discovery'>;
+  #discovery: DnsDiscovery | undefined = undefined;
+  /** Listeners of failed discovery rounds. */
+  readonly #discoveryListeners = new Set<(err: DiscoveryError) => void>();
+  /** Liveness probes of connected peers running now (a new incarnation waits on it). */
+  readonly #probing = new Map<Connection, Promise<boolean>>();
   readonly #factory: TransportFactory;
   #listener: Listener | undefined = undefined;
   #status: Status = 'new';
@@ -165,6 +205,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
       host: options.host ?? '127.0.0.1',
       port: options.port,
       seeds: options.seeds ?? [],
+      advertise: options.advertise,
+      discovery: options.discovery,
       heartbeatInterval: options.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL,
       failureTimeout: options.failureTimeout ?? DEFAULT_FAILURE_TIMEOUT,
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
@@ -186,8 +228,14 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     system.setRemote(this.remote);
   }
 
-  /** `host:port` this node listens on, or undefined. */
+  /** `host:port` peers dial to reach this node (`advertise`, else where it listens), or undefined. */
   get address(): string | undefined {
+    if (!this.#listener) return undefined;
+    return this.#opts.advertise ?? this.#listener.address;
+  }
+
+  /** `host:port` the listener is bound to, or undefined. */
+  get listenAddress(): string | undefined {
     return this.#listener?.address;
   }
 
@@ -216,6 +264,12 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     return () => this.#refusedListeners.delete(fn);
   }
 
+  /** Calls `fn` with the error of each failed discovery round; returns an unsubscribe function. */
+  onDiscoveryError(fn: (err: DiscoveryError) => void): () => void {
+    this.#discoveryListeners.add(fn);
+    return () => this.#discoveryListeners.delete(fn);
+  }
+
   /** Counts for tests and diagnostics. */
   debugInfo(): { peers: string[]; handshakes: number; targets: string[]; linksUp: number; dials: number; overCap: number } {
     return {
@@ -229,9 +283,11 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   }
 
   /**
-   * Listens (with `port`) and dials the seeds; resolves once listening and the first dial of
-   * every seed has ended (up or failed), so a node started with a live seed is connected to
-   * it when this resolves. Dialling goes on in the background.
+   * Listens (with `port`), dials the seeds and runs the first round of discovery; resolves
+   * once listening and the first dial of every seed and of every address found has ended
+   * (up, refused or failed), at most `firstRoundTimeout(handshakeTimeout)` ms after it
+   * listens, so a node started with a live seed is connected to it when this resolves.
+   * Dialling and polling go on in the background.
    */
   async start(): Promise<void> {
     if (this.#status !== 'new') throw new Error('mesh already started');
@@ -242,7 +298,37 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     this.#ticker = setInterval(this.#tick, this.#opts.heartbeatInterval);
     this.#ticker.unref();
     const seeds = this.#opts.seeds.filter((s) => s !== this.address);
-    await Promise.all(seeds.map((s) => this.connect(s, true)));
+    const round: Promise<unknown>[] = seeds.map((s) => this.connect(s, true));
+    if (this.#opts.discovery) {
+      this.#discovery = new DnsDiscovery(this.#opts.discovery, {
+        found: (addresses) => this.#discovered(addresses),
+        failed: (err) => {
+          log('%s: discovery failed: %s', this.self, err.message);
+          for (const fn of this.#discoveryListeners) this.#safely(() => fn(err));
+        },
+      });
+      round.push(this.#discovery.start());
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, firstRoundTimeout(this.#opts.handshakeTimeout));
+      timer.unref();
+    });
+    await Promise.race([Promise.all(round), bound]);
+    clearTimeout(timer);
+  }
+
+  // Addresses found by discovery: dial each one not met yet (own address skipped in #kick).
+  #discovered(addresses: string[]): Promise<void> {
+    const own = new Set([this.address, this.listenAddress]);
+    return Promise.all(addresses.filter((a) => !own.has(a)).map((a) => this.#dialFound(a))).then(() => undefined);
+  }
+
+  #dialFound(address: string): Promise<void> {
+    const t = this.#targets.get(address);
+    // Connected, or a redial already scheduled: the poll does not hurry it.
+    if (t && (this.#connected(t) || t.dialing || t.timer !== undefined)) return Promise.resolve();
+    return this.connect(address, false);
   }
 
   /** Dials `address` (again) unless a link to the node there is up; resolves when this attempt ends. */
@@ -272,6 +358,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
       {
         self: this.self,
         incarnation: this.incarnation,
+        address: this.address,
         cookie: this.#opts.cookie,
         timeout: this.#opts.handshakeTimeout,
         maxFrameSize: this.#opts.maxFrameSize,
@@ -318,13 +405,12 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   // ---- handshake verdicts ----
 
   // An authenticated peer wants a link: duplicates and the simultaneous-dial tie-break.
-  #admit = (peer: PeerIdentity, role: Role, hs: Handshake): { reason: RefuseReason; message: string } | undefined => {
+  #admit = (peer: PeerIdentity, role: Role, hs: Handshake): Verdict | Promise<Verdict> => {
     if (this.#status !== 'running') return { reason: 'closing', message: `node ${this.self} is closing` };
     const existing = this.#peers.get(peer.name);
     if (existing) {
-      if (existing.incarnation !== peer.incarnation) {
-        return { reason: 'duplicate_name', message: `a node named ${peer.name} is already connected to ${this.self}` };
-      }
+      // Another process under a connected name: a restart, unless the connected one is alive.
+      if (existing.incarnation !== peer.incarnation) return this.#probeIncumbent(existing, peer, role, hs);
       // The same node over a second link: a race the first link already won.
       return { reason: 'already_connected', message: `${peer.name} is already connected to ${this.self}` };
     }
@@ -336,7 +422,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     }
     if (out) {
       if (out.peer?.incarnation !== peer.incarnation) {
-        return { reason: 'duplicate_name', message: `another node named ${peer.name} is being connected to ${this.self}` };
+        return { reason: 'name_in_use', message: `another process named ${peer.name} is being connected to ${this.self}` };
       }
       // Both dialled at once: the link dialled by the smaller name wins, on both sides.
       if (this.self < peer.name) return { reason: 'simultaneous', message: `${this.self} dialled ${peer.name} too; that link wins` };
@@ -346,6 +432,57 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     return undefined;
   };
 
+  // A new incarnation of a connected node: probe the connected one; if it does not answer it is
+  // down ('restarted') and the newcomer is judged again, else the newcomer is refused.
+  async #probeIncumbent(existing: Connection, peer: PeerIdentity, role: Role, hs: Handshake): Promise<Verdict> {
+    const probe = this.#probe(existing);
+    // An authenticated newcomer (it proved the cookie in AUTH): tell the others where it is,
+    // so they probe their own link to the old incarnation now, alongside ours.
+    if (role === 'accept' && peer.address && peer.address !== existing.address) {
+      const news = encode([Tag.MEMBERS, [[peer.name, peer.address]]]);
+      for (const [other, c] of this.#peers) if (other !== peer.name) c.send(news);
+    }
+    const alive = await probe;
+    if (alive && this.#peers.get(peer.name) === existing) {
+      return {
+        reason: 'name_in_use',
+        message: `the name ${peer.name} is in use: a live node of that name (${existing.address ?? 'no address'}) is already connected to ${this.self}`,
+      };
+    }
+    this.#replaced(existing);
+    // Judged again: the state may have changed while the probe ran.
+    return this.#admit(peer, role, hs);
+  }
+
+  // A peer told us a connected node is now at another address: a new incarnation may be on
+  // its way here (it learns of us later, from the node it joined). Probing now, rather than
+  // when it reaches us, lets it in one probe after the first node admitted it, not two.
+  async #suspect(existing: Connection, address: string): Promise<void> {
+    if (await this.#probe(existing)) return;
+    if (this.#replaced(existing)) this.#kick(this.#target(address, false, existing.peer));
+  }
+
+  /** A liveness probe of `conn`, shared by everyone who asks while it runs. */
+  #probe(conn: Connection): Promise<boolean> {
+    let probe = this.#probing.get(conn);
+    if (!probe) {
+      const { heartbeatInterval, failureTimeout, handshakeTimeout } = this.#opts;
+      const timeout = Math.min(Math.max(heartbeatInterval, MIN_PROBE_TIMEOUT), failureTimeout, handshakeTimeout / 2);
+      probe = conn.probe(timeout);
+      this.#probing.set(conn, probe);
+      void probe.then(() => this.#probing.delete(conn));
+    }
+    return probe;
+  }
+
+  /** The link of an incarnation that failed its probe: down ('restarted') unless already gone. True if it was current. */
+  #replaced(conn: Connection): boolean {
+    if (this.#peers.get(conn.peer) !== conn) return false;
+    log('%s: %s did not answer its probe; a new process took its name', this.self, conn.peer);
+    this.#down(conn, 'restarted');
+    conn.transport.destroy('restarted');
+    return true;
+  }
   // A handshake ended in a link: the peer is up.
   #onUp = (hs: Handshake): void => {
     this.#handshakes.delete(hs);
@@ -369,6 +506,10 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     );
     this.#peers.set(peer.name, conn);
     this.#linksUp++;
+    if (peer.address) {
+      const t = this.#targets.get(peer.address);
+      if (t) t.name = peer.name;
+    }
     const target = this.#targetOf.get(hs);
     if (target) {
       target.name = peer.name;
@@ -380,6 +521,11 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     const members: [string, string | null][] = [[this.self, this.address ?? null]];
     for (const [name, c] of this.#peers) if (name !== peer.name) members.push([name, c.address ?? null]);
     conn.send(encode([Tag.MEMBERS, members]));
+    // Tell the others about the newcomer, so they connect even if it does not know them.
+    if (peer.address) {
+      const news = encode([Tag.MEMBERS, [[peer.name, peer.address]]]);
+      for (const [other, c] of this.#peers) if (other !== peer.name) c.send(news);
+    }
     log('%s: nodeup %s (%s)', this.self, peer.name, hs.role);
     this.#safely(() => this.emit('nodeup', peer.name));
   };
@@ -414,6 +560,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   // ---- established links ----
 
   #onMessage = (conn: Connection, msg: unknown[]): void => {
+    // A link already reported down (replaced by a new incarnation): nothing more of it counts.
+    if (this.#peers.get(conn.peer) !== conn) return;
     if (msg[0] === Tag.MEMBERS) return this.#onMembers(conn, msg[1]);
     this.remote.handle(conn.peer, msg);
   };
@@ -437,7 +585,9 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
         }
         continue;
       }
-      if (name === this.self || this.#peers.has(name) || !address) continue;
+      const known = this.#peers.get(name);
+      if (known && address && known.address && known.address !== address) void this.#suspect(known, address);
+      if (name === this.self || known || !address) continue;
       const target = this.#target(address, false, name);
       this.#kick(target);
     }
@@ -446,6 +596,10 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
   // A link went down: report it, fail what waited on it, and maybe redial.
   #onDown = (conn: Connection, why: string): void => {
     if (this.#peers.get(conn.peer) !== conn) return;
+    this.#down(conn, why);
+  };
+
+  #down(conn: Connection, why: string): void {
     this.#peers.delete(conn.peer);
     const reason = this.#status === 'running' ? why : 'closed';
     log('%s: nodedown %s (%s)', this.self, conn.peer, reason);
@@ -457,9 +611,11 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     if (!target && conn.address && reason !== 'closed') target = this.#target(conn.address, false, conn.peer);
     if (!target) return;
     if (reason === 'closed' && !target.seed) return this.#dropTarget(target);
+    // Its new incarnation is being let in over another link; nothing to redial.
+    if (reason === 'restarted' && !target.seed) return;
     target.attempt = 0;
     this.#retry(target);
-  };
+  }
 
   #tick = (): void => {
     const now = monotonicNow();
@@ -547,6 +703,7 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
     if (this.#status === 'closing' || this.#status === 'closed') return;
     const wasRunning = this.#status === 'running';
     this.#status = 'closing';
+    this.#discovery?.close();
     for (const t of [...this.#targets.values()]) this.#dropTarget(t);
     if (this.#ticker) clearInterval(this.#ticker);
     const listening = this.#listener?.close();

@@ -13,10 +13,14 @@
 // - 4: the lock service's messages are at version 3: a node that keeps taking a lock may
 //   keep it idle between its calls (a lease) until its coordinator revokes it. Nothing else
 //   changed on the wire.
+// - 5: HELLO and CHALLENGE carry the address the sender is dialled at (its `advertise`
+//   address), so a peer knows it before MEMBERS. PING/PONG probe whether a connected node is
+//   still alive when another process claims its name (a restart). Refusal reasons renamed:
+//   'bad_cookie' is 'cookie', 'duplicate_name' is 'name_in_use'.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
-// - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize]
-// - CHALLENGE  acceptor → dialer  [2, version, name, incarnation, nonce, maxFrameSize]
+// - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize, address | null]
+// - CHALLENGE  acceptor → dialer  [2, version, name, incarnation, nonce, maxFrameSize, address | null]
 // - AUTH       dialer → acceptor  [3, dialerProof]
 // - WELCOME    acceptor → dialer  [4, acceptorProof]   (sent only after AUTH checked out)
 // - REFUSE     either way         [5, reason, message]  then the link closes
@@ -26,6 +30,8 @@
 //              first); sent to a new peer at once, and to every peer when one comes up
 // - HEARTBEAT  [11]  sent when nothing else was sent for a heartbeat interval
 // - BYE        [12]  the sender is closing: the receiver reports it down, reason 'closed'
+// - PING       [13, probeId]  are you alive? (another process claims your name) → PONG
+// - PONG       [14, probeId]  answered at once on receipt of PING
 //
 // Remote actors (authenticated, see ./remote.ts):
 // - CALL       [20, callId, actorId, msg]           → REPLY or REPLY_ERROR with the same callId
@@ -38,7 +44,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export const Tag = {
   HELLO: 1,
@@ -49,6 +55,8 @@ export const Tag = {
   MEMBERS: 10,
   HEARTBEAT: 11,
   BYE: 12,
+  PING: 13,
+  PONG: 14,
   CALL: 20,
   REPLY: 21,
   REPLY_ERROR: 22,
@@ -61,9 +69,9 @@ export const Tag = {
 
 /** Reasons carried by REFUSE, and by the 'refused' event. */
 export type RefuseReason =
-  | 'bad_cookie' // the other side failed the cookie challenge
+  | 'cookie' // the other side failed the cookie challenge
   | 'version' // other protocol version
-  | 'duplicate_name' // the name is ours, or another node of that name is connected
+  | 'name_in_use' // the name is ours, or a live node of that name is connected
   | 'bad_handshake' // malformed handshake message
   | 'simultaneous' // both dialled at once; the other link wins (quiet)
   | 'already_connected' // a link to that node exists (quiet)
@@ -78,6 +86,9 @@ export const HANDSHAKE_MAX_FRAME = 4096;
 
 /** Node names: the same rule as startNode's `name` option. */
 export const NAME_PATTERN = /^[\w.@:-]{1,255}$/;
+
+/** A dialable `host:port` (host may be an IPv6 address in brackets or not; the port is checked where it is parsed). */
+export const ADDRESS_PATTERN = /^[^\s]{1,253}:\d{1,5}$/;
 
 /** Length of the random nonces of the challenge-response, in bytes. */
 export const NONCE_SIZE = 32;

@@ -139,7 +139,10 @@ export class TcpTransport implements Transport {
 export function listenOn(server: net.Server, host: string, port: number): Promise<Listener> {
   return new Promise<Listener>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // exclusive: in a node:cluster worker, listen() would otherwise share one handle (and,
+    // for port 0, one port) with every other worker, and a peer dialling one worker's address
+    // could reach another.
+    server.listen({ port, host, exclusive: true }, () => {
       server.off('error', reject);
       server.on('error', (err) => log('listener error: %s', err.message));
       const addr = server.address() as net.AddressInfo;
