@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'ERR_INVALID_OPTION'
   | 'ERR_INVALID_DEFINITION'
   | 'ERR_PROTOCOL'
-  | 'ERR_REMOTE';
+  | 'ERR_REMOTE'
+  | 'ERR_BACKEND_UNAVAILABLE';
 
 interface RefLike {
   readonly node: string;
@@ -134,6 +135,20 @@ export class ProtocolError extends ExpirableStoreError {
   }
 }
 
+/**
+ * The coordination backend (Redis) did not answer: not connected, or no reply within its
+ * timeout. Raised at once while the backend is known to be down (fail fast, never a hang);
+ * the store reports it as reason `'unavailable'`.
+ */
+export class BackendUnavailableError extends ExpirableStoreError {
+  /** Which backend, e.g. `'redis'`. */
+  readonly backend: string;
+  constructor(backend: string, detail: string, options?: { cause?: unknown }) {
+    super('ERR_BACKEND_UNAVAILABLE', `${backend} backend unavailable: ${detail}`, options);
+    this.backend = backend;
+  }
+}
+
 /** An error thrown on another node that is not one of ours: name and message survive, the class does not. */
 export class RemoteError extends ExpirableStoreError {
   readonly remoteName: string;
@@ -167,7 +182,7 @@ export function toWire(thrown: unknown, depth = 0): WireError {
   if (err instanceof ExpirableStoreError) {
     wire.code = err.code;
     const data: Record<string, unknown> = {};
-    for (const key of ['ref', 'reason', 'timeout', 'node', 'expirable', 'option', 'remoteName'] as const) {
+    for (const key of ['ref', 'reason', 'timeout', 'node', 'expirable', 'option', 'remoteName', 'backend'] as const) {
       const v = (err as unknown as Record<string, unknown>)[key];
       if (v !== undefined) data[key] = key === 'reason' && typeof v === 'object' && v !== null ? wireReason(v) : v;
     }
@@ -204,6 +219,9 @@ export function fromWire(wire: WireError, depth = 0): Error {
       break;
     case 'ERR_SERIALIZATION':
       err = new SerializationError(message, opts);
+      break;
+    case 'ERR_BACKEND_UNAVAILABLE':
+      if (typeof d.backend === 'string') err = new BackendUnavailableError(d.backend, '', opts);
       break;
     case 'ERR_LOCK_NOT_ACQUIRED':
       if (typeof d.reason === 'string') err = new LockNotAcquiredError(d.resource, d.reason as LockFailure, undefined, opts);
