@@ -140,7 +140,7 @@ return 0
  * ARGV: name, canon, token, mode ('value' | 'state'), has, ttl (-1: never), val, hs, st,
  *       release ('1' | '0'), pubcmd, channel, origin.
  * Refused ({ 'fenced', why }) when a clear or another lease's write is newer than the token,
- * or another lease runs now. Otherwise writes with a fresh version (mode 'state' keeps the
+ * or another lease runs now (a refused write with release = '1' still ends its own lease). Otherwise writes with a fresh version (mode 'state' keeps the
  * value as stored), publishes, and answers { 'ok', snapshot... }.
  */
 export const WRITE = script(
@@ -149,11 +149,19 @@ export const WRITE = script(
 local now = now_ms()
 local token = tonumber(ARGV[3])
 local floor = floor_of(KEYS[4], ARGV[1])
-if token <= floor then return {'fenced', 'cleared'} end
-local cur = redis.call('HMGET', KEYS[1], 'v', 't')
-if tonumber(cur[1] or '0') >= token and cur[2] ~= ARGV[3] then return {'fenced', 'newer'} end
 local held = redis.call('GET', KEYS[2])
-if held and held ~= ARGV[3] then return {'fenced', 'lease'} end
+local function refuse(why)
+  -- A refused write that was to end its lease still ends it: its holder is done.
+  if ARGV[10] == '1' and held == ARGV[3] then
+    redis.call('DEL', KEYS[2])
+    publish(ARGV[11], ARGV[12], 'f', ARGV[1], ARGV[2], ARGV[13], nil)
+  end
+  return {'fenced', why}
+end
+if token <= floor then return refuse('cleared') end
+local cur = redis.call('HMGET', KEYS[1], 'v', 't')
+if tonumber(cur[1] or '0') >= token and cur[2] ~= ARGV[3] then return refuse('newer') end
+if held and held ~= ARGV[3] then return refuse('lease') end
 local v = next_version(KEYS[3], now)
 redis.call('HSET', KEYS[1], 'v', fmt(v), 't', ARGV[3])
 if ARGV[4] == 'value' then
