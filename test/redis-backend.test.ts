@@ -244,6 +244,8 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
     } finally {
       await raw.close();
     }
+    // A lost subscriber does not make commands fail meanwhile.
+    await expect(a!.run(FIX, 'claim', 'other', '')).resolves.toMatchObject({ kind: 'lease' });
     await Promise.all([a, b].map((p) => p!.waitEvent('snap', (n: string, _c: string, _v: number, value: unknown) => n === 'tok' && value === 'while-away')));
   });
 

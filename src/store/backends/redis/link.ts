@@ -175,7 +175,9 @@ export class RedisLink {
     const sub = this.#client.duplicate();
     this.#sub = sub;
     this.#listen(sub, this.#subListeners, {
-      error: (err: Error) => this.#down(err),
+      // A lost subscriber does not stop commands: it reconnects, resubscribes, and the
+      // resync on its `ready` brings what it missed meanwhile.
+      error: () => undefined,
       ready: () => {
         if (this.#subReadyOnce) this.#o.onResubscribed();
         this.#subReadyOnce = true;
