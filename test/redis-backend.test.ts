@@ -59,6 +59,19 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
     for (const p of ps) expect(await p.run(FIX, 'replica', 'fx', '"usd"')).toMatchObject({ value: 1234 });
   });
 
+  it('writes of entries a process does not want are not handed to it', async () => {
+    const ns = freshNs();
+    const [a] = await peers(1, ns);
+    const b = await spawnPeer();
+    await b.run(FIX, 'open', { url: redis.url, name: 'picky' }, ns, true);
+    await b.run(FIX, 'follow', 'wanted', '');
+    await a!.run(FIX, 'getOrFetch', 'unwanted', '', 0, 'x', 60_000);
+    await a!.run(FIX, 'getOrFetch', 'wanted', '', 0, 'y', 60_000);
+    // One channel, in order: had the first write been handed on, it came before this one.
+    await b.waitEvent('snap', (n: string) => n === 'wanted');
+    expect(b.events.filter((e) => e.type === 'snap' && e.args[0] === 'unwanted')).toEqual([]);
+  });
+
   it('a commit after a clear loses (the clear is newer than the lease token)', async () => {
     const ns = freshNs();
     const [a, b] = await peers(2, ns);

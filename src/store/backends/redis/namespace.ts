@@ -53,6 +53,12 @@ export interface BackendListener {
   onClearAll?(name: string | undefined, v: number, origin: string): void;
   /** Redis became unreachable (false) or reachable again (true). */
   onAvailability?(up: boolean, cause?: Error): void;
+  /**
+   * Whether this process wants writes of the entry (it holds or awaits it). A write of an
+   * entry it does not want is not decoded (every write of the namespace reaches every
+   * process). @default every entry
+   */
+  interested?(name: string, canon: string): boolean;
   /** The entries this process holds and their versions: read back on every resync. */
   held?(): Iterable<readonly [name: string, canon: string, v: number]>;
 }
@@ -298,9 +304,12 @@ export class RedisNamespace {
     if (!m) return;
     const l = this.#listener;
     try {
-      if (m.kind === 'w') l.onSnapshot?.(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
+      if (m.kind === 'w' && l.onSnapshot && (l.interested?.(m.name, m.canon) ?? true)) l.onSnapshot(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
       else if (m.kind === 'c') l.onClear?.(m.name, m.canon, m.v, m.origin);
       else if (m.kind === 'C') l.onClearAll?.(m.name === '*' ? undefined : m.name, m.v, m.origin);
+    } catch {
+      // A value this process cannot decode (written by another version of the codec) is
+      // skipped here; a claim reads it again from Redis (and fails there, to the caller).
     } finally {
       if (m.kind === 'C') this.#wakeAll(m.name === '*' ? undefined : m.name);
       else this.#wake(`${m.name}\0${m.canon}`);
