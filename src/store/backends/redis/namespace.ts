@@ -64,7 +64,10 @@ export interface BackendListener {
 }
 
 export type Claim =
-  /** A valid value is stored (`snap.ttl`: ms left by the Redis clock when read). */
+  /**
+   * A valid value is stored. `snap.ttl` is the ms left by the Redis clock when the script
+   * ran: count it from the moment the claim was sent, so transit never lengthens it.
+   */
   | { readonly kind: 'value'; readonly snap: Snapshot }
   /** Another process holds the lease for `leaseMs` more. */
   | { readonly kind: 'busy'; readonly leaseMs: number }
@@ -97,6 +100,12 @@ export class RedisNamespace {
   readonly #link: RedisLink;
   readonly #s: NamespaceSettings;
   readonly #listener: BackendListener;
+  /**
+   * Messages seen per entry while an `acquire` of it runs (`name\0canon` -> count, users):
+   * a message that arrives between the claim and the wait (it travels on the subscriber's
+   * connection, the claim's reply on another) is not waited for a second time.
+   */
+  readonly #watched = new Map<string, { n: number; users: number }>();
   /** Callers waiting for the next message of an entry: `name\0canon` -> wakers. */
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Entries this process is registered as a holder of: `name\0canon` -> holders key. */
@@ -164,12 +173,23 @@ export class RedisNamespace {
    * `signal` stops the waiting (rejects with its reason).
    */
   async acquire(name: string, canon: string, options: ClaimOptions & { signal?: AbortSignal } = {}): Promise<Exclude<Claim, { kind: 'busy' }>> {
-    for (;;) {
-      options.signal?.throwIfAborted();
-      const c = await this.claim(name, canon, options);
-      if (c.kind !== 'busy') return c;
-      // +5 ms: the lease has surely ended on the server when we claim again.
-      await this.waitChange(name, canon, c.leaseMs + 5, options.signal);
+    const id = `${name}\0${canon}`;
+    let w = this.#watched.get(id);
+    if (!w) this.#watched.set(id, (w = { n: 0, users: 0 }));
+    w.users++;
+    try {
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const seen = w.n;
+        const c = await this.claim(name, canon, options);
+        if (c.kind !== 'busy') return c;
+        // The entry changed while the claim was answered: claim again at once.
+        if (w.n !== seen) continue;
+        // +5 ms: the lease has surely ended on the server when we claim again.
+        await this.waitChange(name, canon, c.leaseMs + 5, options.signal);
+      }
+    } finally {
+      if (--w.users === 0) this.#watched.delete(id);
     }
   }
 
@@ -317,11 +337,14 @@ export class RedisNamespace {
   }
 
   #wake(id: string): void {
+    const w = this.#watched.get(id);
+    if (w) w.n++;
     const set = this.#waiters.get(id);
     if (set) for (const w of [...set]) w();
   }
 
   #wakeAll(name: string | undefined): void {
+    for (const [id, w] of this.#watched) if (name === undefined || id.startsWith(`${name}\0`)) w.n++;
     for (const [id, set] of [...this.#waiters]) {
       if (name === undefined || id.startsWith(`${name}\0`)) for (const w of [...set]) w();
     }
