@@ -155,20 +155,20 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
     const waited = Date.now() - t0;
     expect(r.fetched).toBe(true);
     // At most one lease (plus scheduling margin on a loaded machine), not a hang.
-    expect(waited).toBeLessThan(leaseMs + 2_000);
+    expect(waited).toBeLessThan(leaseMs + 5_000);
   });
 
   it('a waiter claims again as soon as the lease is released without a write', async () => {
     const ns = freshNs();
-    const [a, b] = await peers(2, ns, { leaseMs: 10_000 });
+    const [a, b] = await peers(2, ns, { leaseMs: 20_000 });
     const c = await a!.run<{ token: number }>(FIX, 'claim', 'tok', '');
     const waiting = b!.run<{ fetched: boolean }>(FIX, 'getOrFetch', 'tok', '', 0, 'b-value', 60_000);
     await delay(200);
     const t0 = Date.now();
     expect(await a!.run(FIX, 'release', c.token)).toBe(true);
     expect(await waiting).toMatchObject({ fetched: true });
-    // Woken by the release's message, long before the 10 s lease would have ended.
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    // Woken by the release's message, long before the 20 s lease would have ended.
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('state writes under a lease keep the value and carry versions; a lease taken for a state write sees the current state', async () => {
@@ -264,7 +264,7 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
 
   it('SIGSTOP of redis-server: operations fail fast as unavailable, then recover after SIGCONT', async () => {
     const ns = freshNs();
-    const [a, b] = await peers(2, ns, { commandTimeout: 1000 });
+    const [a, b] = await peers(2, ns, { commandTimeout: 3000 });
     await a!.run(FIX, 'follow', 'tok', '');
     redis.pause();
     try {
@@ -273,7 +273,7 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
       // Now known down: the next operation fails at once, without waiting for a reply.
       const t0 = Date.now();
       await expect(b!.run(FIX, 'claim', 'tok', '')).rejects.toBeInstanceOf(BackendUnavailableError);
-      expect(Date.now() - t0).toBeLessThan(900);
+      expect(Date.now() - t0).toBeLessThan(2_500);
       await expect(b!.run(FIX, 'clear', 'tok', '')).rejects.toBeInstanceOf(BackendUnavailableError);
     } finally {
       redis.resume();

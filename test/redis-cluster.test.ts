@@ -33,7 +33,7 @@ describe.skipIf(!hasRedis)('redis backend on a 3-master Redis Cluster', () => {
     expect(new Set(slots.map((s) => s.trim())).size).toBe(1);
   });
 
-  it('claim, commit and publish (sharded), then clear, across processes', async () => {
+  it('claim, commit and publish (sharded), then clear, across processes', { timeout: 120_000 }, async () => {
     // One namespace per master (`--cluster create` gives each of the three a third of the
     // slots, in order), so every node serves scripts and sharded messages.
     const byThird = new Map<number, string>();
