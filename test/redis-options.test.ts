@@ -108,3 +108,19 @@ describe.skipIf(!hasRedis)('redisBackend with a client handed in', () => {
     }
   });
 });
+
+describe('redis keys and published messages', () => {
+  it('every key and the channel of a namespace share its hash tag; names cannot collide', async () => {
+    const { RedisKeys } = await import('../src/store/backends/redis/keys.js');
+    const k = new RedisKeys('My.App');
+    for (const key of [k.seq, k.floors, k.channel, k.entry('a', 'b'), k.lease('a', 'b'), k.holders('a', 'b')]) expect(key.startsWith('{es:My.App}:')).toBe(true);
+    expect(k.entry('a:b', 'c')).not.toBe(k.entry('a', 'b:c'));
+  });
+
+  it('a message that is not one of ours is ignored, not thrown', async () => {
+    const { parsePublished } = await import('../src/store/backends/redis/codec.js');
+    expect(parsePublished(Buffer.from('hello'))).toBeUndefined();
+    expect(parsePublished(Buffer.from([0, 0, 0, 200, 1, 2]))).toBeUndefined();
+    expect(parsePublished(Buffer.alloc(0))).toBeUndefined();
+  });
+});
