@@ -6,7 +6,9 @@
 // acquire+release against one raw loopback TCP round trip (twice: as `trans` runs by
 // default, where a node that keeps taking a lock holds a lease on it, and with
 // `lease: false`, where every acquire is a round trip to the lock's coordinator), and with
-// `--compare erlang` the same workload against Erlang's :global.trans on as many BEAM nodes.
+// `--compare erlang` the same workload against Erlang's :global.trans on as many BEAM nodes,
+// with `--compare redlock` against redlock 4 on one redis-server (`--redis <url>`, or one
+// started here), from as many processes with the same contenders and hold.
 // Goals at 3 nodes x 32 contenders, H = 0: >= 10x the grants/s of :global.trans, Jain >= 0.95,
 // uncontended acquire+release <= 1.5x one loopback round trip.
 import { randomBytes } from 'node:crypto';
@@ -16,12 +18,18 @@ import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { hasErlang, runErlangLock, type ErlangLockFigures } from './lib/erlang.js';
 import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
+import { hasRedisServer, startBenchRedis, type BenchRedis } from './lib/redis.js';
 import type { PingPongResult } from './lib/raw.js';
 import { decodeHistogram, jain, median, mergeHistograms } from './lib/stats.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
 import type { ContendResult } from './peers/lock-peer.js';
+import type { RedlockContendResult } from './peers/redlock-peer.js';
 
 const PEER = fileURLToPath(new URL('./peers/lock-peer.ts', import.meta.url));
+const REDLOCK_PEER = fileURLToPath(new URL('./peers/redlock-peer.ts', import.meta.url));
+/** Redlock's retry delay and jitter (ms) under contention (its defaults: 200 ± 200). */
+const REDLOCK_RETRY_DELAY_MS = 10;
+const REDLOCK_RETRY_JITTER_MS = 5;
 
 interface LockParams extends Record<string, number | string | boolean> {
   nodes: number;
@@ -29,6 +37,7 @@ interface LockParams extends Record<string, number | string | boolean> {
   resources: number;
   holdMs: number;
   compare: string;
+  redis: string;
 }
 
 /** Alternating rounds of the raw round trip and the uncontended lock. */
@@ -47,7 +56,8 @@ const lock: BenchModule<LockParams> = {
     contenders: { type: 'number', integer: true, min: 1, default: 32, description: 'concurrent contenders per node' },
     resources: { type: 'number', integer: true, min: 1, default: 1, description: 'resources the contenders spread over' },
     hold: { type: 'number', min: 0, arg: 'ms', default: 0, description: 'ms each grant holds the lock' },
-    compare: { type: 'string', choices: ['none', 'erlang'], default: 'none', description: "also run the workload on Erlang's :global.trans" },
+    compare: { type: 'string', choices: ['none', 'erlang', 'redlock'], default: 'none', description: "also run the workload on Erlang's :global.trans (erlang) or on redlock 4 over one redis-server (redlock)" },
+    redis: { type: 'string', arg: 'url', default: '', description: 'with --compare redlock: the Redis to use (default: a redis-server started for the run)' },
   },
   params(v) {
     const p = {
@@ -56,6 +66,7 @@ const lock: BenchModule<LockParams> = {
       resources: v.resources as number,
       holdMs: v.hold as number,
       compare: v.compare as string,
+      redis: v.redis as string,
     };
     if (p.resources > p.nodes * p.contenders) throw new BenchUsageError('--resources must not exceed nodes x contenders');
     return p;
@@ -68,7 +79,12 @@ const lock: BenchModule<LockParams> = {
       ctx.log("lock: `erl` is not on the PATH: skipping the Erlang comparison (install it with `apt-get install erlang-nox`).");
     }
     const withErlang = erlang && hasErlang();
-    const share = withErlang ? 0.5 : 1; // progress share of our part
+    const redlock = p.compare === 'redlock';
+    if (redlock && ctx.run === 0 && !p.redis && !hasRedisServer()) {
+      ctx.log('lock: `redis-server` is not on the PATH and no --redis was given: skipping the redlock comparison (install it with `apt-get install redis-server`).');
+    }
+    const withRedlock = redlock && (p.redis !== '' || hasRedisServer());
+    const share = withErlang || withRedlock ? 0.5 : 1; // progress share of our part
     const tmp = tempDir('lock-bench-');
     const file = join(tmp.path, 'invariant.bin');
     let children: BenchChild[] = [];
@@ -193,6 +209,14 @@ const lock: BenchModule<LockParams> = {
         };
         notes.push(`per-contender grants (:global.trans, last run): [${e.counts.join(' ')}]`);
       }
+      if (withRedlock) {
+        writeFileSync(file, Buffer.alloc(16 * p.resources));
+        const r = await runRedlock(p, warmupMs, durationMs, file, (f) => ctx.progress(0.5 + 0.5 * f, 'redlock'));
+        compare = { ...compare, redlock: r.figures };
+        notes.push(
+          `redlock 4 (ioredis, one redis-server${p.redis ? ` at ${p.redis}` : ' started for the run'}), retries every ${REDLOCK_RETRY_DELAY_MS} ± ${REDLOCK_RETRY_JITTER_MS} ms without end; per-contender grants (last run): [${r.counts.join(' ')}]`,
+        );
+      }
       return { metrics, ...(compare ? { compare } : {}), notes };
     } finally {
       await killAll(children);
@@ -201,7 +225,8 @@ const lock: BenchModule<LockParams> = {
   },
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
-    const e = result.compare.erlang;
+    const e = result.compare.erlang ?? result.compare.redlock;
+    const peer = result.compare.erlang ? ':global.trans' : 'redlock';
     const rows: [string, string][] = [
       ['grants/s', 'grantsPerSec'],
       ['Jain fairness index', 'jain'],
@@ -217,7 +242,7 @@ const lock: BenchModule<LockParams> = {
     ];
     const main: TableSection = {
       title: `${result.params.nodes} nodes x ${result.params.contenders} contenders, ${result.params.resources} resource(s), hold ${result.params.holdMs} ms`,
-      headers: e ? ['figure', 'ours', ':global.trans', 'ours / theirs'] : ['figure', 'ours'],
+      headers: e ? ['figure', 'ours', peer, 'ours / theirs'] : ['figure', 'ours'],
       rows: rows.map(([label, k]) => (e ? [label, fmt(m[k]), fmt(e[k]), e[k] === undefined ? '' : ratio(m[k], e[k])] : [label, fmt(m[k])])),
     };
     const goals: TableSection = {
@@ -229,9 +254,57 @@ const lock: BenchModule<LockParams> = {
         ['violations', '0', fmt(m.violations), m.violations === 0 && result.runs.every((r) => r.violations === 0) ? 'yes' : 'no'],
       ],
     };
-    if (e) goals.rows.unshift(['grants/s vs :global.trans', '>= 10x', ratio(m.grantsPerSec, e.grantsPerSec), (m.grantsPerSec ?? 0) >= 10 * (e.grantsPerSec ?? Infinity) ? 'yes' : 'no']);
+    if (result.compare.erlang) goals.rows.unshift(['grants/s vs :global.trans', '>= 10x', ratio(m.grantsPerSec, e!.grantsPerSec), (m.grantsPerSec ?? 0) >= 10 * (e!.grantsPerSec ?? Infinity) ? 'yes' : 'no']);
     return [main, goals];
   },
 };
+
+/** `--compare redlock`: the same workload on redlock 4, from `p.nodes` processes. */
+async function runRedlock(
+  p: LockParams,
+  warmupMs: number,
+  durationMs: number,
+  file: string,
+  onTick: (f: number) => void,
+): Promise<{ figures: Record<string, number>; counts: number[] }> {
+  let server: BenchRedis | undefined;
+  let children: BenchChild[] = [];
+  const started = Date.now();
+  const ticker = setInterval(() => onTick(Math.min(1, (Date.now() - started) / (warmupMs + durationMs))), 200);
+  try {
+    if (!p.redis) server = await startBenchRedis();
+    const url = p.redis || server!.url;
+    children = await startChildren(REDLOCK_PEER, p.nodes);
+    const parts = await Promise.all(
+      children.map((c, nodeIndex) =>
+        c.request<RedlockContendResult>(
+          'contend',
+          { url, nodeIndex, contenders: p.contenders, resources: p.resources, holdMs: p.holdMs, warmupMs, durationMs, file, retryDelayMs: REDLOCK_RETRY_DELAY_MS, retryJitterMs: REDLOCK_RETRY_JITTER_MS },
+          warmupMs + durationMs + 30_000,
+        ),
+      ),
+    );
+    const counts = parts.flatMap((x) => x.counts);
+    const grants = counts.reduce((a, b) => a + b, 0);
+    const elapsedS = Math.max(...parts.map((x) => x.elapsedNs)) / 1e9;
+    const h = mergeHistograms(parts.map((x) => x.histogram));
+    return {
+      figures: {
+        grantsPerSec: grants / elapsedS,
+        jain: jain(counts),
+        acquireP50Us: h.totalCount ? h.getValueAtPercentile(50) : NaN,
+        acquireP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
+        acquireMaxUs: h.totalCount ? h.maxValue : NaN,
+        violations: parts.reduce((a, x) => a + x.violations, 0),
+        errors: parts.reduce((a, x) => a + x.errors, 0),
+      },
+      counts,
+    };
+  } finally {
+    clearInterval(ticker);
+    await killAll(children);
+    await server?.stop();
+  }
+}
 
 export default lock;

@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'ERR_PROTOCOL'
   | 'ERR_REMOTE'
   | 'ERR_DISCOVERY'
-  | 'ERR_NOT_READY';
+  | 'ERR_NOT_READY'
+  | 'ERR_BACKEND_UNAVAILABLE';
 
 interface RefLike {
   readonly node: string;
@@ -165,6 +166,20 @@ export class NotReadyError extends ExpirableStoreError {
   }
 }
 
+/**
+ * The coordination backend (Redis) did not answer: not connected, or no reply within its
+ * timeout. Raised at once while the backend is known to be down (fail fast, never a hang);
+ * the store reports it as reason `'unavailable'`.
+ */
+export class BackendUnavailableError extends ExpirableStoreError {
+  /** Which backend, e.g. `'redis'`. */
+  readonly backend: string;
+  constructor(backend: string, detail: string, options?: { cause?: unknown }) {
+    super('ERR_BACKEND_UNAVAILABLE', `${backend} backend unavailable: ${detail}`, options);
+    this.backend = backend;
+  }
+}
+
 /** An error thrown on another node that is not one of ours: name and message survive, the class does not. */
 export class RemoteError extends ExpirableStoreError {
   readonly remoteName: string;
@@ -198,7 +213,7 @@ export function toWire(thrown: unknown, depth = 0): WireError {
   if (err instanceof ExpirableStoreError) {
     wire.code = err.code;
     const data: Record<string, unknown> = {};
-    for (const key of ['ref', 'reason', 'timeout', 'node', 'expirable', 'option', 'remoteName'] as const) {
+    for (const key of ['ref', 'reason', 'timeout', 'node', 'expirable', 'option', 'remoteName', 'backend'] as const) {
       const v = (err as unknown as Record<string, unknown>)[key];
       if (v !== undefined) data[key] = key === 'reason' && typeof v === 'object' && v !== null ? wireReason(v) : v;
     }
@@ -235,6 +250,9 @@ export function fromWire(wire: WireError, depth = 0): Error {
       break;
     case 'ERR_SERIALIZATION':
       err = new SerializationError(message, opts);
+      break;
+    case 'ERR_BACKEND_UNAVAILABLE':
+      if (typeof d.backend === 'string') err = new BackendUnavailableError(d.backend, '', opts);
       break;
     case 'ERR_LOCK_NOT_ACQUIRED':
       if (typeof d.reason === 'string') err = new LockNotAcquiredError(d.resource, d.reason as LockFailure, undefined, opts);

@@ -1,0 +1,65 @@
+// A redis-server for benchmarks that compare against Redis-based tools: the one given with
+// `--redis <url>`, or one started here on a free loopback port (no persistence), killed at
+// the end with the bench's other processes.
+import { spawn, spawnSync } from 'node:child_process';
+import { createConnection, createServer } from 'node:net';
+import { tempDir, trackProcess } from './procs.js';
+
+/** True when `redis-server` is on the PATH. */
+export function hasRedisServer(): boolean {
+  return spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ port, host: '127.0.0.1' });
+    sock.setTimeout(500, () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('error', () => resolve(false));
+    sock.once('data', (d) => {
+      sock.end();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+    sock.write('PING\r\n');
+  });
+}
+
+export interface BenchRedis {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a redis-server on a free port; resolves once it answers PING. */
+export async function startBenchRedis(): Promise<BenchRedis> {
+  const port = await freePort();
+  const dir = tempDir('bench-redis-');
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path], { stdio: 'ignore' });
+  trackProcess(proc);
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
+    }
+    dir.remove();
+  };
+  const until = Date.now() + 10_000;
+  while (!(await ping(port))) {
+    if (proc.exitCode !== null || Date.now() > until) {
+      await stop();
+      throw new Error(`redis-server on port ${port} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop };
+}
