@@ -85,7 +85,7 @@ describe('checkFetchOnce', () => {
   });
 
   it('a cut elsewhere, or one long healed, does not excuse a double fetch', () => {
-    const elsewhere = [cut(900, 5000, ['a', 'c']), fetch('a', 1000, 1, 30_000), fetch('b', 2000, 2, 40_000)];
+    const elsewhere = [cut(900, 5000, ['c', 'd']), fetch('a', 1000, 1, 30_000), fetch('b', 2000, 2, 40_000)];
     expect(checkFetchOnce(elsewhere, config).violations).toHaveLength(1);
     const healed = [cut(100, 200, ['a', 'b']), fetch('a', 10_000, 1, 30_000), fetch('b', 12_000, 2, 40_000)];
     expect(checkFetchOnce(healed, config).violations).toHaveLength(1);
@@ -118,6 +118,13 @@ describe('checkLockExclusion', () => {
     const v = checkLockExclusion([hold('a', 0, 100, 1), hold('b', 50, 200, 2)], config).violations;
     expect(v).toHaveLength(1);
     expect(v[0]!.message).toContain('both connected');
+  });
+
+  it('in a bridge topology, allows the bridge and a side two holders, not two nodes of one side', () => {
+    // a is the bridge; b and b2 on one side, c on the other: b|c and b2|c cut.
+    const bridge = cut(0, 1000, ['b', 'c'], ['b2', 'c']);
+    expect(checkLockExclusion([bridge, hold('a', 10, 500, 1), hold('b', 50, 200, 2)], config).violations).toEqual([]);
+    expect(checkLockExclusion([bridge, hold('b2', 10, 500, 1), hold('b', 50, 200, 2)], config).violations).toHaveLength(1);
   });
 
   it('allows two holders across a cut or with a frozen holder, as documented', () => {

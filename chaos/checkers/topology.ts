@@ -1,10 +1,15 @@
-// Who could talk to whom, and when, computed from the nemesis log. Two nodes count as
-// separated from a fault's start until `settleMs` after its heal when the fault cut their
-// link (partition), or hit either of them (kill, stop, restart: a dead or frozen node talks
-// to nobody). A slow link separates nobody: its delay stays well below failureTimeout.
-// Separation is per pair, not per connected component: in a bridge topology B and C are
-// separated although both see A, which is the allowance the library documents ("a node
-// connected to some peers but not all can take the same lock").
+// Who agreed with whom on the membership, and when, computed from the nemesis log. The
+// library promises lock exclusion and one fetch per cycle among connected nodes that agree
+// on the membership; across a cut, and for "a node connected to some peers but not all",
+// it does not. So two nodes count as separated from a fault's start until `settleMs` after
+// its heal when:
+// - a partition left them with different views: the set of nodes each is cut from differs
+//   (the two sides of a split or of an isolation; in a bridge topology, where A sees B and C
+//   but B and C do not see each other, A and B disagree although linked, while two nodes
+//   on B's side agree);
+// - the fault hit either of them (kill, stop, restart: a dead or frozen node talks to
+//   nobody, and the others see it down).
+// A slow link separates nobody: its delay stays well below failureTimeout.
 import type { Entry, FaultEntry } from '../history.js';
 
 export class Topology {
@@ -39,8 +44,10 @@ function hits(f: FaultEntry, a: string, b: string): boolean {
   switch (f.kind) {
     case 'slow':
       return false;
-    case 'partition':
-      return (f.cut ?? []).some(([x, y]) => (x === a && y === b) || (x === b && y === a));
+    case 'partition': {
+      const cutFrom = (n: string): string => (f.cut ?? []).flatMap(([x, y]) => (x === n ? [y] : y === n ? [x] : [])).sort().join(',');
+      return cutFrom(a) !== cutFrom(b);
+    }
     default:
       return f.nodes.includes(a) || f.nodes.includes(b);
   }
