@@ -7,7 +7,10 @@
 // - A wrapped link learns its peer's name from the first frame it receives (HELLO or
 //   CHALLENGE, both `[tag, version, name, ...]`); from then on a blocked peer's frames are
 //   dropped both ways. The socket stays open: only silence tells, as with a real cut, so
-//   the failure detector and the handshake timeout are what notice it.
+//   the failure detector and the handshake timeout are what notice it. When the other end
+//   gives up on the link and closes it, a blocked peer's close is held back too (a real cut
+//   drops the FIN): it is reported when this end gives up (destroy/close) or the block is
+//   lifted.
 // - A slowed peer's outgoing frames wait `ms` before they are written, in order.
 // - A cut is symmetric only if both ends block each other: the harness tells every node.
 import { decodeStrict } from './codec.js';
@@ -60,6 +63,12 @@ class FaultyTransport implements Transport {
   /** Delayed sends, in order: a frame never overtakes an earlier one. */
   readonly #queue: { at: number; buf: Uint8Array }[] = [];
   #timer: NodeJS.Timeout | undefined = undefined;
+  /** A close that came while the peer was blocked, not reported yet. */
+  #heldClose: CloseInfo | undefined = undefined;
+  #holdTimer: NodeJS.Timeout | undefined = undefined;
+  #reported = false;
+  /** This end gave up on the link (destroy or close): its close is reported at once. */
+  #ended = false;
 
   constructor(inner: Transport, hook: FaultHook) {
     this.#inner = inner;
@@ -72,8 +81,23 @@ class FaultyTransport implements Transport {
     inner.onClose = (info) => {
       clearTimeout(this.#timer);
       this.#queue.length = 0;
-      this.onClose(info);
+      if (!this.#ended && this.#peer !== undefined && hook.isBlocked(this.#peer)) {
+        this.#heldClose = info;
+        this.#holdTimer = setInterval(() => {
+          if (!hook.isBlocked(this.#peer!)) this.#report(info);
+        }, 50);
+        return;
+      }
+      this.#report(info);
     };
+  }
+
+  #report(info: CloseInfo): void {
+    clearInterval(this.#holdTimer);
+    this.#heldClose = undefined;
+    if (this.#reported) return;
+    this.#reported = true;
+    this.onClose(info);
   }
 
   #learn(payload: Uint8Array): void {
@@ -108,10 +132,14 @@ class FaultyTransport implements Transport {
   };
 
   close(): Promise<void> {
+    this.#ended = true;
+    if (this.#heldClose) this.#report({ reason: 'local_close' });
     return this.#inner.close();
   }
 
   destroy(reason: string, error?: Error): void {
+    this.#ended = true;
+    if (this.#heldClose) this.#report(error ? { reason, error } : { reason });
     this.#inner.destroy(reason, error);
   }
 
@@ -131,6 +159,6 @@ class FaultyTransport implements Transport {
   }
 
   get closed(): boolean {
-    return this.#inner.closed;
+    return this.#heldClose === undefined && this.#inner.closed;
   }
 }
