@@ -1,5 +1,5 @@
 // `npm run chaos -- [--nodes 5] [--duration 60] [--seed N] [--faults kill,stop,partition,restart,slow]
-//                   [--json FILE] [--soak SECONDS] [--mode auto|netns|hook]`
+//                   [--json FILE] [--soak SECONDS] [--mode auto|netns|hook] [--late-read-ms N] [--restart-converge-ms N]`
 // Runs the nodes, the workload and the nemesis, checks the history, prints a summary, writes
 // the JSON report, the history (FILE.history.jsonl) and the timeline (FILE.svg) next to each
 // other, and exits 1 when a checker found a violation. See docs/chaos.md.
@@ -22,6 +22,9 @@ export interface CliOptions {
   json: string | undefined;
   soak: boolean;
   mode: 'auto' | 'netns' | 'hook';
+  /** Relaxations of two checkers (see docs/chaos.md); undefined: strict. */
+  lateReadMs: number | undefined;
+  restartConvergeMs: number | undefined;
 }
 
 /** Parses and checks the command line; a bad option is an InvalidOptionError naming it. */
@@ -36,6 +39,8 @@ export function parseCli(argv: string[]): CliOptions {
       json: { type: 'string' },
       soak: { type: 'string' },
       mode: { type: 'string' },
+      'late-read-ms': { type: 'string' },
+      'restart-converge-ms': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -58,7 +63,9 @@ export function parseCli(argv: string[]): CliOptions {
   if (faults.includes('partition') && nodes < 2) throw new InvalidOptionError('nodes', 'at least 2 for partitions', nodes);
   const mode = values.mode ?? 'auto';
   if (mode !== 'auto' && mode !== 'netns' && mode !== 'hook') throw new InvalidOptionError('mode', "'auto', 'netns' or 'hook'", mode);
-  return { nodes, durationS, seed, faults: faults as FaultKind[], json: values.json, soak, mode };
+  const lateReadMs = values['late-read-ms'] === undefined ? undefined : int('late-read-ms', values['late-read-ms'], 0, 0, 60_000);
+  const restartConvergeMs = values['restart-converge-ms'] === undefined ? undefined : int('restart-converge-ms', values['restart-converge-ms'], 0, 0, 600_000);
+  return { nodes, durationS, seed, faults: faults as FaultKind[], json: values.json, soak, mode, lateReadMs, restartConvergeMs };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -81,7 +88,12 @@ export async function main(argv: string[]): Promise<number> {
     sampleEveryMs: o.soak ? 60_000 : 0,
     log,
   });
-  const checked = checkAll(run.entries, run.config);
+  const config = {
+    ...run.config,
+    ...(o.lateReadMs === undefined ? {} : { lateReadMs: o.lateReadMs }),
+    ...(o.restartConvergeMs === undefined ? {} : { restartConvergeMs: o.restartConvergeMs }),
+  };
+  const checked = checkAll(run.entries, config);
   const faultCount = Object.values(run.faultsDone).reduce((a, b) => a + b, 0);
   const report: ChaosReport = {
     mode: run.mode,
@@ -97,7 +109,9 @@ export async function main(argv: string[]): Promise<number> {
   };
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(svgPath, timelineSvg(run.entries, checked.results, Array.from({ length: o.nodes }, (_, i) => `n${i}`), run.startedAt, run.endedAt));
+  const relaxed = [o.lateReadMs === undefined ? '' : `reads up to ${o.lateReadMs} ms past expiry allowed`, o.restartConvergeMs === undefined ? '' : `convergence after a restart allowed ${o.restartConvergeMs} ms`].filter((x) => x);
   const extra = [
+    ...(relaxed.length > 0 ? [`relaxed checkers: ${relaxed.join('; ')}`] : []),
     `partitions: ${run.mode === 'netns' ? 'network namespaces + nftables drop rules' : `fault hook in the mesh transport (${run.fallbackReason})`}; slow links: ${run.slowMode === 'netem' ? 'tc netem' : 'fault hook'}`,
     `report ${jsonPath}`,
     `history ${historyPath}`,

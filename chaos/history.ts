@@ -145,6 +145,13 @@ export interface CheckConfig {
   heapLimitBytes: number;
   /** Heartbeats allowed on top of `failureTimeout` for membership to converge after a heal. */
   convergeHeartbeats: number;
+  /**
+   * Milliseconds past `expiresAt` a read may still return the value. 0 (the default) is
+   * the public contract: never an expired value. See docs/chaos.md for why a run may relax it.
+   */
+  lateReadMs?: number;
+  /** Convergence bound (ms) after a restart under the same name; default: the same as after any heal. */
+  restartConvergeMs?: number;
 }
 
 export interface Violation {

@@ -45,6 +45,11 @@ describe('checkExpiredReads', () => {
     expect(v[0]!.node).toBe('b');
   });
 
+  it('with lateReadMs, allows that much past expiry and no more', () => {
+    expect(checkExpiredReads([read('a', 1600, 1610, 1, 1500)], { lateReadMs: 100 }).violations).toEqual([]);
+    expect(checkExpiredReads([read('a', 1601, 1610, 1, 1500)], { lateReadMs: 100 }).violations).toHaveLength(1);
+  });
+
   it('ignores failed reads (they carry no value)', () => {
     expect(checkExpiredReads([{ ...read('a', 1600, 1610, 1, 1500), ok: false }]).violations).toEqual([]);
   });
@@ -127,6 +132,17 @@ describe('checkLockExclusion', () => {
     expect(checkLockExclusion([bridge, hold('b2', 10, 500, 1), hold('b', 50, 200, 2)], config).violations).toHaveLength(1);
   });
 
+  it('allows two holders while their recorded views disagree (a heal seen at different moments)', () => {
+    const views: ViewEntry[] = [
+      { type: 'view', t: 0, node: 'a', pid: 1, nodes: ['b'] },
+      { type: 'view', t: 0, node: 'b', pid: 1, nodes: ['a'] },
+      { type: 'view', t: 1000, node: 'a', pid: 1, nodes: ['b', 'c'] },
+      { type: 'view', t: 1010, node: 'b', pid: 1, nodes: ['a', 'c'] },
+    ];
+    expect(checkLockExclusion([...views, hold('a', 1000, 1100, 1), hold('b', 1050, 1200, 2)], config).violations).toEqual([]);
+    expect(checkLockExclusion([...views, hold('a', 3000, 3100, 1), hold('b', 3050, 3200, 2)], config).violations).toHaveLength(1);
+  });
+
   it('allows two holders across a cut or with a frozen holder, as documented', () => {
     expect(checkLockExclusion([cut(0, 1000, ['a', 'b']), hold('a', 10, 500, 1), hold('b', 50, 200, 2)], config).violations).toEqual([]);
     expect(checkLockExclusion([fault('stop', 'a', 20, 3000), hold('a', 10, 4000, 1), hold('b', 1500, 1600, 2)], config).violations).toEqual([]);
@@ -173,6 +189,15 @@ describe('checkMembership', () => {
     const slow = checkMembership([...base, cut(0, 2000, ['a', 'b']), view('a', 1, 2300, ['b']), view('b', 2, 4000, ['a'])], config);
     expect(slow.violations).toHaveLength(1);
     expect(slow.convergeMs).toEqual([2000]);
+  });
+
+  it('restartConvergeMs sets the bound after a restart only', () => {
+    const restart: FaultEntry = { type: 'fault', kind: 'restart', start: 0, end: 2000, nodes: ['b'] };
+    const h = [...base, restart, view('a', 1, 2300, ['b']), view('b', 2, 4500, ['a'])];
+    expect(checkMembership(h, config).violations).toHaveLength(1);
+    expect(checkMembership(h, { ...config, restartConvergeMs: 3000 }).violations).toEqual([]);
+    const partition = [...base, cut(0, 2000, ['a', 'b']), view('a', 1, 2300, ['b']), view('b', 2, 4500, ['a'])];
+    expect(checkMembership(partition, { ...config, restartConvergeMs: 3000 }).violations).toHaveLength(1);
   });
 
   it('flags a heal that never converged before the end of the run', () => {

@@ -22,7 +22,7 @@ export function checkAll(entries: readonly Entry[], config: CheckConfig): CheckA
   const resources = checkResources(entries, config);
   return {
     results: [
-      checkExpiredReads(entries),
+      checkExpiredReads(entries, config),
       checkMonotonicVersions(entries),
       checkFetchOnce(entries, config),
       checkNoHang(entries, config),

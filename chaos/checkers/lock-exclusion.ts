@@ -1,6 +1,6 @@
 // Checker: lock exclusion among connected nodes. Two holds of one resource (the time each
 // holder's `fn` ran) must not overlap, unless their nodes were separated at some time
-// during the overlap or up to `settleMs` before it (each side of a cut grants on its own,
+// during the overlap (each side of a cut grants on its own,
 // and a frozen holder wakes up still inside `fn`: exclusion across a cut is not promised,
 // fencing is; see fencing.ts). Holds of one process never overlap (no other requester).
 import type { Entry, TransOp, CheckConfig, CheckResult, Violation } from '../history.js';
@@ -26,7 +26,7 @@ export function checkLockExclusion(entries: readonly Entry[], config: Pick<Check
         if (end1 <= h2.acquiredAt!) continue;
         // Overlap [h2.acquiredAt, min(end1, end2)].
         const sameProcess = h1.node === h2.node && h1.pid === h2.pid;
-        if (!sameProcess && topo.separated(h1.node, h2.node, h2.acquiredAt! - config.settleMs, Math.min(end1, h2.releasedAt ?? Infinity))) continue;
+        if (!sameProcess && topo.separated(h1.node, h2.node, h2.acquiredAt!, Math.min(end1, h2.releasedAt ?? Infinity))) continue;
         violations.push({
           t: h2.acquiredAt!,
           node: h2.node,

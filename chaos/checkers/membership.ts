@@ -12,8 +12,8 @@ export interface MembershipResult extends CheckResult {
   convergeMs: number[];
 }
 
-export function checkMembership(entries: readonly Entry[], config: Pick<CheckConfig, 'failureTimeout' | 'heartbeatInterval' | 'convergeHeartbeats'>): MembershipResult {
-  const bound = config.failureTimeout + config.convergeHeartbeats * config.heartbeatInterval;
+export function checkMembership(entries: readonly Entry[], config: Pick<CheckConfig, 'failureTimeout' | 'heartbeatInterval' | 'convergeHeartbeats' | 'restartConvergeMs'>): MembershipResult {
+  const healBound = config.failureTimeout + config.convergeHeartbeats * config.heartbeatInterval;
   const faults = entries.filter((e): e is FaultEntry => e.type === 'fault' && e.kind !== 'slow').sort((a, b) => a.start - b.start);
   const procs = entries.filter((e): e is ProcEntry => e.type === 'proc');
   const views = entries.filter((e): e is ViewEntry => e.type === 'view').sort((a, b) => a.t - b.t);
@@ -23,6 +23,7 @@ export function checkMembership(entries: readonly Entry[], config: Pick<CheckCon
   for (let i = 0; i < faults.length; i++) {
     const f = faults[i]!;
     const h = f.end;
+    const bound = f.kind === 'restart' ? (config.restartConvergeMs ?? healBound) : healBound;
     const until = Math.min(faults[i + 1]?.start ?? Infinity, lastTime);
     const instants = [h, ...views.filter((v) => v.t > h && v.t <= until).map((v) => v.t), ...procs.flatMap((p) => [p.up, p.down ?? -1]).filter((t) => t > h && t <= until)]
       .sort((a, b) => a - b);
