@@ -1,17 +1,18 @@
 // `npm run chaos -- [--nodes 5] [--duration 60] [--seed N] [--faults kill,stop,partition,restart,slow]
 //                   [--json FILE] [--soak SECONDS] [--mode auto|netns|hook] [--late-read-ms N] [--restart-converge-ms N]`
+//        npm run chaos -- --check HISTORY.jsonl   (the checkers over a saved history)
 // Runs the nodes, the workload and the nemesis, checks the history, prints a summary, writes
 // the JSON report, the history (FILE.history.jsonl) and the timeline (FILE.svg) next to each
 // other, and exits 1 when a checker found a violation. See docs/chaos.md.
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../src/errors.js';
-import type { FaultKind } from './history.js';
+import type { CheckConfig, Entry, FaultKind } from './history.js';
 import { checkAll } from './checkers/index.js';
 import { percentile, summaryTable, timelineSvg, type ChaosReport } from './report.js';
-import { runChaos } from './run.js';
+import { checkConfig, runChaos } from './run.js';
 import { FAULT_KINDS } from './schedule.js';
 
 export interface CliOptions {
@@ -25,6 +26,8 @@ export interface CliOptions {
   /** Relaxations of two checkers (see docs/chaos.md); undefined: strict. */
   lateReadMs: number | undefined;
   restartConvergeMs: number | undefined;
+  /** Re-check this history file instead of running. */
+  check: string | undefined;
 }
 
 /** Parses and checks the command line; a bad option is an InvalidOptionError naming it. */
@@ -41,6 +44,7 @@ export function parseCli(argv: string[]): CliOptions {
       mode: { type: 'string' },
       'late-read-ms': { type: 'string' },
       'restart-converge-ms': { type: 'string' },
+      check: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -65,11 +69,12 @@ export function parseCli(argv: string[]): CliOptions {
   if (mode !== 'auto' && mode !== 'netns' && mode !== 'hook') throw new InvalidOptionError('mode', "'auto', 'netns' or 'hook'", mode);
   const lateReadMs = values['late-read-ms'] === undefined ? undefined : int('late-read-ms', values['late-read-ms'], 0, 0, 60_000);
   const restartConvergeMs = values['restart-converge-ms'] === undefined ? undefined : int('restart-converge-ms', values['restart-converge-ms'], 0, 0, 600_000);
-  return { nodes, durationS, seed, faults: faults as FaultKind[], json: values.json, soak, mode, lateReadMs, restartConvergeMs };
+  return { nodes, durationS, seed, faults: faults as FaultKind[], json: values.json, soak, mode, lateReadMs, restartConvergeMs, check: values.check };
 }
 
 export async function main(argv: string[]): Promise<number> {
   const o = parseCli(argv);
+  if (o.check !== undefined) return recheck(o);
   const base = o.json !== undefined ? resolve(o.json).replace(/\.json$/, '') : join(tmpdir(), `expirable-store-chaos-${o.seed}-${Date.now()}`, 'report');
   const jsonPath = `${base}.json`;
   const historyPath = `${base}.history.jsonl`;
@@ -88,11 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     sampleEveryMs: o.soak ? 60_000 : 0,
     log,
   });
-  const config = {
-    ...run.config,
-    ...(o.lateReadMs === undefined ? {} : { lateReadMs: o.lateReadMs }),
-    ...(o.restartConvergeMs === undefined ? {} : { restartConvergeMs: o.restartConvergeMs }),
-  };
+  const config = relax(run.config, o);
   const checked = checkAll(run.entries, config);
   const faultCount = Object.values(run.faultsDone).reduce((a, b) => a + b, 0);
   const report: ChaosReport = {
@@ -123,6 +124,22 @@ export async function main(argv: string[]): Promise<number> {
   }
   console.log(summaryTable(report, checked.results, extra));
   return Object.values(report.violations).some((n) => n > 0) ? 1 : 0;
+}
+
+function relax(config: CheckConfig, o: CliOptions): CheckConfig {
+  return {
+    ...config,
+    ...(o.lateReadMs === undefined ? {} : { lateReadMs: o.lateReadMs }),
+    ...(o.restartConvergeMs === undefined ? {} : { restartConvergeMs: o.restartConvergeMs }),
+  };
+}
+
+// `--check FILE`: the checkers over a saved history (after a checker changed, or to study one).
+function recheck(o: CliOptions): number {
+  const entries = readFileSync(o.check!, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as Entry);
+  const { results } = checkAll(entries, relax(checkConfig(), o));
+  for (const r of results) console.log(`${r.name.padEnd(20)} ${String(r.violations.length).padStart(6)}  ${r.violations[0]?.message ?? ''}`);
+  return results.some((r) => r.violations.length > 0) ? 1 : 0;
 }
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname);

@@ -64,6 +64,14 @@ describe('checkMonotonicVersions', () => {
     expect(v[0]!.message).toContain('version 1');
   });
 
+  it('allows going back to a version fetched concurrently across a cut (the other side won), not otherwise', () => {
+    const reads = [read('a', 3000, 3010, 2, 9e9), read('a', 3100, 3110, 1, 9e9)];
+    const across = [cut(0, 2500, ['b', 'c']), fetch('b', 1000, 1, 9e9), fetch('c', 1200, 2, 9e9), ...reads];
+    expect(checkMonotonicVersions(across, config).violations).toEqual([]);
+    const together = [fetch('b', 1000, 1, 9e9), fetch('c', 1200, 2, 9e9), ...reads];
+    expect(checkMonotonicVersions(together, config).violations).toHaveLength(1);
+  });
+
   it('does not compare overlapping reads, other processes or other keys', () => {
     const h = [
       read('a', 0, 100, 2, 9e9),

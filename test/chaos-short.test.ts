@@ -11,8 +11,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STATE_DIR } from '../chaos/netns.js';
 
+// Kept when the run fails, so its history can be studied (the path is in the failure message).
 const dir = mkdtempSync(join(tmpdir(), 'chaos-short-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let passed = false;
+afterAll(() => {
+  if (passed) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('chaos (short run)', () => {
   it('3 nodes, 60 s, every fault kind, seed 20261203: no violation, a complete report', async () => {
@@ -23,7 +27,7 @@ describe('chaos (short run)', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(code, output).toBe(0);
+    expect(code, `${output}\nhistory and report kept in ${dir}`).toBe(0);
     const report = JSON.parse(readFileSync(json, 'utf8')) as Record<string, unknown>;
     expect(Object.keys(report).sort()).toEqual(
       ['convergeP50Ms', 'convergeP99Ms', 'durationS', 'faults', 'heapGrowthBytesPerFault', 'mode', 'nodes', 'operations', 'seed', 'violations'].sort(),
@@ -44,5 +48,6 @@ describe('chaos (short run)', () => {
         expect(JSON.parse(readFileSync(join(STATE_DIR, f), 'utf8')).pid).not.toBe(child.pid);
       }
     }
+    passed = true;
   }, 300_000);
 });

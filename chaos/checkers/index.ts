@@ -23,7 +23,7 @@ export function checkAll(entries: readonly Entry[], config: CheckConfig): CheckA
   return {
     results: [
       checkExpiredReads(entries, config),
-      checkMonotonicVersions(entries),
+      checkMonotonicVersions(entries, config),
       checkFetchOnce(entries, config),
       checkNoHang(entries, config),
       checkLockExclusion(entries, config),
