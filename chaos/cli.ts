@@ -137,7 +137,12 @@ function relax(config: CheckConfig, o: CliOptions): CheckConfig {
 // `--check FILE`: the checkers over a saved history (after a checker changed, or to study one).
 function recheck(o: CliOptions): number {
   const entries = readFileSync(o.check!, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as Entry);
-  const { results } = checkAll(entries, relax(checkConfig(), o));
+  const { results, convergeMs, heapGrowthBytes } = checkAll(entries, relax(checkConfig(), o));
+  const faults: Record<string, number> = {};
+  for (const e of entries) if (e.type === 'fault') faults[e.kind] = (faults[e.kind] ?? 0) + 1;
+  const faultCount = Object.values(faults).reduce((a, b) => a + b, 0);
+  console.log(`operations ${entries.filter((e) => e.type === 'op').length}; faults ${JSON.stringify(faults)}`);
+  console.log(`convergence p50 ${percentile(convergeMs, 50)} ms, p99 ${percentile(convergeMs, 99)} ms; heap growth per fault ${faultCount === 0 ? '-' : Math.round(heapGrowthBytes / faultCount)} bytes`);
   for (const r of results) console.log(`${r.name.padEnd(20)} ${String(r.violations.length).padStart(6)}  ${r.violations[0]?.message ?? ''}`);
   return results.some((r) => r.violations.length > 0) ? 1 : 0;
 }

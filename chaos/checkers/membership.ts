@@ -17,7 +17,9 @@ export function checkMembership(entries: readonly Entry[], config: Pick<CheckCon
   const faults = entries.filter((e): e is FaultEntry => e.type === 'fault' && e.kind !== 'slow').sort((a, b) => a.start - b.start);
   const procs = entries.filter((e): e is ProcEntry => e.type === 'proc');
   const views = entries.filter((e): e is ViewEntry => e.type === 'view').sort((a, b) => a.t - b.t);
-  const lastTime = Math.max(0, ...entries.map(timeOf));
+  // A loop, not Math.max(...): a soak history has too many entries to spread as arguments.
+  let lastTime = 0;
+  for (const e of entries) lastTime = Math.max(lastTime, timeOf(e));
   const violations: Violation[] = [];
   const convergeMs: number[] = [];
   for (let i = 0; i < faults.length; i++) {
