@@ -297,7 +297,7 @@ export class ExpirableEngine {
       hs: run.hasNextState || e.hasState,
       st: run.hasNextState ? run.nextState : e.state,
     };
-    e.apply(snap, this.#clock.now()); // newer than anything known here, by construction
+    e.apply(snap, this.#clock.now(), this.#clock.now(), this.#clock.wallNow()); // newer than anything known here, by construction
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, version: snap.v, expiresAt: run.expiresAt }));
     this.#afterWrite(node, e);
@@ -334,7 +334,7 @@ export class ExpirableEngine {
   }
 
   #adopt(node: StoreNode, e: Entry, best: PeerSnapshot): void {
-    if (e.disposed || !e.apply(best.snap, best.since)) return;
+    if (e.disposed || !e.apply(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) return;
     if (e.hasValue) this.stats.adopted++;
     publish('replicate', () => ({ ...this.#about(e, node.name), from: best.from, version: best.snap.v, how: 'adopt' }));
     this.#afterWrite(node, e);
@@ -342,7 +342,8 @@ export class ExpirableEngine {
 
   /** A peer's push arrived at this entry's actor. */
   #onPut(e: Entry, snap: Snapshot, from: string): void {
-    if (e.disposed || this.#ctx.closed || !e.apply(snap, this.#clock.now())) return;
+    const now = this.#clock.now();
+    if (e.disposed || this.#ctx.closed || !e.apply(snap, now, now, this.#clock.wallNow())) return;
     // Callers waiting here for the lock get the value now; the refresh, once granted, finds it.
     const round = e.round;
     if (round && round.epoch === e.epoch && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
@@ -551,7 +552,7 @@ export class ExpirableEngine {
       if (next === TIMED_OUT) throw this.#error('timeout', `updateState's fn ran past the ${this.spec.fetchTimeout} ms fetchTimeout; the state is unchanged`);
       if (e.disposed) return;
       const now = this.#clock.now();
-      e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now);
+      e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now, now, this.#clock.wallNow());
       this.#afterWrite(node, e);
       if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, e.snapshot(this.#clock.now()), this.#ctx.peerTimeout);
     });
