@@ -146,11 +146,11 @@ describe('global.trans on a standalone node', () => {
     await turns();
     const later = n.global.trans('to', () => 'later');
     await turns();
-    expect(n.global.stats().queues).toEqual([{ lock: '"to"', holders: 1, leased: 0, waiting: 2 }]);
+    expect(n.global.stats().queues).toEqual([{ lock: 'to', holders: 1, leased: 0, waiting: 2 }]);
     const err = await timedOut.catch((e: unknown) => e);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
     expect(err).toMatchObject({ name: 'LockNotAcquiredError', reason: 'timeout' });
-    expect(n.global.stats().queues).toEqual([{ lock: '"to"', holders: 1, leased: 0, waiting: 1 }]);
+    expect(n.global.stats().queues).toEqual([{ lock: 'to', holders: 1, leased: 0, waiting: 1 }]);
     h.release();
     await expect(later).resolves.toBe('later');
     expect(ran).toBe(false);
@@ -181,7 +181,7 @@ describe('global.trans on a standalone node', () => {
     ac.abort();
     await expect(waiting).rejects.toMatchObject({ name: 'LockNotAcquiredError', reason: 'aborted' });
     await turns();
-    expect(n.global.stats().queues).toEqual([{ lock: '"sig"', holders: 1, leased: 0, waiting: 0 }]);
+    expect(n.global.stats().queues).toEqual([{ lock: 'sig', holders: 1, leased: 0, waiting: 0 }]);
     h.release();
     await h.result;
     expect(ran).toBe(false);
@@ -292,7 +292,7 @@ describe('global.trans on a standalone node', () => {
     }
     expect(events.map(([k]) => k)).toEqual(['acquire', 'grant', 'acquire', 'release', 'grant', 'release', 'acquire', 'grant', 'release']);
     const grants = events.filter(([k]) => k === 'grant').map(([, m]) => m);
-    expect(grants[1]).toMatchObject({ resource: 'diag', lock: '"diag"', waited: true });
+    expect(grants[1]).toMatchObject({ resource: 'diag', lock: 'diag', waited: true });
     expect(grants[1]!.waitMs as number).toBeGreaterThanOrEqual(15);
     expect(grants[0]!.waited).toBe(false);
     const release = events.find(([k]) => k === 'release')![1];
@@ -308,7 +308,7 @@ describe('global.trans on a standalone node', () => {
     await turns();
     let s = n.global.stats();
     expect(s).toMatchObject({ acquires: 3, grants: 1, waits: 0, holding: 1, waiting: 2 });
-    expect(s.queues).toEqual([{ lock: '"st"', holders: 1, leased: 0, waiting: 2 }]);
+    expect(s.queues).toEqual([{ lock: 'st', holders: 1, leased: 0, waiting: 2 }]);
     h.release();
     await Promise.all(w);
     s = n.global.stats();

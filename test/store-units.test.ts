@@ -1,39 +1,8 @@
-// Pure parts of the store engine: canonical keys, refresh scheduling (jitter, backoff), timeouts.
+// Pure parts of the store engine: refresh scheduling (jitter, backoff), timeouts.
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { canonicalKey } from '../src/store/canonical-key.js';
 import { eagerDelay, eagerFloor, retryDelay } from '../src/store/schedule.js';
 import { TIMED_OUT, withTimeout } from '../src/store/fetch-runner.js';
-import { InvalidOptionError } from '../src/errors.js';
-
-describe('canonicalKey', () => {
-  it('equal keys by value are one key; different types are different keys', () => {
-    expect(canonicalKey({ a: 1, b: [1, 'x'] })).toBe(canonicalKey({ b: [1, 'x'], a: 1 }));
-    expect(canonicalKey('t-1')).toBe('t-1'); // a string is its own text (no allocation)
-    const distinct = ['1', 1, true, 'true', null, 'null', [1], { 0: 1 }, '', [], {}, '\u0001#1'];
-    expect(new Set(distinct.map(canonicalKey)).size).toBe(distinct.length);
-    expect(canonicalKey(-0)).toBe(canonicalKey(0));
-  });
-
-  it('is stable under key order for any plain object', () => {
-    fc.assert(
-      fc.property(fc.dictionary(fc.string(), fc.oneof(fc.integer(), fc.string(), fc.boolean())), (obj) => {
-        const reversed = Object.fromEntries(Object.entries(obj).reverse());
-        expect(canonicalKey(reversed)).toBe(canonicalKey(obj));
-      }),
-    );
-  });
-
-  it('refuses what the codec cannot carry', () => {
-    for (const bad of [undefined, () => 1, Symbol('s'), 1n, Number.NaN, Infinity, new Date(), new Map()]) {
-      expect(() => canonicalKey(bad)).toThrow(InvalidOptionError);
-    }
-    const cyclic: Record<string, unknown> = {};
-    cyclic.self = cyclic;
-    expect(() => canonicalKey(cyclic)).toThrow(/cycle/);
-    expect(() => canonicalKey('x'.repeat(10_000))).toThrow(InvalidOptionError);
-  });
-});
 
 describe('eager refresh schedule', () => {
   it('starts beforeExpiry before expiry, earlier by a jitter of at most 10% (5 s cap), never later', () => {

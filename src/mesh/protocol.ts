@@ -13,6 +13,13 @@
 // - 4: the lock service's messages are at version 3: a node that keeps taking a lock may
 //   keep it idle between its calls (a lease) until its coordinator revokes it. Nothing else
 //   changed on the wire.
+// - 5: values arrive as they left (./codec.ts): a Map travels as extension 0x4d (no longer
+//   as a msgpack map, which decoded as a plain object), -0 as extension 0x2d, a Set, a typed
+//   array other than Buffer, an ArrayBuffer and a BigInt beyond 64 bits as msgpackr's
+//   `moreTypes` extensions (a Set was an array, a typed array a Buffer, a large BigInt was
+//   refused). Lock names are the canonical text of ./canonical-key.ts (a string resource is
+//   its own text; it was JSON-quoted), so the coordinator of a lock is another node than
+//   under 4: nodes of 4 and 5 must not share locks.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
 // - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize]
@@ -38,7 +45,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export const Tag = {
   HELLO: 1,
