@@ -232,6 +232,19 @@ describe('global.trans on a standalone node', () => {
     await h.result;
   });
 
+  // Pins the lock key of an explicit node set: a string resource is its own text, so a key
+  // made of "<resource>@<nodes>" could be spelt by another resource given without nodes.
+  it('no resource given without nodes shares a lock with a resource given with a node set', async () => {
+    const n = await node();
+    const h = holdLock(n, 'r', { nodes: [n.name] });
+    await h.entered;
+    const lookalikes = [`r@[${n.name}]`, `\u0001@${JSON.stringify([n.name])}r`, `\u0001@["${n.name}"]"r"`, ['r', [n.name]]];
+    for (const r of lookalikes) await expect(n.global.trans(r, () => 'free', { retries: 0 })).resolves.toBe('free');
+    await expect(n.global.trans('r', () => 1, { nodes: [n.name], retries: 0 })).rejects.toMatchObject({ reason: 'retries' });
+    h.release();
+    await h.result;
+  });
+
   it('an explicit node set with no connected node is unreachable', async () => {
     const n = await node();
     await expect(n.global.trans('x', () => 1, { nodes: ['nobody'] })).rejects.toMatchObject({ reason: 'unreachable' });
