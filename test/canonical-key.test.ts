@@ -9,6 +9,12 @@ import { decode, encode, payloadOf, toWireValue } from '../src/mesh/codec.js';
 import { ActorRef } from '../src/actors/ref.js';
 import { InvalidOptionError, SerializationError } from '../src/errors.js';
 import { wireLeaf, wireValue } from './helpers/wire-values.js';
+import { defineExpirables } from '../src/dsl/define.js';
+import { expirable } from '../src/dsl/definition.js';
+import { ok } from '../src/dsl/result.js';
+import type { Node } from '../src/node.js';
+import { localCluster } from './fixtures/store-mesh.js';
+import { uniqueNamespace } from './fixtures/store-tools.js';
 
 /** The InvalidOptionError `fn` throws (fails the test if it throws none or another). */
 function refused(fn: () => unknown): InvalidOptionError {
@@ -239,5 +245,35 @@ describe('canonical keys', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('keys through the store, on two nodes over TCP', () => {
+  it('a Map key given in another order on another node is the same entry: one fetch, and the fetch gets a Map', async () => {
+    await using c = await localCluster(2);
+    const [a, b] = c.nodes as [Node, Node];
+    const namespace = uniqueNamespace('keys');
+    const seen: unknown[] = [];
+    const defs = () => ({
+      quota: expirable({
+        keyed: true,
+        fetch: async (key: Map<string, unknown>) => (seen.push(key), ok(`q-${[...key.keys()].join('+')}`, Date.now() + 60_000)),
+      }),
+    });
+    const A = defineExpirables(defs(), { node: a, namespace });
+    const B = defineExpirables(defs(), { node: b, namespace });
+    const key = new Map<string, unknown>([['tenant', 't1'], ['since', new Date(5)], ['limit', 10n]]);
+    const sameKeyOtherOrder = new Map<string, unknown>([['limit', 10n], ['since', new Date(5)], ['tenant', 't1']]);
+    const first = await A.quotaOrThrow(key);
+    expect(await B.quotaOrThrow(sameKeyOtherOrder)).toBe(first);
+    expect(await A.quotaOrThrow(sameKeyOtherOrder)).toBe(first);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeInstanceOf(Map);
+    expect(isDeepStrictEqual(seen[0], key)).toBe(true);
+    // A key that differs only by a number where the first had a BigInt is another entry.
+    await B.quotaOrThrow(new Map<string, unknown>([['tenant', 't1'], ['since', new Date(5)], ['limit', 10]]));
+    expect(seen).toHaveLength(2);
+    expect(B.replicas('quota', key).sort()).toEqual([a.name, b.name].sort());
+    await Promise.all([A.close(), B.close()]);
   });
 });
