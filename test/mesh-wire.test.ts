@@ -119,6 +119,24 @@ describe('value fidelity', () => {
   });
 });
 
+describe('casts of the runtime\'s own services', () => {
+  test('castPlain sends its message as built, without the walk of values; the encoder still refuses a function', async () => {
+    await using p = await pair('plain');
+    const got: unknown[] = [];
+    let wake = () => {};
+    const sink = p.b.spawn({ init: () => 0, handleCast: (m: unknown, s: number) => (got.push(m), wake(), s) });
+    const ref = { node: sink.node, id: sink.id };
+    const arrived = new Promise<void>((r) => (wake = r));
+    // Not walked: a Map goes out as a msgpack map, which reads as a plain object (a walked
+    // cast brings it back as a Map, see above). Runtime messages never hold one.
+    p.a.system.castPlain(ref, ['lock', 1, new Map([['k', 1]])]);
+    await arrived;
+    expect(got).toEqual([['lock', 1, { k: 1 }]]);
+    expect(() => p.a.system.castPlain(ref, ['lock', () => 1])).toThrow(SerializationError);
+    expect(p.downs).toEqual([]);
+  });
+});
+
 describe('a message that does not decode fails alone', () => {
   // Regression: an undecodable CALL payload closed the whole link ('bad_payload').
   test('an undecodable CALL is answered with a SerializationError; the link stays up', async () => {

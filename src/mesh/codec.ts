@@ -3,14 +3,16 @@
 //
 // Two parts, so that only the values that travel pay for their checks:
 // - `encode(frame)` packs a frame as it is. The mesh's own frames (heartbeats, members, the
-//   envelope of a call) are plain data built here, so they are packed with no walk.
+//   envelope of a call) and the messages of the runtime's own services (locks and process
+//   groups, sent with `ActorSystem.castPlain`) are plain data built by the library, so they
+//   are packed with no walk: the hot path of the lock protocol pays nothing for values.
 // - `toWireValue(value, label)` is applied to what a caller hands the mesh: the message of a
-//   call or a cast (lock and pg messages included: they are casts) and a reply. It walks the
-//   value once and either refuses it with a SerializationError naming where the problem is
-//   (`message.user.save is a function`), before anything is sent, or returns it ready to
-//   pack: the value itself when it holds no Map and no -0 (the usual case: no allocation),
-//   otherwise a copy of the containers on the way to them. `checkEncodable` is the same
-//   check for code that only wants to know (the store, on a fetched value).
+//   call or a cast, and a reply (./remote.ts). It walks the value once and either refuses it
+//   with a SerializationError naming where the problem is (`message.user.save is a
+//   function`), before anything is sent, or returns it ready to pack: the value itself when
+//   it holds no Map and no -0 (the usual case: no allocation), otherwise a copy of the
+//   containers on the way to them. `checkEncodable` is the same check for code that only
+//   wants to know (the store, on a fetched value).
 //
 // What travels, and arrives as it left (same type, same contents):
 // - strings, booleans, null, undefined (also inside objects and arrays), numbers (-0, NaN

@@ -11,12 +11,14 @@
 // - The message of a call or cast and the value of a reply go through `toWireValue`
 //   (./codec.ts): a value that would not arrive as it left (a function, a class instance…)
 //   is refused with a SerializationError naming where it is (`message.user.save is a
-//   function`). A message that cannot be encoded, or whose frame would exceed the maximum
-//   frame size the peer announced in the handshake, fails its call with SerializationError
-//   before anything is written (encoding and the size check happen before the pending entry
-//   is made); a cast throws it. A reply that cannot be encoded or is too large for the
-//   caller becomes a REPLY_ERROR with SerializationError, so the caller learns why and the
-//   link (which the peer would close on an oversize frame) stays up.
+//   function`). A cast from the runtime's own services (`castPlain`: lock and pg messages,
+//   plain data by construction) skips that walk. A message that cannot be encoded, or whose
+//   frame would exceed the maximum frame size the peer announced in the handshake, fails
+//   its call with SerializationError before anything is written (encoding and the size
+//   check happen before the pending entry is made); a cast throws it. A reply that cannot be
+//   encoded or is too large for the caller becomes a REPLY_ERROR with SerializationError, so
+//   the caller learns why and the link (which the peer would close on an oversize frame)
+//   stays up.
 // - Replies are matched by callId in the map of the node they were sent to; a reply for a
 //   call that already settled (timeout) finds nothing and is dropped.
 // - When a node goes down, every pending call to it fails with NodeDownError and every
@@ -80,11 +82,11 @@ export class Remote implements RemoteRouter {
     this.#links.send(node, buf);
   }
 
-  cast(ref: ActorRefData, msg: unknown): void {
+  cast(ref: ActorRefData, msg: unknown, plain = false): void {
     // Encode first: a cast that cannot be encoded throws at the caller, like a call.
     let buf: Uint8Array;
     try {
-      buf = encode([Tag.CAST, ref.id, toWireValue(msg, 'message')]);
+      buf = encode([Tag.CAST, ref.id, plain ? msg : toWireValue(msg, 'message')]);
       checkSize(this.#links, ref.node, buf, `a cast to ${ref.id}@${ref.node}`);
     } catch (err) {
       throw notSent(err, `a cast to ${ref.id}@${ref.node}`);

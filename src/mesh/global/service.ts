@@ -383,7 +383,7 @@ export class GlobalLocks {
 
   #castTo(node: string, wire: unknown, warn: boolean): boolean {
     try {
-      this.#system.cast({ node, id: this.#actorId }, wire);
+      this.#system.castPlain({ node, id: this.#actorId }, wire);
       return true;
     } catch (err) {
       if (warn) {
