@@ -1,8 +1,48 @@
-// Pure parts of the store engine: refresh scheduling (jitter, backoff), timeouts.
+// Pure parts of the store engine: the copy of a key an entry keeps, refresh scheduling
+// (jitter, backoff), timeouts.
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { eagerDelay, eagerFloor, retryDelay } from '../src/store/schedule.js';
 import { TIMED_OUT, withTimeout } from '../src/store/fetch-runner.js';
+import { frozenKey } from '../src/store/frozen-key.js';
+import { ActorRef } from '../src/actors/ref.js';
+
+describe('frozenKey', () => {
+  it('copies every carried type, so changing the caller\'s key later changes nothing; plain parts are frozen', () => {
+    const ref = new ActorRef('n', 'i');
+    const key = {
+      tenant: 't1',
+      tags: ['a'],
+      m: new Map<unknown, unknown>([[{ k: 1 }, new Set([1])]]),
+      d: new Date(5),
+      bin: new Uint8Array([1]),
+      buf: Buffer.from([2]),
+      f64: new Float64Array([1.5]),
+      ab: new Uint8Array([3]).buffer,
+      dv: new DataView(new Uint8Array([4]).buffer),
+      ref,
+    };
+    const copy = frozenKey(key);
+    expect(copy).toStrictEqual(key);
+    key.tags.push('b');
+    key.m.set('new', 1);
+    ([...key.m.keys()][0] as { k: number }).k = 2;
+    key.d.setTime(6);
+    key.bin[0] = 9;
+    key.buf[0] = 9;
+    key.f64[0] = 9;
+    new Uint8Array(key.ab)[0] = 9;
+    key.dv.setUint8(0, 9);
+    expect(copy.tags).toEqual(['a']);
+    expect([...copy.m]).toEqual([[{ k: 1 }, new Set([1])]]);
+    expect(copy.d.getTime()).toBe(5);
+    expect([copy.bin[0], copy.buf[0], copy.f64[0], new Uint8Array(copy.ab)[0], copy.dv.getUint8(0)]).toEqual([1, 2, 1.5, 3, 4]);
+    expect(Buffer.isBuffer(copy.buf)).toBe(true);
+    expect(copy.ref).toBe(ref); // immutable data: kept
+    expect(Object.isFrozen(copy) && Object.isFrozen(copy.tags) && Object.isFrozen([...copy.m.keys()][0])).toBe(true);
+    expect(frozenKey('s')).toBe('s');
+  });
+});
 
 describe('eager refresh schedule', () => {
   it('starts beforeExpiry before expiry, earlier by a jitter of at most 10% (5 s cap), never later', () => {
