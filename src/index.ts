@@ -47,6 +47,7 @@ export {
   ActorDownError,
   NodeDownError,
   SerializationError,
+  ExpirableSerializationError,
   LockNotAcquiredError,
   ExpirableError,
   InvalidOptionError,

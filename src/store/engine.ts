@@ -3,11 +3,13 @@
 // timers and their backoff, clear, state changes, and the counters. The protocol between
 // nodes is in ./replication.ts; this file decides what to do, that one how to say it.
 import { LRUCache } from 'lru-cache';
-import { ExpirableError, fromWire, toWire, type ExpirableFailure, type WireError } from '../errors.js';
+import { ExpirableError, ExpirableSerializationError, fromWire, type ExpirableFailure, type WireError } from '../errors.js';
+import { checkEncodable } from '../mesh/codec.js';
 import type { ExpirableResult } from './result.js';
 import type { Clock } from '../util/clock.js';
 import { heldUnder, runHolding } from '../util/held-context.js';
-import { canonicalKey, frozenKey } from './canonical-key.js';
+import { canonicalKey } from '../mesh/canonical-key.js';
+import { frozenKey } from './frozen-key.js';
 import { requireCluster, type StoreNode } from './cluster.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
@@ -284,6 +286,16 @@ export class ExpirableEngine {
       else await this.#roundFailed(node, e, round, run.error);
       return run;
     }
+    // A cluster value must read the same on every node: one the codec cannot carry is a
+    // failure of this fetch, stored nowhere (the next call fetches again).
+    const unfit = this.spec.scope === 'cluster' ? this.#unencodable(run.value, run.hasNextState, run.nextState) : undefined;
+    if (unfit) {
+      this.stats.failures++;
+      publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: unfit }));
+      if (mode === 'eager') this.#eagerFailed(e, armed, unfit);
+      else await this.#roundFailed(node, e, round, unfit);
+      return { ok: false, error: unfit };
+    }
     const result: ExpirableResult<unknown> = { ok: true, value: run.value, expiresAt: run.expiresAt };
     // Cleared (or evicted, or closed) while the fetch ran: the callers that were waiting get
     // the value, but it is not stored, so it does not come back for later callers.
@@ -326,6 +338,17 @@ export class ExpirableEngine {
     const error = fromWire(wire);
     round.answer({ ok: false, error: error instanceof ExpirableError ? error : this.#error('fetch_failed', error.message, error) });
     publish('fetchFailure', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), mode: 'miss', durationMs: 0, error, from }));
+  }
+
+  /** The error for a fetched value (or next state) the wire codec cannot carry, or undefined. */
+  #unencodable(value: unknown, hasState: boolean, state: unknown): ExpirableSerializationError | undefined {
+    try {
+      checkEncodable(value, 'value');
+      if (hasState) checkEncodable(state, 'nextState');
+      return undefined;
+    } catch (err) {
+      return new ExpirableSerializationError(this.name, err instanceof Error ? err.message : String(err), { cause: err });
+    }
   }
 
   #skipped(e: Entry, mode: Mode): ExpirableResult<unknown> {
