@@ -82,8 +82,15 @@ async function waitUntilAnswers(port: number, proc: ChildProcess, timeout = 10_0
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`redis-server on port ${port} exited (${proc.exitCode})`);
     try {
-      if ((await rawCommand(port, 'PING', 500)).startsWith('+PONG')) return;
-    } catch {
+      if ((await rawCommand(port, 'PING', 500)).startsWith('+PONG')) {
+        // The one answering must be ours: another test file's server may have taken the port
+        // between its check and our bind (ours then exits, theirs answers the PING).
+        const info = await rawCommand(port, 'INFO server', 1000).catch(() => '');
+        if (info.includes(`process_id:${proc.pid}\r\n`)) return;
+        if (proc.exitCode !== null || info.includes('process_id:')) throw new Error(`port ${port} is taken by another redis-server`);
+      }
+    } catch (err) {
+      if (err instanceof Error && err.message.includes('taken by another')) throw err;
       // not listening yet
     }
     if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer in ${timeout} ms`);
