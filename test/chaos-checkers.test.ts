@@ -13,6 +13,7 @@ import {
   checkNoHang,
   checkResources,
 } from '../chaos/checkers/index.js';
+import { EDGE_MS } from '../chaos/checkers/fetch-once.js';
 
 const config: CheckConfig = {
   heartbeatInterval: 100,
@@ -102,6 +103,11 @@ describe('checkFetchOnce', () => {
     expect(checkFetchOnce(elsewhere, config).violations).toHaveLength(1);
     const healed = [cut(100, 200, ['a', 'b']), fetch('a', 10_000, 1, 30_000), fetch('b', 12_000, 2, 40_000)];
     expect(checkFetchOnce(healed, config).violations).toHaveLength(1);
+  });
+
+  it('a refetch in the last EDGE_MS of a cycle (a peer\'s value spent in transit) passes; one earlier does not', () => {
+    expect(checkFetchOnce([fetch('a', 1000, 1, 3000), fetch('b', 3000 - EDGE_MS + 1, 2, 5000)], config).violations).toEqual([]);
+    expect(checkFetchOnce([fetch('a', 1000, 1, 3000), fetch('b', 3000 - EDGE_MS - 1, 2, 5000)], config).violations).toHaveLength(1);
   });
 
   it('an eager cycle ends beforeExpiry (plus jitter) before expiry', () => {

@@ -13,8 +13,16 @@ import { Topology } from './topology.js';
 
 /** How long before F1 a clear still counts (a fetch takes at most this long to reach the upstream). */
 const CLEAR_SLACK_MS = 1_000;
-/** Timing slack at the cycle's end (ms: the node rounds expiry down by one ms). */
-const EDGE_MS = 5;
+/**
+ * The end of a cycle, as replicas see it, comes up to this many ms early. A replica counts a
+ * value's time left from when it sent its question to the peer that holds it (and bounds it by
+ * `expiresAt`), so it is never served late; a value with less than one ask's round trip left is
+ * spent by the time it arrives, and the node fetches a new one. That refetch in the last
+ * moments of a cycle is the price of never serving an expired value (seen once in a 10-minute
+ * soak: 6 ms before expiry). 50 ms covers an ask's round trip under the harness's load; a second
+ * fetch any earlier in the cycle is still a violation.
+ */
+export const EDGE_MS = 50;
 
 export function checkFetchOnce(entries: readonly Entry[], config: Pick<CheckConfig, 'eager' | 'settleMs'>): CheckResult {
   const topo = new Topology(entries, config.settleMs);
