@@ -10,6 +10,7 @@
 import { defineExpirables, expirable, ok, startNode, type Node, type NodeOptions } from '../src/index.js';
 import { faultHook } from '../src/mesh/fault-hook.js';
 import type { Entry, Op, HealthEntry } from './history.js';
+import { mulberry32 } from './prng.js';
 
 /** The workload's knobs, chosen by the harness. */
 export interface WorkloadConfig {
@@ -77,17 +78,6 @@ let running = false;
 /** Operations begun and not settled, for the drain. */
 const pending = new Set<Op>();
 let loops: Promise<void>[] = [];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const message = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
