@@ -31,6 +31,8 @@ export interface StoreInbox {
   cleared(name: string, canon: string, version: number): void;
   /** The keys this process holds something for. */
   keys(name: string): [string, unknown][];
+  /** Every key of `name` (undefined: of every expirable) cleared with version `version`. */
+  clearedAll(name: string | undefined, version: number): void;
   /** Another process's fetch for the callers of a round failed. */
   roundFailed(name: string, canon: string, error: WireError, from: string): void;
   /** A value written elsewhere, taken only by an entry whose callers wait for a refresh. */
@@ -49,6 +51,8 @@ export interface RefreshFailed {
 /** What a replica holding a value hears about its entry. */
 export interface ReplicaListener {
   put(snap: Snapshot, from: string): void;
+  /** The version the replica holds (a backend that resyncs asks for what is newer). */
+  version(): number;
   refreshFailed(msg: RefreshFailed): void;
 }
 
@@ -72,11 +76,14 @@ export interface Coordination {
    * Runs `fn` with the right to write `resource` and its fencing token. Rejects when the
    * right cannot be had (closed, coordinator unreachable, `signal` aborted while waiting).
    */
-  exclusive<T>(resource: string, current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  exclusive<T>(name: string, canon: string, resource: string, current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T>;
   /** The newest snapshot other processes hold of the entry (`since`: the store clock now). */
   learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined>;
-  /** Sends what was written to `resource` under a grant to its holders and waiting processes. */
-  publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<void>;
+  /**
+   * Sends what was written to `resource` under a grant to its holders and waiting processes.
+   * Resolves with the snapshot as the coordinator stored it, when it gives it a version of its own.
+   */
+  publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<Snapshot | undefined>;
   /** The fetch for the callers of a round failed: tell the processes whose callers wait. */
   roundFailed(name: string, canon: string, error: Error): Promise<void>;
   /** This replica's background refresh failed: tell the other holders. */
@@ -85,8 +92,15 @@ export interface Coordination {
   clear(name: string, canon: string, version: number): Promise<void>;
   /** The keys other reachable processes hold (canonical text -> key). */
   keys(name: string): Promise<Map<string, unknown>>;
+  /**
+   * Clears every key of `name` at once through a generation, and resolves with its version;
+   * undefined when the coordinator has no generations (the engine then clears key by key).
+   */
+  clearAll(name: string): Promise<number | undefined>;
   /** Lists this process among the holders of `resource`; listens for its writes (undefined: nothing to join yet). */
-  hold(resource: string, listener: ReplicaListener): Holding | undefined;
-  /** The processes holding a replica of `resource` now, sorted. */
-  holders(resource: string, holdsHere: boolean): string[];
+  hold(name: string, canon: string, resource: string, listener: ReplicaListener): Holding | undefined;
+  /** The processes holding a replica of `resource` now, sorted (synchronous: from what the backend keeps). */
+  holders(name: string, canon: string, resource: string, holdsHere: boolean): string[];
+  /** Stops what this coordination runs for its store (timers, subscriptions, its connection). */
+  close(): Promise<void>;
 }

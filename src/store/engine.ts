@@ -172,7 +172,7 @@ export class ExpirableEngine {
 
   async #refresh(e: Entry, round: Round, armed: number): Promise<ExpirableResult<unknown>> {
     try {
-      return await this.#withLock(e, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal);
+      return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal);
     } catch (err) {
       // Answered while waiting for the lock: the request was withdrawn, nobody waits for it.
       if (round.answered) return { ok: false, error: this.#error('unavailable', 'answered before the lock was granted', err) };
@@ -188,11 +188,13 @@ export class ExpirableEngine {
    * whose fn reads the expirable, run at once under the lock their context holds. The entry
    * object is the key in the library's one async context (util/held-context.ts).
    */
-  async #withLock<T>(e: Entry | undefined, resource: string, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async #withLock<T>(e: Entry | undefined, canon: string, resource: string, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
     const held = e && (heldUnder(e) as HeldGrant | undefined);
     if (held?.held) return fn(held.token);
     return this.#co.exclusive(
+      this.name,
+      canon,
       resource,
       e?.version ?? 0,
       async (token) => {
@@ -299,7 +301,7 @@ export class ExpirableEngine {
     // The callers get the value now, not after the push: a silent peer can hold the push for
     // peerTimeout, and a short-lived value must not be handed out after it expired.
     round.answer(result);
-    await this.#co.publish(this.name, e.canon, e.resource, e.snapshot(this.#clock.now()));
+    await this.#published(e, e.snapshot(this.#clock.now()));
     return result;
   }
 
@@ -346,11 +348,19 @@ export class ExpirableEngine {
     this.#afterWrite(e);
   }
 
+  /** Publishes what `e` holds; takes the version the coordinator stored it under, if it gives one. */
+  async #published(e: Entry, snap: Snapshot): Promise<void> {
+    const sentAt = this.#clock.now();
+    const stored = await this.#co.publish(this.name, e.canon, e.resource, snap);
+    if (stored && !e.disposed && !this.#ctx.closed && e.apply(stored, sentAt)) this.#afterWrite(e);
+  }
+
   /** After `e` changed: this process is listed among the entry's holders while it holds a value; re-arm its timer. */
   #afterWrite(e: Entry): void {
     if (e.hasValue && !e.holding) {
-      e.holding = this.#co.hold(e.resource, {
+      e.holding = this.#co.hold(this.name, e.canon, e.resource, {
         put: (snap, from) => this.#onPut(e, snap, from),
+        version: () => e.version,
         refreshFailed: (msg) => this.#onPeerFailure(e, msg),
       });
     } else if (!e.hasValue && e.holding) {
@@ -462,6 +472,9 @@ export class ExpirableEngine {
   /** Clears every key of a keyed expirable (the ones any connected node holds). */
   async clearAllKeys(): Promise<void> {
     if (!this.spec.keyed) return this.#clearCanon('');
+    if (this.#ctx.closed) return;
+    const generation = await this.#co.clearAll(this.name);
+    if (generation !== undefined) return this.applyClearAll(generation);
     const canons = new Set(this.keys().map(([c]) => c));
     if (!this.#ctx.closed) for (const c of (await this.#co.keys(this.name)).keys()) canons.add(c);
     await Promise.all([...canons].map((c) => this.#clearCanon(c)));
@@ -474,7 +487,7 @@ export class ExpirableEngine {
     if (existing) existing.epoch++;
     // Without an await before the lock is asked for: the clear is queued on the lock before
     // any refresh a caller starts after this call.
-    await this.#withLock(existing, this.#resource(canon), async (token) => {
+    await this.#withLock(existing, canon, this.#resource(canon), async (token) => {
       // The clear's version must be above every version a replica holds (see #nextVersion).
       const best = await this.#co.learn(this.name, canon, this.#clock.now());
       const e = this.peek(canon);
@@ -488,6 +501,16 @@ export class ExpirableEngine {
   applyWaiting(canon: string, snap: Snapshot, from: string): void {
     const e = this.peek(canon);
     if (e && e.round && !e.holding) this.#onPut(e, snap, from);
+  }
+
+  /** Every key cleared with version `v` (a generation): drop what is older. */
+  applyClearAll(v: number): void {
+    if (this.single) this.#applyClear(this.single, v, 'remote');
+    if (this.#keys) for (const e of [...this.#keys.values(), ...this.#evicting.values()]) {
+      // A refresh in flight stores nothing when it ends.
+      e.epoch++;
+      this.#applyClear(e, v, 'remote');
+    }
   }
 
   /** A clear (local or from a peer) with version `v`: drop value and state unless newer. */
@@ -509,7 +532,7 @@ export class ExpirableEngine {
   /** Replaces the state of `key` with `fn(state)` under the lock, and pushes it to the replicas. */
   async updateState(key: unknown, fn: (state: unknown) => unknown): Promise<void> {
     const e = this.entry(key);
-    await this.#withLock(e, e.resource, async (token) => {
+    await this.#withLock(e, e.canon, e.resource, async (token) => {
       let peerMax = 0;
       const best = await this.#co.learn(this.name, e.canon, this.#clock.now());
       if (best) {
@@ -524,7 +547,7 @@ export class ExpirableEngine {
       const now = this.#clock.now();
       e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now);
       this.#afterWrite(e);
-      await this.#co.publish(this.name, e.canon, e.resource, e.snapshot(this.#clock.now()));
+      await this.#published(e, e.snapshot(this.#clock.now()));
     });
   }
 
@@ -533,7 +556,7 @@ export class ExpirableEngine {
   /** Names of the nodes holding a replica of `key` now. */
   replicas(key: unknown): string[] {
     const canon = this.spec.keyed ? canonicalKey(key) : '';
-    return this.#co.holders(this.#resource(canon), this.peek(canon)?.hasValue === true);
+    return this.#co.holders(this.name, canon, this.#resource(canon), this.peek(canon)?.hasValue === true);
   }
 
   /** Stops timers and actors of every replica here. */

@@ -12,6 +12,8 @@ import type { ActorRef } from '../actors/ref.js';
 import type { Coordination, StoreInbox } from './backend.js';
 import { LocalCoordination } from './backends/local.js';
 import { MeshCoordination, spawnRouter } from './backends/mesh.js';
+import { RedisCoordination } from './backends/redis/coordination.js';
+import type { RedisBackend } from './backends/redis/backend.js';
 
 /** Namespaces taken, per node (or per embedded-node getter). */
 const claimed = new WeakMap<object, Set<string>>();
@@ -24,6 +26,8 @@ export interface StoreOptions {
   peerTimeout?: number;
   /** The clock of every expiry, timeout and timer. @default the system clock */
   clock?: Clock;
+  /** Where cluster-scope expirables coordinate. @default the node's mesh */
+  backend?: RedisBackend;
 }
 
 export class Store implements EngineContext {
@@ -38,13 +42,16 @@ export class Store implements EngineContext {
   #node: StoreNode | undefined = undefined;
   #router: ActorRef | undefined = undefined;
   /** Coordination of cluster-scope expirables, shared by this store's engines. */
-  readonly #mesh: MeshCoordination;
+  readonly #cluster: Coordination;
   /** What other nodes ask of this store, answered from its engines. */
   readonly #inbox: StoreInbox = {
     snapshot: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
     roundFailed: (name, canon, error, from) => this.engines.get(name)?.applyRoundFailed(canon, error, from),
     cleared: (name, canon, v) => this.engines.get(name)?.applyClear(canon, v),
     keys: (name) => this.engines.get(name)?.keys() ?? [],
+    clearedAll: (name, v) => {
+      for (const [n, engine] of this.engines) if (name === undefined || name === n) engine.applyClearAll(v);
+    },
     offered: (name, canon, snap, from) => this.engines.get(name)?.applyWaiting(canon, snap, from),
   };
 
@@ -61,7 +68,7 @@ export class Store implements EngineContext {
       throw new InvalidOptionError('namespace', 'a namespace not already used by another store on this node (or close() that store first)', this.namespace);
     }
     set.add(this.namespace);
-    this.#mesh = new MeshCoordination(this);
+    this.#cluster = options.backend ? new RedisCoordination(options.backend, this.namespace, this.#inbox) : new MeshCoordination(this);
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the
     // node's groups from the start, before this node calls any expirable of it. Only the
@@ -97,9 +104,9 @@ export class Store implements EngineContext {
     return this.#node;
   }
 
-  /** Cluster scope: the mesh; local scope: a chain on this node (one per expirable). */
+  /** Cluster scope: the store's backend (the mesh or Redis); local scope: a chain on this node (one per expirable). */
   coordination(spec: ExpirableSpec): Coordination {
-    if (spec.scope === 'cluster') return this.#mesh;
+    if (spec.scope === 'cluster') return this.#cluster;
     return new LocalCoordination({ ready: () => this.node(), self: () => this.#node?.name });
   }
 
@@ -119,12 +126,13 @@ export class Store implements EngineContext {
     return node;
   }
 
-  /** Stops timers, replicas and the router here; frees the namespace on this node. */
+  /** Stops timers, replicas, the router here and the backend's subscriptions and connection; frees the namespace on this node. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const engine of this.engines.values()) engine.close();
     claimed.get(this.#claimKey)?.delete(this.namespace);
+    await this.#cluster.close().catch(() => undefined);
     if (this.#router) await this.#router.stop().catch(() => undefined);
   }
 }

@@ -25,7 +25,7 @@ export class LocalCoordination implements Coordination {
     return this.#ctx.self();
   }
 
-  async exclusive<T>(resource: string, current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async exclusive<T>(_name: string, _canon: string, resource: string, current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     // The place in the chain is taken synchronously, so writes run in call order.
     const prev = this.#tails.get(resource);
     let release!: () => void;
@@ -46,8 +46,8 @@ export class LocalCoordination implements Coordination {
     return Promise.resolve(undefined);
   }
 
-  publish(): Promise<void> {
-    return Promise.resolve();
+  publish(): Promise<undefined> {
+    return Promise.resolve(undefined);
   }
 
   roundFailed(): Promise<void> {
@@ -64,11 +64,19 @@ export class LocalCoordination implements Coordination {
     return Promise.resolve(new Map());
   }
 
+  clearAll(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
   hold(): Holding | undefined {
     return undefined;
   }
 
-  holders(_resource: string, holdsHere: boolean): string[] {
+  holders(_name: string, _canon: string, _resource: string, holdsHere: boolean): string[] {
     const self = this.#ctx.self();
     return holdsHere && self !== undefined ? [self] : [];
   }

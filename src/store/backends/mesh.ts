@@ -48,7 +48,7 @@ export class MeshCoordination implements Coordination {
     return this.#ctx.nodeNow()?.name;
   }
 
-  async exclusive<T>(resource: string, _current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async exclusive<T>(_name: string, _canon: string, resource: string, _current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     // Without an await when the node is up, so lock requests leave in call order.
     const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
     requireCluster(node);
@@ -61,9 +61,10 @@ export class MeshCoordination implements Coordination {
     return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since);
   }
 
-  async publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<void> {
+  async publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<undefined> {
     const node = this.#ctx.nodeNow();
     if (node) await pushToMembers(node, this.#ctx.namespace, name, canon, resource, snap, this.#ctx.peerTimeout);
+    return undefined;
   }
 
   async roundFailed(name: string, canon: string, error: Error): Promise<void> {
@@ -87,7 +88,12 @@ export class MeshCoordination implements Coordination {
     return collectKeys(node, this.#ctx.namespace, name, this.#ctx.peerTimeout);
   }
 
-  hold(resource: string, listener: ReplicaListener): Holding | undefined {
+  /** No generations on the mesh: the engine clears the keys every node lists, one by one. */
+  clearAll(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  hold(_name: string, _canon: string, resource: string, listener: ReplicaListener): Holding | undefined {
     const node = this.#ctx.nodeNow();
     if (!node) return undefined;
     const actor = node.spawn(
@@ -109,7 +115,12 @@ export class MeshCoordination implements Coordination {
     };
   }
 
-  holders(resource: string): string[] {
+  /** The router is the store's, stopped by the store. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  holders(_name: string, _canon: string, resource: string): string[] {
     const node = this.#ctx.nodeNow();
     if (!node?.pg) return [];
     const names = new Set<string>();
