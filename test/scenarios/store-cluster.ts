@@ -114,4 +114,60 @@ export function storeClusterScenarios(backend: ScenarioBackend): void {
     expect(await cluster.peers[0]!.run<string[]>(STORE_PEER, 'callMany', 1)).toEqual(['tok-2']);
     expect(server.requests).toHaveLength(2);
   });
+
+  it('keyed and stateful: a state put on one process is the next fetch\'s state on another; one fetch per key; clearing every key drops values and states everywhere', async () => {
+    await using server = await startTokenServer(60_000);
+    await using cluster: Cluster = await startCluster(3, MESH);
+    await defineEverywhere(cluster.peers, configOf({ tokenUrl: server.url }));
+    const [a, b, c] = cluster.peers as [Peer, Peer, Peer];
+    expect(await b.run(STORE_PEER, 'callTenant', 't1')).toBe('error:state_required');
+    expect(server.requests).toHaveLength(0);
+    await a.run(STORE_PEER, 'putTenantSecret', 't1', 's1');
+    const values = await Promise.all([b, c, b, c].map((p) => p.run<string>(STORE_PEER, 'callTenant', 't1')));
+    expect(new Set(values)).toEqual(new Set(['t1:s1:tok-1']));
+    expect(await a.run(STORE_PEER, 'callTenant', 't1')).toBe('t1:s1:tok-1');
+    expect(await a.run(STORE_PEER, 'callTenant', 't2')).toBe('error:state_required');
+    expect(server.requests).toHaveLength(1);
+    await c.run(STORE_PEER, 'clearTenants');
+    for (const p of cluster.peers) {
+      await expect.poll(() => p.run<string>(STORE_PEER, 'callTenant', 't1'), { timeout: 5_000 }).toBe('error:state_required');
+    }
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('a failed background refresh keeps the value until it expires, retried with backoff, not in a loop; the counters say so', async () => {
+    const ttl = 3_000;
+    await using server = await startTokenServer(ttl);
+    await using cluster: Cluster = await startCluster(3, MESH);
+    await defineEverywhere(cluster.peers, configOf({ tokenUrl: server.url, refresh: { eager: { beforeExpiry: 2_000 } }, fetchTimeout: 300 }));
+    await Promise.all(cluster.peers.map((p) => p.run(STORE_PEER, 'callMany', 1)));
+    expect(server.requests).toHaveLength(1);
+    const fetchedAt = server.requests[0]!.at;
+    server.holdNext(1_000); // every refresh hangs past its fetchTimeout
+    await server.request(2);
+    await Promise.all(cluster.peers.map((p) => p.run(STORE_PEER, 'startReading', 20)));
+    // Until the value really expires, every read is the value, with no error.
+    await new Promise((r) => setTimeout(r, Math.max(0, fetchedAt + ttl - 600 - Date.now())));
+    for (const p of cluster.peers) {
+      const tally = await p.run<{ reads: number; errors: string[] }>(STORE_PEER, 'stopReading');
+      expect(tally.reads).toBeGreaterThan(5);
+      expect(tally.errors).toEqual([]);
+      expect(await p.run<string[]>(STORE_PEER, 'callMany', 1)).toEqual(['tok-1']);
+    }
+    // A handful of attempts in ~1.4 s, not one per read or per millisecond.
+    const attempts = server.requests.length - 1;
+    expect(attempts).toBeGreaterThanOrEqual(1);
+    expect(attempts).toBeLessThan(20);
+    const stats = await Promise.all(cluster.peers.map((p) => p.run<{ fetches: number; refreshFailures: number; hits: number }>(STORE_PEER, 'stats')));
+    // Counted when it ends (a refresh may still be waiting on the held request, one per process at most).
+    const failures = stats.reduce((n, s) => n + s.refreshFailures, 0);
+    expect(failures).toBeGreaterThanOrEqual(1);
+    expect(failures).toBeLessThanOrEqual(attempts);
+    expect(failures).toBeGreaterThanOrEqual(attempts - cluster.peers.length);
+    // Counted when it starts (its request may still be on its way to the token server).
+    const fetches = stats.reduce((n, s) => n + s.fetches, 0);
+    expect(fetches).toBeGreaterThanOrEqual(server.requests.length);
+    expect(fetches).toBeLessThanOrEqual(server.requests.length + cluster.peers.length);
+    for (const s of stats) expect(s.hits).toBeGreaterThan(5);
+  });
 }
