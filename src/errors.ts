@@ -106,6 +106,30 @@ export class ExpirableError extends ExpirableStoreError {
     this.expirable = expirable;
     this.reason = reason;
   }
+
+  /**
+   * An ExpirableSerializationError (a fetched value the wire cannot carry) counts as an
+   * ExpirableError too: callers that switch on `reason` see 'invalid_result'.
+   */
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, v) || (this === ExpirableError && v instanceof ExpirableSerializationError);
+  }
+}
+
+/**
+ * A cluster-scope fetch returned a value (or next state) the wire codec cannot carry
+ * faithfully (a function, a symbol, a class instance): a SerializationError naming the
+ * expirable, which also reads as an ExpirableError with reason 'invalid_result'. Nothing was
+ * stored or replicated; the next call fetches again.
+ */
+export class ExpirableSerializationError extends SerializationError {
+  readonly expirable: string;
+  readonly reason = 'invalid_result' as const;
+  constructor(expirable: string, detail: string, options?: { cause?: unknown }) {
+    super(`expirable ${expirable}: invalid_result (the value cannot be replicated: ${detail})`, options);
+    this.name = 'SerializationError'; // what it is to callers; the class says why
+    this.expirable = expirable;
+  }
 }
 
 /** A bad option given to a constructor or `startNode`. */
@@ -249,7 +273,7 @@ export function fromWire(wire: WireError, depth = 0): Error {
       if (typeof d.node === 'string') err = new NodeDownError(d.node, typeof d.reason === 'string' ? d.reason : undefined, opts);
       break;
     case 'ERR_SERIALIZATION':
-      err = new SerializationError(message, opts);
+      err = typeof d.expirable === 'string' ? new ExpirableSerializationError(d.expirable, message, opts) : new SerializationError(message, opts);
       break;
     case 'ERR_BACKEND_UNAVAILABLE':
       if (typeof d.backend === 'string') err = new BackendUnavailableError(d.backend, '', opts);

@@ -49,6 +49,7 @@ export {
   ActorDownError,
   NodeDownError,
   SerializationError,
+  ExpirableSerializationError,
   LockNotAcquiredError,
   ExpirableError,
   InvalidOptionError,

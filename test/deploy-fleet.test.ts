@@ -2,23 +2,16 @@
 // started at once find each other from DNS alone (a DNS server run by the test), wait with
 // node.ready(), and each reads a cold cluster expirable: the token server sees one fetch.
 import { afterEach, expect, test } from 'vitest';
-import { createServer } from 'node:net';
 import { disposeAllPeers, spawnPeer } from './helpers/peers.js';
 import { startDnsServer } from './helpers/dns-server.js';
 import { STORE_PEER } from './fixtures/store-peer.js';
 import { DEPLOY_PEER } from './fixtures/deploy-peer.js';
 import { startTokenServer } from './fixtures/store-token-server.js';
 import { uniqueNamespace } from './fixtures/store-tools.js';
+import { freePort } from './helpers/ports.js';
 
 afterEach(disposeAllPeers);
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 test('five processes started at once from DNS alone form one cluster; a cold cluster expirable is fetched exactly once', async () => {
   await using dns = await startDnsServer();

@@ -4,7 +4,7 @@ import { startNode, type Node } from '../src/node.js';
 import { LockNotAcquiredError } from '../src/errors.js';
 import { deferred } from '../src/util/deferred.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
-import { resourceKey } from '../src/mesh/global/resource-key.js';
+import { resourceKey } from '../src/mesh/global/service.js';
 import type { Lock } from '../src/mesh/global/index.js';
 
 const TIMING = { heartbeatInterval: 100, failureTimeout: 1500 };
@@ -107,7 +107,7 @@ describe('global.trans across nodes over TCP', () => {
     const sequence = [b, c, a, c, b, a];
     for (const [i, n] of sequence.entries()) {
       waiters.push(n.global.trans('fifo', () => { order.push(`${i}:${n.name}`); }));
-      await until(() => queued(nodes, '"fifo"') === i + 1);
+      await until(() => queued(nodes, 'fifo') === i + 1);
     }
     h.release();
     await Promise.all(waiters);
@@ -124,13 +124,13 @@ describe('global.trans across nodes over TCP', () => {
     const err = await b.global.trans('busy', () => { ran = true; }, { timeout: 100 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockNotAcquiredError);
     expect((err as LockNotAcquiredError).reason).toBe('timeout');
-    await until(() => queued(nodes, '"busy"') === 0);
+    await until(() => queued(nodes, 'busy') === 0);
     const ac = new AbortController();
     const aborted = b.global.trans('busy', () => { ran = true; }, { signal: ac.signal });
-    await until(() => queued(nodes, '"busy"') === 1);
+    await until(() => queued(nodes, 'busy') === 1);
     ac.abort();
     await expect(aborted).rejects.toMatchObject({ reason: 'aborted' });
-    await until(() => queued(nodes, '"busy"') === 0);
+    await until(() => queued(nodes, 'busy') === 0);
     h.release();
     await h.result;
     expect(ran).toBe(false);
@@ -157,7 +157,7 @@ describe('global.trans across nodes over TCP', () => {
     const [a, b] = nodes as [Node, Node];
     const h = holdLock(a, 'on-b', { nodes: [b.name] });
     await h.entered;
-    expect(b.global.stats().queues).toEqual([{ lock: `"on-b"@[${b.name}]`, holders: 1, leased: 0, waiting: 0 }]);
+    expect(b.global.stats().queues).toEqual([{ lock: `\u0001@${JSON.stringify([b.name])}on-b`, holders: 1, leased: 0, waiting: 0 }]);
     await expect(b.global.trans('on-b', () => 1, { nodes: [b.name], retries: 0 })).rejects.toMatchObject({ reason: 'retries' });
     h.release();
     await h.result;
@@ -185,7 +185,7 @@ describe('global.trans across nodes over TCP', () => {
     const h = holdLock(a, r);
     const lock = await h.entered;
     const waiter = b.global.trans(r, (l) => l.token);
-    await until(() => queued(nodes, JSON.stringify(r)) === 1);
+    await until(() => queued(nodes, resourceKey(r)) === 1);
     await a.close();
     expect(lock.held).toBe(false);
     await expect(waiter).resolves.toBeGreaterThan(lock.token);
@@ -200,7 +200,7 @@ describe('global.trans across nodes over TCP', () => {
     const lock = await h.entered;
     const got: number[] = [];
     const waiters = [b, c, b].map((n) => n.global.trans(r, async (l) => { got.push(l.token); await new Promise((res) => setTimeout(res, 2)); }));
-    await until(() => queued(nodes, JSON.stringify(r)) === 3);
+    await until(() => queued(nodes, resourceKey(r)) === 3);
     await a.close();
     await Promise.all(waiters);
     expect(got).toHaveLength(3);
@@ -261,11 +261,11 @@ describe('global.trans across nodes over TCP', () => {
     const h = holdLock(a, r);
     const first = await h.entered;
     const before = [b, c, a, b].map((n) => n.global.trans(r, critical));
-    await until(() => queued(nodes, JSON.stringify(r)) === 4);
+    await until(() => queued(nodes, resourceKey(r)) === 4);
     const d = await join(nodes, newcomer);
     const after = [d, c, d].map((n) => n.global.trans(r, critical));
     // The newcomer coordinates the lock now; the holder is still a's.
-    await until(() => d.global.stats().queues.some((q) => q.lock === JSON.stringify(r) && q.holders === 1 && q.waiting === 7));
+    await until(() => d.global.stats().queues.some((q) => q.lock === resourceKey(r) && q.holders === 1 && q.waiting === 7));
     expect(violations).toBe(0);
     h.release();
     await Promise.all([...before, ...after]);

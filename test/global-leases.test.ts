@@ -7,7 +7,7 @@ import { LockNotAcquiredError } from '../src/errors.js';
 import { LEASE_STREAK, LEASE_TOKENS } from '../src/mesh/global/coordinator.js';
 import { LEASE_IDLE_MS } from '../src/mesh/global/requester.js';
 import { decodeLockMsg } from '../src/mesh/global/messages.js';
-import { resourceKey } from '../src/mesh/global/resource-key.js';
+import { resourceKey } from '../src/mesh/global/service.js';
 import type { GlobalLocks } from '../src/mesh/global/index.js';
 import { deferred } from '../src/util/deferred.js';
 import { LockNet, resourceFor, settle, threeNodes, type PendingCast } from './helpers/lock-net.js';

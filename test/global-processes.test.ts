@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { disposeAllPeers, startCluster, type Cluster, type Peer } from './helpers/peers.js';
 import { GLOBAL_PEER } from './fixtures/global-peer.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
-import { resourceKey } from '../src/mesh/global/resource-key.js';
+import { resourceKey } from '../src/mesh/global/service.js';
 import type { ActorRefData } from '../src/actors/ref.js';
 import type { LockStats } from '../src/mesh/global/index.js';
 
@@ -69,7 +69,7 @@ describe('global.trans across processes', () => {
     const order = [b, d, a, d, b];
     for (const [i, p] of order.entries()) {
       await p.run(GLOBAL_PEER, 'transInBackground', 'fifo', `w${i}`, {}, guard, 1);
-      await eventually(async () => (await queued(c.peers, '"fifo"')) === i + 1);
+      await eventually(async () => (await queued(c.peers, 'fifo')) === i + 1);
     }
     await a.run(GLOBAL_PEER, 'letGo', 'holder');
     for (const [i, p] of order.entries()) expect((await settled(p, `w${i}`)).ok).toBe(true);
@@ -85,7 +85,7 @@ describe('global.trans across processes', () => {
     await holder.run(GLOBAL_PEER, 'transInBackground', r, 'h', {});
     const held = await entered(holder, 'h');
     await waiter.run(GLOBAL_PEER, 'transInBackground', r, 'w', {}, null, 1);
-    await eventually(async () => (await queued([waiter, coordinator], JSON.stringify(r))) === 1);
+    await eventually(async () => (await queued([waiter, coordinator], resourceKey(r))) === 1);
     const killedAt = Date.now();
     holder.kill();
     const got = await entered(waiter, 'w');
@@ -134,14 +134,14 @@ describe('global.trans across processes', () => {
     const waiters: [Peer, string][] = [[w1, 'a1'], [w2, 'b1'], [w1, 'a2'], [holder, 'h2'], [w2, 'b2']];
     for (const [i, [p, tag]] of waiters.entries()) {
       await p.run(GLOBAL_PEER, 'transInBackground', r, tag, {}, guard, 5);
-      await eventually(async () => (await queued(c.peers, JSON.stringify(r))) === i + 1);
+      await eventually(async () => (await queued(c.peers, resourceKey(r))) === i + 1);
     }
     coordinator.kill();
     const survivors = [holder, w1, w2];
     // A new coordinator rebuilds the lock: the surviving holder and every waiter.
     await eventually(async () => {
       const all = await Promise.all(survivors.map(stats));
-      return all.some((s) => s.queues.some((q) => q.lock === JSON.stringify(r) && q.holders === 1 && q.waiting === 5));
+      return all.some((s) => s.queues.some((q) => q.lock === resourceKey(r) && q.holders === 1 && q.waiting === 5));
     });
     // Nobody was let in next to the holder meanwhile.
     expect((await holder.run<Report>(GLOBAL_PEER, 'guardReport', guard)).entries).toEqual(['h']);
@@ -165,7 +165,7 @@ describe('global.trans across processes', () => {
     const guard = await b.run<ActorRefData>(GLOBAL_PEER, 'spawnGuard');
     for (const [i, [p, tag]] of ([[b, 'b1'], [d, 'd1'], [b, 'b2']] as const).entries()) {
       await p.run(GLOBAL_PEER, 'transInBackground', r, tag, {}, guard, 5);
-      await eventually(async () => (await queued([victim], JSON.stringify(r))) === i + 1);
+      await eventually(async () => (await queued([victim], resourceKey(r))) === i + 1);
     }
     victim.kill();
     for (const [p, tag] of [[b, 'b1'], [d, 'd1'], [b, 'b2']] as const) {
@@ -191,7 +191,7 @@ describe('global.trans across processes', () => {
     }
     expect(b.events.some((e) => e.type === 'entered')).toBe(false);
     // Their places are gone: nobody queues behind the holder.
-    await eventually(async () => (await queued(c.peers, '"giving-up"')) === 0);
+    await eventually(async () => (await queued(c.peers, 'giving-up')) === 0);
     expect((await stats(b)).failures).toMatchObject({ retries: 1, timeout: 1, aborted: 1 });
     await a.run(GLOBAL_PEER, 'letGo', 'h');
     expect((await settled(a, 'h')).ok).toBe(true);
@@ -217,7 +217,7 @@ describe('global.trans across processes', () => {
     await a.run(GLOBAL_PEER, 'transInBackground', r, 'h', {});
     const held = await entered(a, 'h');
     await b.run(GLOBAL_PEER, 'transInBackground', r, 'w', {}, null, 1);
-    await eventually(async () => (await queued([b, coordinator], JSON.stringify(r))) === 1);
+    await eventually(async () => (await queued([b, coordinator], resourceKey(r))) === 1);
     await a.close();
     const got = await entered(b, 'w');
     expect(got.token).toBeGreaterThan(held.token);
@@ -230,19 +230,19 @@ describe('global.trans across processes', () => {
     await a.run(GLOBAL_PEER, 'transInBackground', r, 'a', {});
     const ta = await entered(a, 'a');
     await d.run(GLOBAL_PEER, 'transInBackground', r, 'd', {});
-    await eventually(async () => (await queued([b, d], JSON.stringify(r))) === 1);
+    await eventually(async () => (await queued([b, d], resourceKey(r))) === 1);
     // a goes silent: the others declare it down and the lock moves on (a's fn still runs).
     a.pause();
     const td = await entered(d, 'd');
     expect(td.token).toBeGreaterThan(ta.token); // the fence: a's writes would be refused now
     await b.run(GLOBAL_PEER, 'transInBackground', r, 'b', {}, null, 1);
-    await eventually(async () => (await queued([b, d], JSON.stringify(r))) === 1);
+    await eventually(async () => (await queued([b, d], resourceKey(r))) === 1);
     // Heal: a is back and its holder re-registers; the coordinator counts two holders.
     a.resume();
     await Promise.all(c.peers.map((p) => p.waitNodes(c.peers.filter((q) => q !== p).map((q) => q.name))));
     const lockOf = async (): Promise<{ holders: number; waiting: number } | undefined> => {
       for (const p of c.peers) {
-        const q = (await stats(p)).queues.find((x) => x.lock === JSON.stringify(r));
+        const q = (await stats(p)).queues.find((x) => x.lock === resourceKey(r));
         if (q) return q;
       }
       return undefined;

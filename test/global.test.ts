@@ -146,11 +146,11 @@ describe('global.trans on a standalone node', () => {
     await turns();
     const later = n.global.trans('to', () => 'later');
     await turns();
-    expect(n.global.stats().queues).toEqual([{ lock: '"to"', holders: 1, leased: 0, waiting: 2 }]);
+    expect(n.global.stats().queues).toEqual([{ lock: 'to', holders: 1, leased: 0, waiting: 2 }]);
     const err = await timedOut.catch((e: unknown) => e);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
     expect(err).toMatchObject({ name: 'LockNotAcquiredError', reason: 'timeout' });
-    expect(n.global.stats().queues).toEqual([{ lock: '"to"', holders: 1, leased: 0, waiting: 1 }]);
+    expect(n.global.stats().queues).toEqual([{ lock: 'to', holders: 1, leased: 0, waiting: 1 }]);
     h.release();
     await expect(later).resolves.toBe('later');
     expect(ran).toBe(false);
@@ -181,7 +181,7 @@ describe('global.trans on a standalone node', () => {
     ac.abort();
     await expect(waiting).rejects.toMatchObject({ name: 'LockNotAcquiredError', reason: 'aborted' });
     await turns();
-    expect(n.global.stats().queues).toEqual([{ lock: '"sig"', holders: 1, leased: 0, waiting: 0 }]);
+    expect(n.global.stats().queues).toEqual([{ lock: 'sig', holders: 1, leased: 0, waiting: 0 }]);
     h.release();
     await h.result;
     expect(ran).toBe(false);
@@ -228,6 +228,19 @@ describe('global.trans on a standalone node', () => {
     const h = holdLock(n, 'scoped');
     await h.entered;
     await expect(n.global.trans('scoped', () => 'local', { nodes: [n.name], retries: 0 })).resolves.toBe('local');
+    h.release();
+    await h.result;
+  });
+
+  // Pins the lock key of an explicit node set: a string resource is its own text, so a key
+  // made of "<resource>@<nodes>" could be spelt by another resource given without nodes.
+  it('no resource given without nodes shares a lock with a resource given with a node set', async () => {
+    const n = await node();
+    const h = holdLock(n, 'r', { nodes: [n.name] });
+    await h.entered;
+    const lookalikes = [`r@[${n.name}]`, `\u0001@${JSON.stringify([n.name])}r`, `\u0001@["${n.name}"]"r"`, ['r', [n.name]]];
+    for (const r of lookalikes) await expect(n.global.trans(r, () => 'free', { retries: 0 })).resolves.toBe('free');
+    await expect(n.global.trans('r', () => 1, { nodes: [n.name], retries: 0 })).rejects.toMatchObject({ reason: 'retries' });
     h.release();
     await h.result;
   });
@@ -292,7 +305,7 @@ describe('global.trans on a standalone node', () => {
     }
     expect(events.map(([k]) => k)).toEqual(['acquire', 'grant', 'acquire', 'release', 'grant', 'release', 'acquire', 'grant', 'release']);
     const grants = events.filter(([k]) => k === 'grant').map(([, m]) => m);
-    expect(grants[1]).toMatchObject({ resource: 'diag', lock: '"diag"', waited: true });
+    expect(grants[1]).toMatchObject({ resource: 'diag', lock: 'diag', waited: true });
     expect(grants[1]!.waitMs as number).toBeGreaterThanOrEqual(15);
     expect(grants[0]!.waited).toBe(false);
     const release = events.find(([k]) => k === 'release')![1];
@@ -308,7 +321,7 @@ describe('global.trans on a standalone node', () => {
     await turns();
     let s = n.global.stats();
     expect(s).toMatchObject({ acquires: 3, grants: 1, waits: 0, holding: 1, waiting: 2 });
-    expect(s.queues).toEqual([{ lock: '"st"', holders: 1, leased: 0, waiting: 2 }]);
+    expect(s.queues).toEqual([{ lock: 'st', holders: 1, leased: 0, waiting: 2 }]);
     h.release();
     await Promise.all(w);
     s = n.global.stats();

@@ -11,7 +11,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['util/', 'errors.ts'],
   ['actors/'],
   ['mesh/'],
-  ['node.ts'],
+  ['node.ts', 'node-cluster.ts'],
   ['store/'],
   ['dsl/'],
   ['index.ts'],

@@ -2,11 +2,11 @@
 // whose answers change while the nodes run. Nodes listen on 127.0.0.x (the whole 127/8 is
 // loopback on Linux), so A records with one port address several nodes.
 import { afterEach, describe, expect, test } from 'vitest';
-import { createServer } from 'node:net';
 import { startNode, type Node } from '../src/node.js';
 import { DiscoveryError, InvalidOptionError } from '../src/errors.js';
 import type { Mesh } from '../src/mesh/mesh.js';
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js';
+import { freePort } from './helpers/ports.js';
 
 const cookie = 'discovery-cookie';
 const open: Node[] = [];
@@ -15,13 +15,6 @@ afterEach(async () => {
 });
 
 /** A port free on 127.0.0.1 (and so, in practice, on the other loopback addresses). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function node(options: Parameters<typeof startNode>[0]): Promise<Node> {
   const n = await startNode({ cookie, heartbeatInterval: 100, failureTimeout: 2_000, ...options });

@@ -30,7 +30,8 @@ describe.skipIf(!hasRedis)('redis backend on a 3-master Redis Cluster', () => {
 
   it('the keys of a namespace live in one slot, on one node of the three', async () => {
     const slots = await Promise.all(['{es:ns-a}:seq', '{es:ns-a}:e:5:token:', '{es:ns-a}:ch'].map((k) => cluster.servers[0]!.cli('CLUSTER', 'KEYSLOT', k)));
-    expect(new Set(slots.map((s) => s.trim())).size).toBe(1);
+    for (const s of slots) expect(s.trim(), `CLUSTER KEYSLOT answered ${JSON.stringify(s)}`).toMatch(/^\d+$/);
+    expect(new Set(slots.map((s) => s.trim())).size, JSON.stringify(slots)).toBe(1);
   });
 
   it('claim, commit and publish (sharded), then clear, across processes', { timeout: 120_000 }, async () => {

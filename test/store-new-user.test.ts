@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ExpirableError } from '../src/errors.js';
+import { ExpirableError, SerializationError } from '../src/errors.js';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
 import { fail, ok } from '../src/store/result.js';
@@ -108,5 +108,53 @@ describe('a caller waiting on the library keeps the process alive', () => {
   it('a script that is done exits by itself: idle timers (eager refresh) do not hold it', async () => {
     const r = await run('idle');
     expect(r, r.err).toMatchObject({ code: 0, out: '42' });
+  });
+});
+
+describe('cluster values round-trip, or fail loudly', () => {
+  it('Map, Set, Date, BigInt and typed arrays read the same on a replica as where they were fetched', async () => {
+    await using c = await localCluster(2);
+    const namespace = uniqueNamespace('types');
+    const value = { m: new Map<string, number>([['a', 1]]), s: new Set([1, 2]), d: new Date(5), big: 2n ** 80n, bytes: new Uint8Array([1, 2]), f: new Float64Array([0.5]) };
+    const defs = () => ({ v: expirable({ fetch: async () => ok(value, soon(60_000)) }) });
+    const [A, B] = c.nodes.map((node) => defineExpirables(defs(), { node, namespace }));
+    const here = await A!.vOrThrow();
+    const there = await B!.vOrThrow();
+    expect(B!.stats().v.fetches).toBe(0);
+    for (const got of [here, there]) {
+      expect(got.m).toBeInstanceOf(Map);
+      expect(got.s).toBeInstanceOf(Set);
+      expect(got.d).toBeInstanceOf(Date);
+      expect(got.bytes.constructor).toBe(Uint8Array);
+      expect(got.f.constructor).toBe(Float64Array);
+      expect(got).toEqual(value);
+    }
+    await Promise.all([A!.close(), B!.close()]);
+  });
+
+  it('a value with a function inside is a SerializationError naming the expirable; nothing is stored; the next call fetches again', async () => {
+    // Pins: the value was cached where it was fetched, its push failed silently and every
+    // node fetched its own copy.
+    await using c = await localCluster(2);
+    const namespace = uniqueNamespace('unfit');
+    let fetches = 0;
+    const defs = () => ({ client: expirable({ fetch: async () => (fetches++, ok({ token: 't', refresh: () => 1 }, soon(60_000))) }) });
+    const [A, B] = c.nodes.map((node) => defineExpirables(defs(), { node, namespace }));
+    const r = await A!.client();
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error).toBeInstanceOf(SerializationError);
+      expect(r.error).toBeInstanceOf(ExpirableError);
+      expect(r.error.reason).toBe('invalid_result');
+      expect(r.error.message).toContain('client');
+      expect(r.error.message).toContain('value.refresh is a function');
+    }
+    await expect(A!.clientOrThrow()).rejects.toBeInstanceOf(SerializationError);
+    expect(fetches).toBe(2);
+    expect(A!.replicas('client')).toEqual([]);
+    // Local scope keeps accepting any value.
+    const L = defineExpirables({ fn: expirable({ scope: 'local', fetch: async () => ok(() => 42, soon(60_000)) }) }, { node: c.nodes[0]!, namespace: uniqueNamespace('local-fn') });
+    expect((await L.fnOrThrow())()).toBe(42);
+    await Promise.all([A!.close(), B!.close(), L.close()]);
   });
 });

@@ -8,6 +8,7 @@ import { ok } from '../src/store/result.js';
 import { ExpirableError } from '../src/errors.js';
 import { clockToken } from '../src/mesh/global/fencing.js';
 import { startNode, type Node } from '../src/node.js';
+import { FakeClock } from './helpers/fake-clock.js';
 import { localCluster } from './fixtures/store-mesh.js';
 import { gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
 
@@ -48,6 +49,48 @@ describe('store regressions (cluster scope, TCP)', () => {
     expect(await first).toMatchObject({ ok: true, value: 'pushed' });
     await sleep(450); // the pushed value has expired; A's first refresh still waits for the lock
     const later = A.tok();
+    release.open();
+    await holding;
+    expect(await later).toMatchObject({ ok: true, value: 'tok-1' });
+    await Promise.all([A.close(), B.close()]);
+  });
+
+  it('a pushed value expires at its expiresAt, however long the push took to arrive', async () => {
+    // Pins: a receiver counted a push's time left from its arrival, so the push's transit (or
+    // a receiver frozen with the push in its socket buffer) lengthened the value's life, and a
+    // read returned it after its expiresAt (found by the chaos harness, 1-138 ms late).
+    await using c = await localCluster(2);
+    const [a, b] = c.nodes as [Node, Node];
+    const namespace = uniqueNamespace('reg');
+    const clock = new FakeClock();
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace, clock });
+    const B = defineExpirables(defs(), { node: b, namespace });
+    const resource = `expirable-store/${namespace}/tok/`;
+    const release = gate();
+    const granted = gate();
+    let token = 0;
+    const holding = b.global.trans(resource, async (lock) => {
+      token = lock.token;
+      granted.open();
+      await release.promise;
+    });
+    await granted.promise;
+    const first = A.tok();
+    // Sent with 60 s left, but its expiresAt is 300 ms away: it spent its life in transit.
+    await b.ref({ node: a.name, id: `expirable-store/${namespace}` }).call({
+      t: 'put',
+      n: 'tok',
+      k: '',
+      from: b.name,
+      snap: { v: token, has: true, value: 'pushed', exp: clock.wallNow() + 300, ttl: 60_000, hs: false, st: undefined },
+    });
+    expect(await first).toMatchObject({ ok: true, value: 'pushed' });
+    await clock.advance(298);
+    expect(await A.tok()).toMatchObject({ ok: true, value: 'pushed' });
+    await clock.advance(2);
+    const later = A.tok(); // expired on the wall clock: a miss, not the pushed value
     release.open();
     await holding;
     expect(await later).toMatchObject({ ok: true, value: 'tok-1' });

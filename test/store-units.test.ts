@@ -1,38 +1,47 @@
-// Pure parts of the store engine: canonical keys, refresh scheduling (jitter, backoff), timeouts.
+// Pure parts of the store engine: the copy of a key an entry keeps, refresh scheduling
+// (jitter, backoff), timeouts.
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { canonicalKey } from '../src/store/canonical-key.js';
 import { eagerDelay, eagerFloor, retryDelay } from '../src/store/schedule.js';
 import { TIMED_OUT, withTimeout } from '../src/store/fetch-runner.js';
-import { InvalidOptionError } from '../src/errors.js';
 import { longTimeout } from '../src/util/timers.js';
+import { frozenKey } from '../src/store/frozen-key.js';
+import { ActorRef } from '../src/actors/ref.js';
 
-describe('canonicalKey', () => {
-  it('equal keys by value are one key; different types are different keys', () => {
-    expect(canonicalKey({ a: 1, b: [1, 'x'] })).toBe(canonicalKey({ b: [1, 'x'], a: 1 }));
-    expect(canonicalKey('t-1')).toBe('t-1'); // a string is its own text (no allocation)
-    const distinct = ['1', 1, true, 'true', null, 'null', [1], { 0: 1 }, '', [], {}, '\u0001#1'];
-    expect(new Set(distinct.map(canonicalKey)).size).toBe(distinct.length);
-    expect(canonicalKey(-0)).toBe(canonicalKey(0));
-  });
-
-  it('is stable under key order for any plain object', () => {
-    fc.assert(
-      fc.property(fc.dictionary(fc.string(), fc.oneof(fc.integer(), fc.string(), fc.boolean())), (obj) => {
-        const reversed = Object.fromEntries(Object.entries(obj).reverse());
-        expect(canonicalKey(reversed)).toBe(canonicalKey(obj));
-      }),
-    );
-  });
-
-  it('refuses what the codec cannot carry', () => {
-    for (const bad of [undefined, () => 1, Symbol('s'), 1n, Number.NaN, Infinity, new Date(), new Map()]) {
-      expect(() => canonicalKey(bad)).toThrow(InvalidOptionError);
-    }
-    const cyclic: Record<string, unknown> = {};
-    cyclic.self = cyclic;
-    expect(() => canonicalKey(cyclic)).toThrow(/cycle/);
-    expect(() => canonicalKey('x'.repeat(10_000))).toThrow(InvalidOptionError);
+describe('frozenKey', () => {
+  it('copies every carried type, so changing the caller\'s key later changes nothing; plain parts are frozen', () => {
+    const ref = new ActorRef('n', 'i');
+    const key = {
+      tenant: 't1',
+      tags: ['a'],
+      m: new Map<unknown, unknown>([[{ k: 1 }, new Set([1])]]),
+      d: new Date(5),
+      bin: new Uint8Array([1]),
+      buf: Buffer.from([2]),
+      f64: new Float64Array([1.5]),
+      ab: new Uint8Array([3]).buffer,
+      dv: new DataView(new Uint8Array([4]).buffer),
+      ref,
+    };
+    const copy = frozenKey(key);
+    expect(copy).toStrictEqual(key);
+    key.tags.push('b');
+    key.m.set('new', 1);
+    ([...key.m.keys()][0] as { k: number }).k = 2;
+    key.d.setTime(6);
+    key.bin[0] = 9;
+    key.buf[0] = 9;
+    key.f64[0] = 9;
+    new Uint8Array(key.ab)[0] = 9;
+    key.dv.setUint8(0, 9);
+    expect(copy.tags).toEqual(['a']);
+    expect([...copy.m]).toEqual([[{ k: 1 }, new Set([1])]]);
+    expect(copy.d.getTime()).toBe(5);
+    expect([copy.bin[0], copy.buf[0], copy.f64[0], new Uint8Array(copy.ab)[0], copy.dv.getUint8(0)]).toEqual([1, 2, 1.5, 3, 4]);
+    expect(Buffer.isBuffer(copy.buf)).toBe(true);
+    expect(copy.ref).toBe(ref); // immutable data: kept
+    expect(Object.isFrozen(copy) && Object.isFrozen(copy.tags) && Object.isFrozen([...copy.m.keys()][0])).toBe(true);
+    expect(frozenKey('s')).toBe('s');
   });
 });
 

@@ -14,7 +14,11 @@ import { ActorRef, registerRouter, unregisterRouter, type ActorRefData, type Ref
 export interface RemoteRouter {
   /** Settles `slot` with the remote reply, or with NodeDownError / ActorDownError. */
   call(ref: ActorRefData, msg: unknown, slot: CallSlot): void;
-  cast(ref: ActorRefData, msg: unknown): void;
+  /**
+   * Sends `msg` without an answer. `plain`: the runtime built it from plain data (see
+   * `ActorSystem.castPlain`), so the router may skip checking what is in it.
+   */
+  cast(ref: ActorRefData, msg: unknown, plain?: boolean): void;
   stop(ref: ActorRefData, reason: 'normal' | 'shutdown'): Promise<void>;
   /** Calls `fn` once when the remote actor goes down or its node does; returns a cancel function. */
   monitor(ref: ActorRefData, fn: DownListener): () => void;
@@ -147,6 +151,18 @@ export class ActorSystem implements RefRouter {
     } else {
       this.#remote?.cast(ref, msg);
     }
+  }
+
+  /**
+   * `cast` for the runtime's own services (locks, process groups), whose messages the library
+   * builds from plain data only: strings, finite numbers, booleans, null, arrays and plain
+   * objects of those. To another node such a message skips the mesh's check of the values a
+   * caller hands it (one walk of every message: on the lock protocol's path, a cost without
+   * a purpose). Never for a value that came from outside the library.
+   */
+  castPlain(ref: ActorRefData, msg: unknown): void {
+    if (ref.node === this.name) this.cast(ref, msg);
+    else this.#remote?.cast(ref, msg, true);
   }
 
   /**

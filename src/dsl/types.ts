@@ -24,7 +24,10 @@ export type KeyArgs<D> = D extends ExpirableDefinition<any, infer K, any, infer 
 export type OptionalKeyArgs<D> = D extends ExpirableDefinition<any, infer K, any, infer Keyed> ? (Keyed extends true ? [key?: KeyParam<K>] : []) : never;
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
-/** What the wire codec carries and a key may be: plain data. */
+/**
+ * Plain data: the key type of a fetch that left its key unannotated. (At run time a key may be
+ * any value the wire codec carries, Map, Set, Date and BigInt included: src/mesh/canonical-key.ts.)
+ */
 export type KeyData = string | number | boolean | null | readonly KeyData[] | { readonly [k: string]: KeyData };
 /**
  * The key parameter of a keyed expirable: the fetch's key type, or plain data when the fetch

@@ -60,6 +60,7 @@ import { Remote, type RemoteLinks } from './remote.js';
 import { tcpTransportFactory } from './tcp-transport.js';
 import type { Listener, Transport, TransportFactory } from './transport.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './framing.js';
+import { faultHook } from './fault-hook.js';
 
 const log = debuglog('expirable-store:mesh');
 
@@ -352,6 +353,8 @@ export class Mesh extends EventEmitter<MembershipEvents> implements Membership, 
       transport.destroy('closing');
       return undefined;
     }
+    // Fault-injection runs only (EXPIRABLE_STORE_FAULT_HOOK=1): see ./fault-hook.ts.
+    if (faultHook !== undefined) transport = faultHook.wrap(transport);
     const hs = new Handshake(
       transport,
       role,

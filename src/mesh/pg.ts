@@ -283,7 +283,7 @@ export class ProcessGroups {
 
   #syncTo(peer: string, ask: boolean): void {
     const groups: [string, string[]][] = [...this.#local].map(([g, refs]) => [g, refs.map((r) => r.id)]);
-    this.#system.cast({ node: peer, id: this.#actorId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
+    this.#system.castPlain({ node: peer, id: this.#actorId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
   }
 
   // A peer is down: its members vanish in one step.
@@ -365,7 +365,7 @@ export class ProcessGroups {
   }
 
   #broadcast(msg: PgMsg): void {
-    for (const peer of this.#up) this.#system.cast({ node: peer, id: this.#actorId }, msg);
+    for (const peer of this.#up) this.#system.castPlain({ node: peer, id: this.#actorId }, msg);
   }
 }
 

@@ -17,6 +17,13 @@
 //   address), so a peer knows it before MEMBERS. PING/PONG probe whether a connected node is
 //   still alive when another process claims its name (a restart). Refusal reasons renamed:
 //   'bad_cookie' is 'cookie', 'duplicate_name' is 'name_in_use'.
+// - 6: values arrive as they left (./codec.ts): a Map travels as extension 0x4d (no longer
+//   as a msgpack map, which decoded as a plain object), -0 as extension 0x2d, a Set, a typed
+//   array other than Buffer, an ArrayBuffer and a BigInt beyond 64 bits as msgpackr's
+//   `moreTypes` extensions (a Set was an array, a typed array a Buffer, a large BigInt was
+//   refused). Lock names are the canonical text of ./canonical-key.ts (a string resource is
+//   its own text; it was JSON-quoted), so the coordinator of a lock is another node than
+//   under 4: nodes of 5 and 6 must not share locks.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
 // - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize, address | null]
@@ -44,7 +51,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export const Tag = {
   HELLO: 1,

@@ -8,12 +8,17 @@
 // - MONITOR [monitorId, actorId]   → DOWN [monitorId, reason] once; DEMONITOR [monitorId] cancels
 //
 // Invariants:
-// - A message that cannot be encoded, or whose frame would exceed the maximum frame size
-//   the peer announced in the handshake, fails its call with SerializationError before
-//   anything is written (encoding and the size check happen before the pending entry is
-//   made); a cast throws it. A reply that cannot be encoded or is too large for the caller
-//   becomes a REPLY_ERROR with SerializationError, so the caller learns why and the link
-//   (which the peer would close on an oversize frame) stays up.
+// - The message of a call or cast and the value of a reply go through `toWireValue`
+//   (./codec.ts): a value that would not arrive as it left (a function, a class instance…)
+//   is refused with a SerializationError naming where it is (`message.user.save is a
+//   function`). A cast from the runtime's own services (`castPlain`: lock and pg messages,
+//   plain data by construction) skips that walk. A message that cannot be encoded, or whose
+//   frame would exceed the maximum frame size the peer announced in the handshake, fails
+//   its call with SerializationError before anything is written (encoding and the size
+//   check happen before the pending entry is made); a cast throws it. A reply that cannot be
+//   encoded or is too large for the caller becomes a REPLY_ERROR with SerializationError, so
+//   the caller learns why and the link (which the peer would close on an oversize frame)
+//   stays up.
 // - Replies are matched by callId in the map of the node they were sent to; a reply for a
 //   call that already settled (timeout) finds nothing and is dropped.
 // - When a node goes down, every pending call to it fails with NodeDownError and every
@@ -28,7 +33,7 @@ import type { ActorSystem, RemoteRouter } from '../actors/system.js';
 import type { DownListener } from '../actors/actor.js';
 import { CallSlot } from '../actors/call-slot.js';
 import type { ActorRefData } from '../actors/ref.js';
-import { encode } from './codec.js';
+import { encode, toWireValue } from './codec.js';
 import { FRAME_HEADER_SIZE } from './framing.js';
 import { Tag } from './protocol.js';
 
@@ -68,19 +73,24 @@ export class Remote implements RemoteRouter {
     const id = ++this.#nextId;
     let buf: Uint8Array;
     try {
-      buf = encode([Tag.CALL, id, ref.id, msg]);
+      buf = encode([Tag.CALL, id, ref.id, toWireValue(msg, 'message')]);
       checkSize(this.#links, node, buf, `a call to ${ref.id}@${node}`);
     } catch (err) {
-      return slot.fail(err instanceof SerializationError ? err : new SerializationError(String(err), { cause: err }));
+      return slot.fail(notSent(err, `a call to ${ref.id}@${node}`));
     }
     this.#track(node, id, slot);
     this.#links.send(node, buf);
   }
 
-  cast(ref: ActorRefData, msg: unknown): void {
+  cast(ref: ActorRefData, msg: unknown, plain = false): void {
     // Encode first: a cast that cannot be encoded throws at the caller, like a call.
-    const buf = encode([Tag.CAST, ref.id, msg]);
-    checkSize(this.#links, ref.node, buf, `a cast to ${ref.id}@${ref.node}`);
+    let buf: Uint8Array;
+    try {
+      buf = encode([Tag.CAST, ref.id, plain ? msg : toWireValue(msg, 'message')]);
+      checkSize(this.#links, ref.node, buf, `a cast to ${ref.id}@${ref.node}`);
+    } catch (err) {
+      throw notSent(err, `a cast to ${ref.id}@${ref.node}`);
+    }
     this.#links.send(ref.node, buf);
   }
 
@@ -261,14 +271,10 @@ class ServedCall extends CallSlot {
     this.onSettle?.();
     let buf: Uint8Array;
     try {
-      buf = encode([Tag.REPLY, this.#callId, value]);
+      buf = encode([Tag.REPLY, this.#callId, toWireValue(value, 'reply')]);
       checkSize(this.#links, this.#node, buf, `the reply of ${this.ref.id}@${this.ref.node}`);
     } catch (err) {
-      const e =
-        err instanceof SerializationError && err.message.startsWith('the reply')
-          ? err
-          : new SerializationError(`the reply of ${this.ref.id}@${this.ref.node} cannot be encoded`, { cause: err });
-      buf = encode([Tag.REPLY_ERROR, this.#callId, toWire(e)]);
+      buf = encode([Tag.REPLY_ERROR, this.#callId, toWire(notSent(err, `the reply of ${this.ref.id}@${this.ref.node}`))]);
     }
     this.#links.send(this.#node, buf);
   }
@@ -293,12 +299,22 @@ function checkSize(links: RemoteLinks, node: string, buf: Uint8Array, what: stri
   }
 }
 
+/**
+ * The SerializationError of a message that was not sent, saying which (`what`): a size
+ * error already does; a value refused by the codec gets `what` in front of its reason.
+ */
+function notSent(err: unknown, what: string): SerializationError {
+  if (err instanceof SerializationError && err.message.startsWith(what)) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new SerializationError(`${what} cannot be sent: ${why}`, { cause: err });
+}
+
 /** Largest error message sent when the whole error cannot be (too large or not encodable). */
 const SHORT_MESSAGE = 1024;
 
 function encodeError(id: number, err: unknown, max = Infinity): Uint8Array {
   try {
-    const buf = encode([Tag.REPLY_ERROR, id, toWire(err)]);
+    const buf = encode([Tag.REPLY_ERROR, id, toWireValue(toWire(err), 'error')]);
     if (buf.length - FRAME_HEADER_SIZE <= max) return buf;
   } catch {
     // Below: an error whose data cannot be encoded still reports its class and message.

@@ -4,11 +4,13 @@
 // processes agree is behind the port in ./backend.ts, chosen once when the store is defined
 // (./backends/mesh.ts, ./backends/local.ts); this file decides what to do, that one how to say it.
 import { LRUCache } from 'lru-cache';
-import { ExpirableError, fromWire, type ExpirableFailure, type WireError } from '../errors.js';
+import { ExpirableError, ExpirableSerializationError, fromWire, type ExpirableFailure, type WireError } from '../errors.js';
+import { checkEncodable } from '../mesh/codec.js';
 import type { ExpirableResult } from './result.js';
 import type { Clock } from '../util/clock.js';
 import { heldUnder, runHolding } from '../util/held-context.js';
-import { canonicalKey, frozenKey } from './canonical-key.js';
+import { canonicalKey } from '../mesh/canonical-key.js';
+import { frozenKey } from './frozen-key.js';
 import type { Coordination, PeerSnapshot, RefreshFailed } from './backend.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
@@ -281,6 +283,16 @@ export class ExpirableEngine {
       else await this.#roundFailed(e, round, run.error);
       return run;
     }
+    // A cluster value must read the same on every node: one the codec cannot carry is a
+    // failure of this fetch, stored nowhere (the next call fetches again).
+    const unfit = this.spec.scope === 'cluster' ? this.#unencodable(run.value, run.hasNextState, run.nextState) : undefined;
+    if (unfit) {
+      this.stats.failures++;
+      publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: unfit }));
+      if (mode === 'eager') this.#eagerFailed(e, armed, unfit);
+      else await this.#roundFailed(e, round, unfit);
+      return { ok: false, error: unfit };
+    }
     const result: ExpirableResult<unknown> = { ok: true, value: run.value, expiresAt: run.expiresAt };
     // Cleared (or evicted, or closed) while the fetch ran: the callers that were waiting get
     // the value, but it is not stored, so it does not come back for later callers.
@@ -294,7 +306,7 @@ export class ExpirableEngine {
       hs: run.hasNextState || e.hasState,
       st: run.hasNextState ? run.nextState : e.state,
     };
-    e.apply(snap, this.#clock.now()); // newer than anything known here, by construction
+    e.apply(snap, this.#clock.now(), this.#clock.now(), this.#clock.wallNow()); // newer than anything known here, by construction
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, version: snap.v, expiresAt: run.expiresAt }));
     this.#afterWrite(e);
@@ -325,13 +337,24 @@ export class ExpirableEngine {
     publish('fetchFailure', () => ({ ...this.#about(e, this.#co.self()), mode: 'miss', durationMs: 0, error, from }));
   }
 
+  /** The error for a fetched value (or next state) the wire codec cannot carry, or undefined. */
+  #unencodable(value: unknown, hasState: boolean, state: unknown): ExpirableSerializationError | undefined {
+    try {
+      checkEncodable(value, 'value');
+      if (hasState) checkEncodable(state, 'nextState');
+      return undefined;
+    } catch (err) {
+      return new ExpirableSerializationError(this.name, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+
   #skipped(e: Entry, mode: Mode): ExpirableResult<unknown> {
     if (mode === 'eager') publish('refresh', () => ({ ...this.#about(e, this.#co.self()), phase: 'skipped', version: e.version }));
     return { ok: true, value: e.value, expiresAt: e.expiresAt };
   }
 
   #adopt(e: Entry, best: PeerSnapshot): void {
-    if (e.disposed || !e.apply(best.snap, best.since)) return;
+    if (e.disposed || !e.apply(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) return;
     if (e.hasValue) this.stats.adopted++;
     publish('replicate', () => ({ ...this.#about(e, this.#co.self()), from: best.from, version: best.snap.v, how: 'adopt' }));
     this.#afterWrite(e);
@@ -339,7 +362,8 @@ export class ExpirableEngine {
 
   /** A peer's push arrived at this entry's actor. */
   #onPut(e: Entry, snap: Snapshot, from: string): void {
-    if (e.disposed || this.#ctx.closed || !e.apply(snap, this.#clock.now())) return;
+    const now = this.#clock.now();
+    if (e.disposed || this.#ctx.closed || !e.apply(snap, now, now, this.#clock.wallNow())) return;
     // Callers waiting here for the lock get the value now; the refresh, once granted, finds it.
     const round = e.round;
     if (round && round.epoch === e.epoch && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
@@ -352,7 +376,7 @@ export class ExpirableEngine {
   async #published(e: Entry, snap: Snapshot): Promise<void> {
     const sentAt = this.#clock.now();
     const stored = await this.#co.publish(this.name, e.canon, e.resource, snap);
-    if (stored && !e.disposed && !this.#ctx.closed && e.apply(stored, sentAt)) this.#afterWrite(e);
+    if (stored && !e.disposed && !this.#ctx.closed && e.apply(stored, sentAt, this.#clock.now(), this.#clock.wallNow())) this.#afterWrite(e);
   }
 
   /** After `e` changed: this process is listed among the entry's holders while it holds a value; re-arm its timer. */
@@ -545,7 +569,7 @@ export class ExpirableEngine {
       if (next === TIMED_OUT) throw this.#error('timeout', `updateState's fn ran past the ${this.spec.fetchTimeout} ms fetchTimeout; the state is unchanged`);
       if (e.disposed) return;
       const now = this.#clock.now();
-      e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now);
+      e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now, now, this.#clock.wallNow());
       this.#afterWrite(e);
       await this.#published(e, e.snapshot(this.#clock.now()));
     });

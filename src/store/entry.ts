@@ -10,7 +10,8 @@
 //   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
 //   snapshot without value whose version is the clear's version (a tombstone).
 // - `deadline` is monotonic milliseconds (the store's clock), computed once on receipt from
-//   the time left; wall-clock jumps after receipt do not move it.
+//   the time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
+//   jumps after receipt do not move it.
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
@@ -96,10 +97,15 @@ export class Entry {
   }
 
   /**
-   * Applies `s` if it is newer than what this replica holds; `since` is the monotonic time
-   * from which its `ttl` counts (receipt, or for a reply the moment the request was sent).
+   * Applies `s` if it is newer than what this replica holds. `since` is the monotonic time
+   * from which its `ttl` counts (receipt, or for a reply the moment the request was sent);
+   * `now` and `wallNow` are this host's monotonic and wall time at this call. The deadline is
+   * the sooner of `since + ttl` and the `expiresAt` the fetch returned read on this host's wall
+   * clock: the first alone would lengthen a value's life by the message's transit (or by a
+   * freeze of this process with the message in its socket buffer); the second alone would let
+   * a wall clock that is behind lengthen it. Either bound only ever shortens a value's life.
    */
-  apply(s: Snapshot, since: number): boolean {
+  apply(s: Snapshot, since: number, now: number, wallNow: number): boolean {
     if (!(s.v > this.version)) return false;
     this.version = s.v;
     this.hasState = s.hs;
@@ -108,7 +114,8 @@ export class Entry {
       this.hasValue = true;
       this.value = s.value;
       this.expiresAt = s.exp;
-      this.deadline = s.ttl === Infinity ? Infinity : since + s.ttl;
+      // Wall time is truncated to the millisecond: one ms off, as when the fetch returned.
+      this.deadline = s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
       this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
       this.valuePromise = Promise.resolve(s.value);
     } else {

@@ -65,11 +65,13 @@
 //
 // Clock skew: expiry is decided on each node from a monotonic deadline. The fetching node
 // turns the fetch's `expiresAt` (Unix ms) into "ms left" with its own wall clock once;
-// snapshots carry ms left, and each receiver counts them down on its own monotonic clock
-// (for an ask, from the moment it sent the question). So a replica's wall clock, skewed or
-// jumping, never decides whether a value is served; only the fetching host's clock reads
-// `expiresAt`, once, and a message's transit time can at most lengthen a value's life on a
-// receiver by that one-way delay.
+// snapshots carry ms left and `expiresAt`, and each receiver counts the ms left down on its
+// own monotonic clock (for an ask, from the moment it sent the question), bounded by
+// `expiresAt` read on its own wall clock, whichever comes first (Entry.apply). Both bounds
+// only shorten a value's life: a receiver whose wall clock is behind still expires it by the
+// ms left; the transit of a push (or a receiver frozen with the push in its socket buffer)
+// no longer lengthens it, where host clocks agree (one host, or hosts kept in sync by NTP).
+// A receiver whose wall clock is ahead expires values early and refetches sooner.
 import type { Behavior } from '../actors/behavior.js';
 import { toWire, type WireError } from '../errors.js';
 import type { PeerSnapshot, RefreshFailed } from './backend.js';

@@ -7,7 +7,7 @@ import { ActorSystem, type RemoteRouter } from '../../src/actors/system.js';
 import { GlobalLocks } from '../../src/mesh/global/index.js';
 import { decodeLockMsg, lockBatchOf } from '../../src/mesh/global/messages.js';
 import { rendezvous } from '../../src/mesh/global/rendezvous.js';
-import { resourceKey } from '../../src/mesh/global/resource-key.js';
+import { resourceKey } from '../../src/mesh/global/service.js';
 import type { MembershipEvents, Membership } from '../../src/mesh/membership.js';
 
 export class SimMembership extends EventEmitter<MembershipEvents> implements Membership {

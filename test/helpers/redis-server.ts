@@ -17,9 +17,10 @@
 // When redis-server is not installed, `hasRedis` is false and one line says how to install it.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, createConnection } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 const which = (cmd: string): string | undefined => {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
@@ -40,17 +41,7 @@ process.once('exit', () => {
   }
 });
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Sends one inline command; resolves with the raw reply. */
 export function rawCommand(port: number, line: string, timeout = 1000): Promise<string> {
@@ -82,8 +73,15 @@ async function waitUntilAnswers(port: number, proc: ChildProcess, timeout = 10_0
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`redis-server on port ${port} exited (${proc.exitCode})`);
     try {
-      if ((await rawCommand(port, 'PING', 500)).startsWith('+PONG')) return;
-    } catch {
+      if ((await rawCommand(port, 'PING', 500)).startsWith('+PONG')) {
+        // The one answering must be ours: another test file's server may have taken the port
+        // between its check and our bind (ours then exits, theirs answers the PING).
+        const info = await rawCommand(port, 'INFO server', 1000).catch(() => '');
+        if (info.includes(`process_id:${proc.pid}\r\n`)) return;
+        if (proc.exitCode !== null || info.includes('process_id:')) throw new Error(`port ${port} is taken by another redis-server`);
+      }
+    } catch (err) {
+      if (err instanceof Error && err.message.includes('taken by another')) throw err;
       // not listening yet
     }
     if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer in ${timeout} ms`);

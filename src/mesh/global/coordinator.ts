@@ -125,7 +125,7 @@ interface Entry {
 }
 
 export interface QueueInfo {
-  /** The lock's canonical key (resource text, plus `@[nodes]` for an explicit node set). */
+  /** The lock's canonical key (resource text; for an explicit node set, the set and that text). */
   lock: string;
   holders: number;
   /** Of the holders, leases (their node may hold the lock idle until revoked). */

@@ -11,9 +11,9 @@
 // Who coordinates: the rendezvous winner of the lock key over the live nodes of its node
 // set (./rendezvous.ts). Nodes that see the same members agree without talking; a node
 // leaving moves only the locks it coordinated, a node joining only those it now wins.
-// Lock key = canonical text of the resource (./resource-key.ts; equal values, one lock),
-// plus `@[nodes]` for an explicit node set (so `nodes: [node.name]` is a lock of its own and
-// never blocks another node).
+// Lock key = canonical text of the resource (../canonical-key.ts, the one the store's keys
+// use; equal values, one lock), and for an explicit node set a key of its own that names
+// the set (so `nodes: [node.name]` is a lock of its own and never blocks another node).
 //
 // Messages (catalogue and version in ./messages.ts), all casts to the `global` service of
 // each node (ActorSystem.serve: handled as delivered, no mailbox hop):
@@ -158,4 +158,4 @@ export type { Lock, LockStats, TransOptions } from './service.js';
 export type { CoordinatorStats, QueueInfo } from './coordinator.js';
 export type { LockAcquireEvent, LockGrantEvent, LockReleaseEvent, LockFailEvent } from './diagnostics.js';
 export { lockChannels } from './diagnostics.js';
-export { resourceKey } from './resource-key.js';
+export { resourceKey } from './service.js';

@@ -18,6 +18,9 @@
 // - 3: leases. `acquire` carries `lease` (the caller accepts one); `granted` carries
 //      `lease`, the number of fencing tokens reserved for the requester's node after the
 //      grant's own (0: no lease). New: `revoke`, `busy`, `disown` and `moved`.
+// (Mesh protocol 6 changed what `lk` holds, not these messages: the canonical text of
+// ../canonical-key.ts, where a string resource is its own text, and a key of its own for an
+// explicit node set. The mesh version keeps nodes that name locks differently apart.)
 //
 // Requester → coordinator
 // - `acquire`  queue request `req` (or, with `held`, re-register a lock the requester

@@ -8,7 +8,7 @@ import type { Membership } from '../membership.js';
 import { longTimeout, type TimerHandle } from '../../util/timers.js';
 import { monotonicNow } from '../../util/clock.js';
 import { heldUnder, runHolding } from '../../util/held-context.js';
-import { resourceKey } from './resource-key.js';
+import { KEY_ESC, MAX_RESOURCE_TEXT, canonicalKey } from '../canonical-key.js';
 import { rendezvous } from './rendezvous.js';
 import { TokenMemory } from './fencing.js';
 import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
@@ -374,7 +374,7 @@ export class GlobalLocks {
 
   #castTo(node: string, wire: unknown, warn: boolean): boolean {
     try {
-      this.#system.cast({ node, id: this.#actorId }, wire);
+      this.#system.castPlain({ node, id: this.#actorId }, wire);
       return true;
     } catch (err) {
       if (warn) {
@@ -483,8 +483,18 @@ export class GlobalLocks {
       throw new InvalidOptionError('nodes', 'a non-empty array of node names', nodes);
     }
     const set = [...new Set(nodes)].sort();
-    return { lk: `${rk}@[${set.join(',')}]`, set };
+    // ESC then '@' starts no resource's text (see ../canonical-key.ts), and the JSON array
+    // ends where the resource's text begins: no two (resource, node set) pairs share a key.
+    return { lk: `${KEY_ESC}@${JSON.stringify(set)}${rk}`, set };
   }
+}
+
+/**
+ * The lock key of `resource` used without a node set (what `stats()` shows as its name): its
+ * canonical text (../canonical-key.ts). Throws InvalidOptionError naming `resource`.
+ */
+export function resourceKey(resource: unknown): string {
+  return canonicalKey(resource, 'resource', MAX_RESOURCE_TEXT);
 }
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
