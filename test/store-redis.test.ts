@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { InvalidOptionError } from '../src/errors.js';
+import { InvalidOptionError, SerializationError } from '../src/errors.js';
 import { redisBackend } from '../src/index.js';
 import { ok } from '../src/store/result.js';
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis-server.js';
@@ -84,6 +84,27 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     } finally {
       await E.close();
       await node.close();
+    }
+  });
+
+  it('a value that cannot be serialized: SerializationError to the caller, nothing written to Redis, the next call fetches again', async () => {
+    const namespace = uniqueNamespace('unfit');
+    let fetches = 0;
+    const E = defineExpirables(
+      { fn: expirable({ fetch: async () => (++fetches, ok(() => 1, Date.now() + 60_000)) }) },
+      { namespace, backend: redisBackend({ url: redis.url, name: 'proc-unfit' }) },
+    );
+    try {
+      const r = await E.fn();
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.error).toBeInstanceOf(SerializationError);
+      expect(E.replicas('fn')).toEqual([]);
+      // Nothing of the namespace's entry was written.
+      expect((await redis.cli('--scan', '--pattern', `*${namespace}*fn*`)).trim()).toBe('');
+      expect((await E.fn()).ok).toBe(false);
+      expect(fetches).toBe(2);
+    } finally {
+      await E.close();
     }
   });
 });
