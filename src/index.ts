@@ -25,6 +25,8 @@ export type {
   LockFailEvent,
 } from './mesh/global/index.js';
 export { defineExpirables } from './dsl/define.js';
+export { redisBackend, RedisBackend } from './store/backends/redis/backend.js';
+export type { RedisBackendOptions } from './store/backends/redis/backend.js';
 export type { DefineOptions } from './dsl/define.js';
 export { expirable } from './dsl/definition.js';
 export type {

@@ -7,6 +7,7 @@
 import { InvalidDefinitionError, InvalidOptionError } from '../errors.js';
 import type { Node } from '../node.js';
 import { Store } from '../store/store.js';
+import { RedisBackend } from '../store/backends/redis/backend.js';
 import type { ExpirableEngine } from '../store/engine.js';
 import type { ExpirableSpec } from '../store/spec.js';
 import type { Clock } from '../util/clock.js';
@@ -30,9 +31,14 @@ export interface DefineOptions {
    * which move a fake clock instead of sleeping through expiries. @default the system clock
    */
   clock?: Clock;
+  /**
+   * Where cluster-scope expirables coordinate: `redisBackend({ url })` (API.md §7). The store
+   * owns it from then on: `close()` closes it. @default the node's mesh
+   */
+  backend?: RedisBackend;
 }
 
-const KNOWN_OPTIONS = new Set(['node', 'namespace', 'peerTimeout', 'clock']);
+const KNOWN_OPTIONS = new Set(['node', 'namespace', 'peerTimeout', 'clock', 'backend']);
 
 /** Builds the typed expirables object from `definitions` (see API.md §5). */
 export function defineExpirables<const D extends Definitions>(definitions: D & NoReservedNames<D>, options: DefineOptions = {}): Expirables<D> {
@@ -52,6 +58,9 @@ export function defineExpirables<const D extends Definitions>(definitions: D & N
   const peerTimeout = options.peerTimeout ?? 2_000;
   if (typeof peerTimeout !== 'number' || !(peerTimeout > 0)) throw new InvalidOptionError('peerTimeout', 'a positive number of ms', peerTimeout);
 
+  const backend = options.backend;
+  if (backend !== undefined && !(backend instanceof RedisBackend)) throw new InvalidOptionError('backend', 'a backend from redisBackend()', backend);
+
   const names = new Set(Object.keys(definitions));
   const clock = options.clock;
   if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function' || typeof clock.wallNow !== 'function' || typeof clock.timeout !== 'function')) {
@@ -65,7 +74,7 @@ export function defineExpirables<const D extends Definitions>(definitions: D & N
     specs.set(name, specOf(name, (definitions as Record<string, unknown>)[name]));
   }
 
-  const store = new Store({ namespace, node: node ?? embeddedNode, peerTimeout, clock }, specs);
+  const store = new Store({ namespace, node: node ?? embeddedNode, peerTimeout, clock, ...(backend ? { backend } : {}) }, specs);
   const api: Record<string, unknown> = {};
   for (const [name, engine] of store.engines) {
     api[name] = engine.read;

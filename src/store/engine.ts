@@ -1,7 +1,8 @@
 // The engine of one expirable on one node: its replicas (one, or one per key in an LRU),
 // single flight of refreshes, the refresh under the lock (local check, peers, fetch), eager
-// timers and their backoff, clear, state changes, and the counters. The protocol between
-// nodes is in ./replication.ts; this file decides what to do, that one how to say it.
+// timers and their backoff, clear, state changes, re-entrance, and the counters. How the
+// processes agree is behind the port in ./backend.ts, chosen once when the store is defined
+// (./backends/mesh.ts, ./backends/local.ts); this file decides what to do, that one how to say it.
 import { LRUCache } from 'lru-cache';
 import { ExpirableError, ExpirableSerializationError, fromWire, type ExpirableFailure, type WireError } from '../errors.js';
 import { checkEncodable } from '../mesh/codec.js';
@@ -10,28 +11,29 @@ import type { Clock } from '../util/clock.js';
 import { heldUnder, runHolding } from '../util/held-context.js';
 import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
-import { requireCluster, type StoreNode } from './cluster.js';
+import type { Coordination, PeerSnapshot, RefreshFailed } from './backend.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
 import { Round, type RoundMode } from './round.js';
 import { reader, readerOrThrow, type Reader, type ReaderOrThrow } from './reader.js';
-import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, tellFailure, tellRoundFailed, type PeerSnapshot, type RefreshFailed } from './replication.js';
 import { eagerDelay, retryDelay } from './schedule.js';
 import type { ExpirableSpec, ExpirableStats } from './spec.js';
 
 /** What the engine needs from its store. */
 export interface EngineContext {
   readonly namespace: string;
-  /** Milliseconds a peer has to answer an ask, a push or a clear. */
-  readonly peerTimeout: number;
   readonly closed: boolean;
   /** The clock every expiry, timeout and timer of the store reads. */
   readonly clock: Clock;
-  /** The node (the embedded one starts on first use). */
-  node(): Promise<StoreNode>;
-  /** The node if it is already up. */
-  nodeNow(): StoreNode | undefined;
+  /** The coordination of an expirable of this scope (one per expirable, chosen at define time). */
+  coordination(spec: ExpirableSpec): Coordination;
+}
+
+/** What the async context holds under an entry while it runs under that entry's lock. */
+interface HeldGrant {
+  held: boolean;
+  readonly token: number;
 }
 
 type Mode = RoundMode;
@@ -56,14 +58,15 @@ export class ExpirableEngine {
   readonly #failureHandled = new WeakSet<ExpirableError>();
   /** Evicted keys whose refresh still runs: disposed when it ends, unless used again meanwhile. */
   readonly #evicting = new Map<string, Entry>();
-  /** Versions of local-scope writes on this node (no lock token there). */
-  #localVersion = 0;
+  /** How the processes agree on this expirable's entries (see ./backend.ts). */
+  readonly #co: Coordination;
 
   constructor(ctx: EngineContext, name: string, spec: ExpirableSpec) {
     this.#ctx = ctx;
     this.#clock = ctx.clock;
     this.name = name;
     this.spec = spec;
+    this.#co = ctx.coordination(spec);
     if (spec.keyed) {
       this.#keys = new LRUCache<string, Entry>({
         max: spec.maxKeys,
@@ -171,7 +174,7 @@ export class ExpirableEngine {
 
   async #refresh(e: Entry, round: Round, armed: number): Promise<ExpirableResult<unknown>> {
     try {
-      return await this.#withLock(e, (node, token) => this.#underLock(node, e, round, armed, token), round.abort?.signal);
+      return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal);
     } catch (err) {
       // Answered while waiting for the lock: the request was withdrawn, nobody waits for it.
       if (round.answered) return { ok: false, error: this.#error('unavailable', 'answered before the lock was granted', err) };
@@ -182,34 +185,31 @@ export class ExpirableEngine {
   }
 
   /**
-   * Runs `fn` under the entry's lock: the global lock for cluster scope (its fencing token is
-   * the floor of the version of what `fn` writes, see #nextVersion), a node-local chain for local scope.
+   * Runs `fn` under the entry's lock (its fencing token is the floor of the version of what
+   * `fn` writes, see #nextVersion). Re-entrant: a fetch that calls putState, an updateState
+   * whose fn reads the expirable, run at once under the lock their context holds. The entry
+   * object is the key in the library's one async context (util/held-context.ts).
    */
-  async #withLock<T>(e: Entry, fn: (node: StoreNode | undefined, token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async #withLock<T>(e: Entry | undefined, canon: string, resource: string, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
-    if (this.spec.scope === 'local') {
-      // Re-entrant, as the global lock is: a fetch that calls putState, an updateState whose
-      // fn reads the expirable, run at once under the lock their context holds.
-      // The entry object is the key in the library's one async context (util/held-context.ts).
-      if (heldUnder(e) === true) return fn(undefined, ++this.#localVersion);
-      // The place in the chain is taken synchronously, so writes run in call order.
-      const prev = e.localTail;
-      let release!: () => void;
-      e.localTail = new Promise<void>((r) => (release = r));
-      try {
-        await prev;
-        if (signal?.aborted) throw new Error('withdrawn: the callers were answered');
-        await this.#ctx.node();
-        const token = Math.max(++this.#localVersion, e.version + 1);
-        return await runHolding(e, true, () => fn(undefined, token), undefined);
-      } finally {
-        release();
-      }
-    }
-    // Without an await when the node is up, so lock requests leave in call order.
-    const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
-    requireCluster(node);
-    return node.global.trans(e.resource, (lock) => fn(node, lock.token), signal ? { signal } : undefined);
+    const held = e && (heldUnder(e) as HeldGrant | undefined);
+    if (held?.held) return fn(held.token);
+    return this.#co.exclusive(
+      this.name,
+      canon,
+      resource,
+      e?.version ?? 0,
+      async (token) => {
+        if (!e) return fn(token);
+        const grant: HeldGrant = { held: true, token };
+        try {
+          return await runHolding(e, grant, fn, token);
+        } finally {
+          grant.held = false;
+        }
+      },
+      signal,
+    );
   }
 
   /**
@@ -231,7 +231,6 @@ export class ExpirableEngine {
   }
 
   async #underLock(
-    node: StoreNode | undefined,
     e: Entry,
     round: Round,
     armed: number,
@@ -250,17 +249,15 @@ export class ExpirableEngine {
     if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     // 2. A peer may hold a newer value (or state): take it rather than fetch.
     let peerMax = 0;
-    if (node) {
-      const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout, this.#clock.now());
-      if (best) {
-        peerMax = best.snap.v;
-        this.#adopt(node, e, best);
-      }
+    const best = await this.#co.learn(this.name, e.canon, this.#clock.now());
+    if (best) {
+      peerMax = best.snap.v;
+      this.#adopt(e, best);
       if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
     }
     // 3. Fetch, unless this is a background refresh and a peer's attempt at this very value
     //    failed since our timer fired: that peer retries on its backoff; we stand by.
-    const nodeName = this.#ctx.nodeNow()?.name;
+    const nodeName = this.#co.self();
     const pf = e.peerFailure;
     if (mode === 'eager' && pf && pf.v === armed && pf.at >= e.eagerFiredAt && e.valid(this.#clock.now())) {
       e.deferredTo = pf.retryAt;
@@ -271,7 +268,7 @@ export class ExpirableEngine {
       this.stats.failures++;
       const error = this.#error('state_required', 'no state yet: call putState or updateState first');
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: 0, error }));
-      if (mode === 'miss') await this.#roundFailed(node, e, round, error);
+      if (mode === 'miss') await this.#roundFailed(e, round, error);
       return { ok: false, error };
     }
     this.stats.fetches++;
@@ -283,7 +280,7 @@ export class ExpirableEngine {
       this.stats.failures++;
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: run.error }));
       if (mode === 'eager') this.#eagerFailed(e, armed, run.error);
-      else await this.#roundFailed(node, e, round, run.error);
+      else await this.#roundFailed(e, round, run.error);
       return run;
     }
     // A cluster value must read the same on every node: one the codec cannot carry is a
@@ -293,7 +290,7 @@ export class ExpirableEngine {
       this.stats.failures++;
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: unfit }));
       if (mode === 'eager') this.#eagerFailed(e, armed, unfit);
-      else await this.#roundFailed(node, e, round, unfit);
+      else await this.#roundFailed(e, round, unfit);
       return { ok: false, error: unfit };
     }
     const result: ExpirableResult<unknown> = { ok: true, value: run.value, expiresAt: run.expiresAt };
@@ -312,11 +309,11 @@ export class ExpirableEngine {
     e.apply(snap, this.#clock.now(), this.#clock.now(), this.#clock.wallNow()); // newer than anything known here, by construction
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, version: snap.v, expiresAt: run.expiresAt }));
-    this.#afterWrite(node, e);
+    this.#afterWrite(e);
     // The callers get the value now, not after the push: a silent peer can hold the push for
     // peerTimeout, and a short-lived value must not be handed out after it expired.
     round.answer(result);
-    if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, e.snapshot(this.#clock.now()), this.#ctx.peerTimeout);
+    await this.#published(e, e.snapshot(this.#clock.now()));
     return result;
   }
 
@@ -325,9 +322,9 @@ export class ExpirableEngine {
    * every other node before the lock is released, so the callers waiting there get this
    * failure instead of a fetch each (see `failed` in ./replication.ts).
    */
-  async #roundFailed(node: StoreNode | undefined, e: Entry, round: Round, error: ExpirableError): Promise<void> {
+  async #roundFailed(e: Entry, round: Round, error: ExpirableError): Promise<void> {
     round.answer({ ok: false, error });
-    if (node) await tellRoundFailed(node, this.#ctx.namespace, this.name, e.canon, error, this.#ctx.peerTimeout);
+    await this.#co.roundFailed(this.name, e.canon, error);
   }
 
   /** A peer's fetch for callers who missed failed: answer the callers of this node's miss round with it. */
@@ -337,7 +334,7 @@ export class ExpirableEngine {
     if (!e || !round || round.mode !== 'miss' || round.epoch !== e.epoch || e.valid(this.#clock.now())) return;
     const error = fromWire(wire);
     round.answer({ ok: false, error: error instanceof ExpirableError ? error : this.#error('fetch_failed', error.message, error) });
-    publish('fetchFailure', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), mode: 'miss', durationMs: 0, error, from }));
+    publish('fetchFailure', () => ({ ...this.#about(e, this.#co.self()), mode: 'miss', durationMs: 0, error, from }));
   }
 
   /** The error for a fetched value (or next state) the wire codec cannot carry, or undefined. */
@@ -352,15 +349,15 @@ export class ExpirableEngine {
   }
 
   #skipped(e: Entry, mode: Mode): ExpirableResult<unknown> {
-    if (mode === 'eager') publish('refresh', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), phase: 'skipped', version: e.version }));
+    if (mode === 'eager') publish('refresh', () => ({ ...this.#about(e, this.#co.self()), phase: 'skipped', version: e.version }));
     return { ok: true, value: e.value, expiresAt: e.expiresAt };
   }
 
-  #adopt(node: StoreNode, e: Entry, best: PeerSnapshot): void {
+  #adopt(e: Entry, best: PeerSnapshot): void {
     if (e.disposed || !e.apply(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) return;
     if (e.hasValue) this.stats.adopted++;
-    publish('replicate', () => ({ ...this.#about(e, node.name), from: best.from, version: best.snap.v, how: 'adopt' }));
-    this.#afterWrite(node, e);
+    publish('replicate', () => ({ ...this.#about(e, this.#co.self()), from: best.from, version: best.snap.v, how: 'adopt' }));
+    this.#afterWrite(e);
   }
 
   /** A peer's push arrived at this entry's actor. */
@@ -371,39 +368,36 @@ export class ExpirableEngine {
     const round = e.round;
     if (round && round.epoch === e.epoch && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
     if (e.hasValue) this.stats.replicated++;
-    const node = this.#ctx.nodeNow();
-    publish('replicate', () => ({ ...this.#about(e, node?.name), from, version: snap.v, how: 'push' }));
-    this.#afterWrite(node, e);
+    publish('replicate', () => ({ ...this.#about(e, this.#co.self()), from, version: snap.v, how: 'push' }));
+    this.#afterWrite(e);
   }
 
-  /** After `e` changed: group membership follows whether it holds a value; re-arm its timer. */
-  #afterWrite(node: StoreNode | undefined, e: Entry): void {
-    if (node && this.spec.scope === 'cluster') {
-      if (e.hasValue && !e.actor) {
-        e.actor = node.spawn(
-          entryBehavior(
-            (snap, from) => this.#onPut(e, snap, from),
-            (msg) => this.#onPeerFailure(e, msg),
-          ),
-        );
-        node.pg.join(e.resource, e.actor);
-      } else if (!e.hasValue && e.actor) {
-        this.#leave(node, e);
-      }
+  /** Publishes what `e` holds; takes the version the coordinator stored it under, if it gives one. */
+  async #published(e: Entry, snap: Snapshot): Promise<void> {
+    const sentAt = this.#clock.now();
+    const stored = await this.#co.publish(this.name, e.canon, e.resource, snap);
+    if (stored && !e.disposed && !this.#ctx.closed && e.apply(stored, sentAt, this.#clock.now(), this.#clock.wallNow())) this.#afterWrite(e);
+  }
+
+  /** After `e` changed: this process is listed among the entry's holders while it holds a value; re-arm its timer. */
+  #afterWrite(e: Entry): void {
+    if (e.hasValue && !e.holding) {
+      e.holding = this.#co.hold(this.name, e.canon, e.resource, {
+        put: (snap, from) => this.#onPut(e, snap, from),
+        version: () => e.version,
+        refreshFailed: (msg) => this.#onPeerFailure(e, msg),
+      });
+    } else if (!e.hasValue && e.holding) {
+      this.#leave(e);
     }
     this.#arm(e);
   }
 
-  #leave(node: StoreNode | undefined, e: Entry): void {
-    const actor = e.actor;
-    if (!actor) return;
-    e.actor = undefined;
-    try {
-      node?.pg.leave(e.resource, actor);
-    } catch {
-      // the node is closing: its groups go with it
-    }
-    actor.stop().catch(() => undefined);
+  #leave(e: Entry): void {
+    const holding = e.holding;
+    if (!holding) return;
+    e.holding = undefined;
+    holding.release();
   }
 
   // ---- eager refresh ---------------------------------------------------------------------
@@ -427,7 +421,7 @@ export class ExpirableEngine {
       void e.refreshing.then(() => this.#onTimer(e, v));
       return;
     }
-    const nodeName = this.#ctx.nodeNow()?.name;
+    const nodeName = this.#co.self();
     e.eagerFiredAt = this.#clock.now();
     e.deferredTo = undefined;
     publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'start', version: v, attempt: e.refreshFailures + 1 }));
@@ -462,10 +456,10 @@ export class ExpirableEngine {
         e.timer = this.#clock.timeout(() => this.#onTimer(e, v), d);
       }
     }
-    const node = this.#ctx.nodeNow();
-    publish('refresh', () => ({ ...this.#about(e, node?.name), phase: 'failure', version: v, error, retryInMs }));
-    if (node && this.spec.scope === 'cluster' && e.version === v) {
-      tellFailure(node, e.resource, { t: 'failed', v, retryInMs, failures: e.refreshFailures, from: node.name }, this.#ctx.peerTimeout);
+    const self = this.#co.self();
+    publish('refresh', () => ({ ...this.#about(e, self), phase: 'failure', version: v, error, retryInMs }));
+    if (self !== undefined && e.version === v) {
+      this.#co.refreshFailed(e.resource, { t: 'failed', v, retryInMs, failures: e.refreshFailures, from: self });
     }
   }
 
@@ -502,12 +496,11 @@ export class ExpirableEngine {
   /** Clears every key of a keyed expirable (the ones any connected node holds). */
   async clearAllKeys(): Promise<void> {
     if (!this.spec.keyed) return this.#clearCanon('');
+    if (this.#ctx.closed) return;
+    const generation = await this.#co.clearAll(this.name);
+    if (generation !== undefined) return this.applyClearAll(generation);
     const canons = new Set(this.keys().map(([c]) => c));
-    if (this.spec.scope === 'cluster' && !this.#ctx.closed) {
-      const node = await this.#ctx.node();
-      requireCluster(node);
-      for (const c of (await collectKeys(node, this.#ctx.namespace, this.name, this.#ctx.peerTimeout)).keys()) canons.add(c);
-    }
+    if (!this.#ctx.closed) for (const c of (await this.#co.keys(this.name)).keys()) canons.add(c);
     await Promise.all([...canons].map((c) => this.#clearCanon(c)));
   }
 
@@ -516,29 +509,32 @@ export class ExpirableEngine {
     const existing = this.peek(canon);
     // A refresh in flight here stores nothing when it ends, and later callers do not join it.
     if (existing) existing.epoch++;
-    if (this.spec.scope === 'local') {
-      if (!existing) return;
-      await this.#withLock(existing, async (_n, token) => this.#applyClear(existing, this.#nextVersion(existing, token), 'local'));
-      return;
-    }
-    // Without an await when the node is up: the clear is queued on the lock before any
-    // refresh a caller starts after this call.
-    const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
-    requireCluster(node);
-    await node.global.trans(this.#resource(canon), async (lock) => {
+    // Without an await before the lock is asked for: the clear is queued on the lock before
+    // any refresh a caller starts after this call.
+    await this.#withLock(existing, canon, this.#resource(canon), async (token) => {
       // The clear's version must be above every version a replica holds (see #nextVersion).
-      const best = await askPeers(node, this.#ctx.namespace, this.name, canon, this.#ctx.peerTimeout, this.#clock.now());
+      const best = await this.#co.learn(this.name, canon, this.#clock.now());
       const e = this.peek(canon);
-      const v = Math.max(lock.token, (e?.version ?? 0) + 1, (best?.snap.v ?? 0) + 1);
+      const v = Math.max(token, (e?.version ?? 0) + 1, (best?.snap.v ?? 0) + 1);
       if (e) this.#applyClear(e, v, 'local');
-      await broadcastClear(node, this.#ctx.namespace, this.name, canon, v, this.#ctx.peerTimeout);
+      await this.#co.clear(this.name, canon, v);
     });
   }
 
   /** A push to this node's router: taken only by an entry whose callers wait for a refresh. */
   applyWaiting(canon: string, snap: Snapshot, from: string): void {
     const e = this.peek(canon);
-    if (e && e.round && !e.actor) this.#onPut(e, snap, from);
+    if (e && e.round && !e.holding) this.#onPut(e, snap, from);
+  }
+
+  /** Every key cleared with version `v` (a generation): drop what is older. */
+  applyClearAll(v: number): void {
+    if (this.single) this.#applyClear(this.single, v, 'remote');
+    if (this.#keys) for (const e of [...this.#keys.values(), ...this.#evicting.values()]) {
+      // A refresh in flight stores nothing when it ends.
+      e.epoch++;
+      this.#applyClear(e, v, 'remote');
+    }
   }
 
   /** A clear (local or from a peer) with version `v`: drop value and state unless newer. */
@@ -551,8 +547,8 @@ export class ExpirableEngine {
     if (!(v > e.version)) return;
     e.clear(v);
     e.cancelTimer();
-    this.#leave(this.#ctx.nodeNow(), e);
-    publish('clear', () => ({ ...this.#about(e, this.#ctx.nodeNow()?.name), version: v, origin }));
+    this.#leave(e);
+    publish('clear', () => ({ ...this.#about(e, this.#co.self()), version: v, origin }));
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -560,14 +556,12 @@ export class ExpirableEngine {
   /** Replaces the state of `key` with `fn(state)` under the lock, and pushes it to the replicas. */
   async updateState(key: unknown, fn: (state: unknown) => unknown): Promise<void> {
     const e = this.entry(key);
-    await this.#withLock(e, async (node, token) => {
+    await this.#withLock(e, e.canon, e.resource, async (token) => {
       let peerMax = 0;
-      if (node) {
-        const best = await askPeers(node, this.#ctx.namespace, this.name, e.canon, this.#ctx.peerTimeout, this.#clock.now());
-        if (best) {
-          peerMax = best.snap.v;
-          this.#adopt(node, e, best);
-        }
+      const best = await this.#co.learn(this.name, e.canon, this.#clock.now());
+      if (best) {
+        peerMax = best.snap.v;
+        this.#adopt(e, best);
       }
       // Under the global lock: a fn that never settles would hold every caller of this
       // expirable in the cluster, so it gets the fetch's timeout.
@@ -576,8 +570,8 @@ export class ExpirableEngine {
       if (e.disposed) return;
       const now = this.#clock.now();
       e.apply({ ...e.snapshot(now), v: this.#nextVersion(e, token, peerMax), hs: true, st: next }, now, now, this.#clock.wallNow());
-      this.#afterWrite(node, e);
-      if (node) await pushToMembers(node, this.#ctx.namespace, this.name, e, e.snapshot(this.#clock.now()), this.#ctx.peerTimeout);
+      this.#afterWrite(e);
+      await this.#published(e, e.snapshot(this.#clock.now()));
     });
   }
 
@@ -585,14 +579,8 @@ export class ExpirableEngine {
 
   /** Names of the nodes holding a replica of `key` now. */
   replicas(key: unknown): string[] {
-    const node = this.#ctx.nodeNow();
-    if (!node) return [];
     const canon = this.spec.keyed ? canonicalKey(key) : '';
-    if (this.spec.scope === 'local') return this.peek(canon)?.hasValue ? [node.name] : [];
-    if (!node.pg) return [];
-    const names = new Set<string>();
-    for (const m of node.pg.getMembers(this.#resource(canon))) names.add(m.node);
-    return [...names].sort();
+    return this.#co.holders(this.name, canon, this.#resource(canon), this.peek(canon)?.hasValue === true);
   }
 
   /** Stops timers and actors of every replica here. */
@@ -608,7 +596,7 @@ export class ExpirableEngine {
     // Reads see no value (a closed store answers 'unavailable'; an evicted entry is gone).
     e.dropValue();
     e.cancelTimer();
-    this.#leave(this.#ctx.nodeNow(), e);
+    this.#leave(e);
   }
 
   #error(reason: ExpirableFailure, message: string, cause?: unknown): ExpirableError {

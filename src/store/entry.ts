@@ -16,7 +16,7 @@
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
 //   version (above every version known under the lock) drops every older value wherever it arrives.
-import type { ActorRef } from '../actors/ref.js';
+import type { Holding } from './backend.js';
 import type { ExpirableResult } from './result.js';
 import type { Round } from './round.js';
 import type { TimerHandle } from '../util/timers.js';
@@ -71,10 +71,8 @@ export class Entry {
   deferredTo: number | undefined = undefined;
   /** Consecutive failed background refreshes of the current value (drives the backoff). */
   refreshFailures = 0;
-  /** This replica's actor, a member of the entry's process group while it holds a value. */
-  actor: ActorRef | undefined = undefined;
-  /** Tail of the node-local lock chain (local scope writes are serialized through it). */
-  localTail: Promise<unknown> = Promise.resolve();
+  /** This process's place among the holders of the entry, while it holds a value (see ./backend.ts). */
+  holding: Holding | undefined = undefined;
   /** Set when evicted or closed: late results are not stored. */
   disposed = false;
 

@@ -74,8 +74,9 @@
 // A receiver whose wall clock is ahead expires values early and refetches sooner.
 import type { Behavior } from '../actors/behavior.js';
 import { toWire, type WireError } from '../errors.js';
+import type { PeerSnapshot, RefreshFailed } from './backend.js';
 import type { StoreNode } from './cluster.js';
-import type { Entry, Snapshot } from './entry.js';
+import type { Snapshot } from './entry.js';
 
 /** Calls answered by a store's router actor. */
 export type RouterCall =
@@ -88,10 +89,8 @@ export type RouterCall =
 /** Calls answered by an entry's actor. */
 export type EntryCall =
   | { readonly t: 'put'; readonly snap: Snapshot; readonly from: string }
-  | { readonly t: 'failed'; readonly v: number; readonly retryInMs: number | undefined; readonly failures: number; readonly from: string };
+  | RefreshFailed;
 
-/** A peer's background refresh of version `v` failed; it retries in `retryInMs` (undefined: not before expiry). */
-export type RefreshFailed = Extract<EntryCall, { t: 'failed' }>;
 
 /** What the router needs from the store on its node. */
 export interface RouterHandlers {
@@ -148,13 +147,6 @@ export function tellFailure(node: StoreNode, group: string, msg: RefreshFailed, 
   }
 }
 
-/** A snapshot a peer answered with, and when its time left started counting here. */
-export interface PeerSnapshot {
-  readonly from: string;
-  readonly snap: Snapshot;
-  readonly since: number;
-}
-
 /**
  * Asks every connected node for its snapshot of the entry; resolves with the newest (or
  * undefined). `since` is the store clock's time now: the snapshots' time left counts from it.
@@ -180,16 +172,16 @@ export async function askPeers(node: StoreNode, namespace: string, name: string,
 }
 
 /**
- * Pushes `snap` (what `entry` holds now) to every member of its group on other nodes (their entry
+ * Pushes `snap` (what the entry `canon` holds now) to every member of its group on other nodes (their entry
  * actors), and to the router of every other connected node, where it is taken only by an
  * entry whose callers are waiting for a refresh (they are answered at once instead of
  * after their own turn at the lock). Resolves when each answered or failed.
  */
-export async function pushToMembers(node: StoreNode, namespace: string, name: string, entry: Entry, snap: Snapshot, timeout: number): Promise<number> {
-  const members = node.pg.getMembers(entry.resource).filter((m) => m.node !== node.name);
+export async function pushToMembers(node: StoreNode, namespace: string, name: string, canon: string, resource: string, snap: Snapshot, timeout: number): Promise<number> {
+  const members = node.pg.getMembers(resource).filter((m) => m.node !== node.name);
   const memberNodes = new Set(members.map((m) => m.node));
   const msg: EntryCall = { t: 'put', snap, from: node.name };
-  const routerMsg: RouterCall = { t: 'put', n: name, k: entry.canon, snap, from: node.name };
+  const routerMsg: RouterCall = { t: 'put', n: name, k: canon, snap, from: node.name };
   const id = routerId(namespace);
   const sends = [
     ...members.map((m) => node.ref<EntryCall, boolean>(m).call(msg, { timeout })),

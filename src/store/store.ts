@@ -4,12 +4,16 @@
 // namespace would answer for each other's entries.
 import { InvalidOptionError } from '../errors.js';
 import type { Node } from '../node.js';
-import { storeNode, type StoreNode } from './cluster.js';
+import type { StoreNode } from './cluster.js';
 import { ExpirableEngine, type EngineContext } from './engine.js';
 import type { ExpirableSpec } from './spec.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { routerBehavior, routerId } from './replication.js';
 import type { ActorRef } from '../actors/ref.js';
+import type { Coordination, StoreInbox } from './backend.js';
+import { LocalCoordination } from './backends/local.js';
+import { MeshCoordination, spawnRouter } from './backends/mesh.js';
+import { RedisCoordination } from './backends/redis/coordination.js';
+import type { RedisBackend } from './backends/redis/backend.js';
 
 /** Namespaces taken, per node (or per embedded-node getter). */
 const claimed = new WeakMap<object, Set<string>>();
@@ -22,6 +26,8 @@ export interface StoreOptions {
   peerTimeout?: number;
   /** The clock of every expiry, timeout and timer. @default the system clock */
   clock?: Clock;
+  /** Where cluster-scope expirables coordinate. @default the node's mesh */
+  backend?: RedisBackend;
 }
 
 export class Store implements EngineContext {
@@ -35,6 +41,19 @@ export class Store implements EngineContext {
   #nodePromise: Promise<StoreNode> | undefined = undefined;
   #node: StoreNode | undefined = undefined;
   #router: ActorRef | undefined = undefined;
+  /** Coordination of cluster-scope expirables, shared by this store's engines. */
+  readonly #cluster: Coordination;
+  /** What other nodes ask of this store, answered from its engines. */
+  readonly #inbox: StoreInbox = {
+    snapshot: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
+    roundFailed: (name, canon, error, from) => this.engines.get(name)?.applyRoundFailed(canon, error, from),
+    cleared: (name, canon, v) => this.engines.get(name)?.applyClear(canon, v),
+    keys: (name) => this.engines.get(name)?.keys() ?? [],
+    clearedAll: (name, v) => {
+      for (const [n, engine] of this.engines) if (name === undefined || name === n) engine.applyClearAll(v);
+    },
+    offered: (name, canon, snap, from) => this.engines.get(name)?.applyWaiting(canon, snap, from),
+  };
 
   constructor(options: StoreOptions, specs: ReadonlyMap<string, ExpirableSpec>) {
     this.namespace = options.namespace;
@@ -49,6 +68,7 @@ export class Store implements EngineContext {
       throw new InvalidOptionError('namespace', 'a namespace not already used by another store on this node (or close() that store first)', this.namespace);
     }
     set.add(this.namespace);
+    this.#cluster = options.backend ? new RedisCoordination(options.backend, this.namespace, this.#inbox) : new MeshCoordination(this);
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the
     // node's groups from the start, before this node calls any expirable of it. Only the
@@ -84,6 +104,12 @@ export class Store implements EngineContext {
     return this.#node;
   }
 
+  /** Cluster scope: the store's backend (the mesh or Redis); local scope: a chain on this node (one per expirable). */
+  coordination(spec: ExpirableSpec): Coordination {
+    if (spec.scope === 'cluster') return this.#cluster;
+    return new LocalCoordination({ ready: () => this.node(), self: () => this.#node?.name });
+  }
+
   async #attach(): Promise<StoreNode> {
     const node = await this.#getNode();
     // Closed while the node started: spawn nothing (a router spawned now would outlive the
@@ -94,27 +120,19 @@ export class Store implements EngineContext {
 
   /** Spawns this store's router on `node` and makes it the store's node. */
   #attachTo(n: Node): StoreNode {
-    const node = storeNode(n);
-    this.#router = node.spawn(
-      routerBehavior({
-        ask: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
-        failed: (name, canon, error, from) => this.engines.get(name)?.applyRoundFailed(canon, error, from),
-        clear: (name, canon, v) => this.engines.get(name)?.applyClear(canon, v),
-        keys: (name) => this.engines.get(name)?.keys() ?? [],
-        put: (name, canon, snap, from) => this.engines.get(name)?.applyWaiting(canon, snap, from),
-      }),
-      { name: routerId(this.namespace) },
-    ) as ActorRef;
+    const { node, router } = spawnRouter(n, this.namespace, this.#inbox);
+    this.#router = router;
     this.#node = node;
     return node;
   }
 
-  /** Stops timers, replicas and the router here; frees the namespace on this node. */
+  /** Stops timers, replicas, the router here and the backend's subscriptions and connection; frees the namespace on this node. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const engine of this.engines.values()) engine.close();
     claimed.get(this.#claimKey)?.delete(this.namespace);
+    await this.#cluster.close().catch(() => undefined);
     if (this.#router) await this.#router.stop().catch(() => undefined);
   }
 }

@@ -1,0 +1,130 @@
+// The mesh coordination of cluster-scope expirables (see ../backend.ts for the port): the
+// global lock of the entry grants the right to write it (its fencing token), the router actor
+// every store runs on every node answers asks, clears, pushes and failures, and each replica
+// holding a value has an actor in the entry's process group. The protocol itself, its
+// messages and its failure handling are described in ../replication.ts.
+import type { ActorRef } from '../../actors/ref.js';
+import type { Node } from '../../node.js';
+import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox } from '../backend.js';
+import { requireCluster, storeNode, type StoreNode } from '../cluster.js';
+import type { Snapshot } from '../entry.js';
+import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, routerBehavior, routerId, tellFailure, tellRoundFailed } from '../replication.js';
+
+/** What the mesh coordination needs from its store. */
+export interface MeshContext {
+  readonly namespace: string;
+  /** Milliseconds a peer has to answer an ask, a push or a clear. */
+  readonly peerTimeout: number;
+  /** The node (the embedded one starts on first use). */
+  node(): Promise<StoreNode>;
+  /** The node if it is already up. */
+  nodeNow(): StoreNode | undefined;
+}
+
+/** Spawns the router of the store `namespace` on `node`: it answers other nodes from `inbox`. */
+export function spawnRouter(n: Node, namespace: string, inbox: StoreInbox): { node: StoreNode; router: ActorRef } {
+  const node = storeNode(n);
+  const router = node.spawn(
+    routerBehavior({
+      ask: (name, canon) => inbox.snapshot(name, canon),
+      failed: (name, canon, error, from) => inbox.roundFailed(name, canon, error, from),
+      clear: (name, canon, v) => inbox.cleared(name, canon, v),
+      keys: (name) => inbox.keys(name),
+      put: (name, canon, snap, from) => inbox.offered(name, canon, snap, from),
+    }),
+    { name: routerId(namespace) },
+  ) as ActorRef;
+  return { node, router };
+}
+
+export class MeshCoordination implements Coordination {
+  readonly #ctx: MeshContext;
+
+  constructor(ctx: MeshContext) {
+    this.#ctx = ctx;
+  }
+
+  self(): string | undefined {
+    return this.#ctx.nodeNow()?.name;
+  }
+
+  async exclusive<T>(_name: string, _canon: string, resource: string, _current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    // Without an await when the node is up, so lock requests leave in call order.
+    const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
+    requireCluster(node);
+    return node.global.trans(resource, (lock) => fn(lock.token), signal ? { signal } : undefined);
+  }
+
+  learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined> {
+    const node = this.#ctx.nodeNow();
+    if (!node) return Promise.resolve(undefined);
+    return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since);
+  }
+
+  async publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<undefined> {
+    const node = this.#ctx.nodeNow();
+    if (node) await pushToMembers(node, this.#ctx.namespace, name, canon, resource, snap, this.#ctx.peerTimeout);
+    return undefined;
+  }
+
+  async roundFailed(name: string, canon: string, error: Error): Promise<void> {
+    const node = this.#ctx.nodeNow();
+    if (node) await tellRoundFailed(node, this.#ctx.namespace, name, canon, error, this.#ctx.peerTimeout);
+  }
+
+  refreshFailed(resource: string, msg: RefreshFailed): void {
+    const node = this.#ctx.nodeNow();
+    if (node) tellFailure(node, resource, msg, this.#ctx.peerTimeout);
+  }
+
+  async clear(name: string, canon: string, version: number): Promise<void> {
+    const node = this.#ctx.nodeNow() ?? (await this.#ctx.node());
+    await broadcastClear(node, this.#ctx.namespace, name, canon, version, this.#ctx.peerTimeout);
+  }
+
+  async keys(name: string): Promise<Map<string, unknown>> {
+    const node = await this.#ctx.node();
+    requireCluster(node);
+    return collectKeys(node, this.#ctx.namespace, name, this.#ctx.peerTimeout);
+  }
+
+  /** No generations on the mesh: the engine clears the keys every node lists, one by one. */
+  clearAll(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  hold(_name: string, _canon: string, resource: string, listener: ReplicaListener): Holding | undefined {
+    const node = this.#ctx.nodeNow();
+    if (!node) return undefined;
+    const actor = node.spawn(
+      entryBehavior(
+        (snap, from) => listener.put(snap, from),
+        (msg) => listener.refreshFailed(msg),
+      ),
+    );
+    node.pg.join(resource, actor);
+    return {
+      release: () => {
+        try {
+          this.#ctx.nodeNow()?.pg.leave(resource, actor);
+        } catch {
+          // the node is closing: its groups go with it
+        }
+        actor.stop().catch(() => undefined);
+      },
+    };
+  }
+
+  /** The router is the store's, stopped by the store. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  holders(_name: string, _canon: string, resource: string): string[] {
+    const node = this.#ctx.nodeNow();
+    if (!node?.pg) return [];
+    const names = new Set<string>();
+    for (const m of node.pg.getMembers(resource)) names.add(m.node);
+    return [...names].sort();
+  }
+}

@@ -1,0 +1,186 @@
+// The Redis coordination of cluster-scope expirables: the port of ../../backend.ts over one
+// RedisNamespace (./namespace.ts, whose design note describes the scripts, leases, versions
+// and resync). How the port's operations map:
+// - `exclusive`: the entry's fetch lease (`acquire` in mode 'lease': waits while another
+//   process holds it, at most one lease), released when `fn` ends unless a commit ended it.
+//   What Redis held when the lease was taken is what `learn` answers under it.
+// - `publish`: the lease's commit; Redis gives the write a fresh version and publishes it to
+//   every process. The stored snapshot goes back to the engine, so the replica here holds the
+//   version every other process holds. A refused commit (fenced) stores nothing.
+// - `clear` / `clearAll`: a tombstone / a clear floor (generation) in Redis, published.
+// - `hold` / `holders`: the holders sorted set. `holders` is synchronous: it answers from a
+//   list kept here, refreshed every replicaLeaseMs / 3 for the entries it was asked about
+//   and at once after this process's own hold or unhold.
+// - Events: writes of other processes go to the replica's listener (or, for an entry this
+//   process does not hold, to callers waiting for it); clears to the store's inbox.
+// - No peer messages for failures: a process whose callers wait for a lease claims again when
+//   it ends and fetches itself; a failed background refresh is retried by each replica's timer.
+// While Redis is unreachable every operation rejects at once (BackendUnavailableError): a
+// refresh reads 'unavailable', valid replicas keep being served.
+import type { Coordination, Holding, PeerSnapshot, ReplicaListener, StoreInbox } from '../../backend.js';
+import type { Snapshot } from '../../entry.js';
+import type { RedisBackend } from './backend.js';
+import type { Lease, RedisNamespace } from './namespace.js';
+
+const idOf = (name: string, canon: string): string => `${name}\0${canon}`;
+
+export class RedisCoordination implements Coordination {
+  readonly #backend: RedisBackend;
+  readonly #namespace: string;
+  readonly #inbox: StoreInbox;
+  #ns: Promise<RedisNamespace> | undefined = undefined;
+  /** Leases held by a grant running here, by entry. */
+  readonly #leases = new Map<string, Lease>();
+  /** Replicas holding a value here, by entry. */
+  readonly #held = new Map<string, { name: string; canon: string; listener: ReplicaListener }>();
+  /** Holders of the entries `holders` was asked about, as last read from Redis. */
+  readonly #holders = new Map<string, { name: string; canon: string; list: string[] }>();
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #closed = false;
+
+  constructor(backend: RedisBackend, namespace: string, inbox: StoreInbox) {
+    this.#backend = backend;
+    this.#namespace = namespace;
+    this.#inbox = inbox;
+  }
+
+  /** The namespace, opened on first use; a failed open is tried again by the next call. */
+  #open(): Promise<RedisNamespace> {
+    if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    if (this.#ns) return this.#ns;
+    const p = this.#backend.open(this.#namespace, {
+      onSnapshot: (name, canon, snap, origin) => this.#onSnapshot(name, canon, snap, origin),
+      onClear: (name, canon, v) => {
+        this.#inbox.cleared(name, canon, v);
+        this.#refreshSoon(name, canon);
+      },
+      onClearAll: (name, v) => this.#inbox.clearedAll(name, v),
+      held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version()] as const),
+    });
+    this.#ns = p;
+    p.then(
+      () => {
+        const every = Math.max(50, Math.floor(this.#backend.replicaLeaseMs / 3));
+        this.#timer ??= setInterval(() => this.#refreshAll(), every);
+        this.#timer.unref?.();
+      },
+      () => {
+        if (this.#ns === p) this.#ns = undefined;
+      },
+    );
+    return p;
+  }
+
+  #onSnapshot(name: string, canon: string, snap: Snapshot, origin: string): void {
+    // Our own commit, arrived before its reply: the engine takes the stored snapshot from the reply.
+    if (origin === this.self() && this.#leases.has(idOf(name, canon))) return;
+    const held = this.#held.get(idOf(name, canon));
+    if (held) held.listener.put(snap, origin);
+    else this.#inbox.offered(name, canon, snap, origin);
+  }
+
+  self(): string {
+    return this.#backend.name;
+  }
+
+  async exclusive<T>(name: string, canon: string, _resource: string, _current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const ns = await this.#open();
+    const claim = await ns.acquire(name, canon, signal ? { mode: 'lease', signal } : { mode: 'lease' });
+    if (claim.kind !== 'lease') throw new Error('the coordinator answered a lease claim with a value');
+    const lease = claim.lease;
+    const id = idOf(name, canon);
+    this.#leases.set(id, lease);
+    try {
+      return await fn(lease.token);
+    } finally {
+      if (this.#leases.get(id) === lease) this.#leases.delete(id);
+      if (!lease.ended) await lease.release().catch(() => false);
+    }
+  }
+
+  learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined> {
+    const current = this.#leases.get(idOf(name, canon))?.current;
+    return Promise.resolve(current ? { from: 'redis', snap: current, since } : undefined);
+  }
+
+  async publish(name: string, canon: string, _resource: string, snap: Snapshot): Promise<Snapshot | undefined> {
+    const lease = this.#leases.get(idOf(name, canon));
+    if (!lease || lease.ended) return undefined;
+    const r = snap.has ? await lease.commit(snap) : await lease.putState(snap.st);
+    return r.ok ? r.snap : undefined;
+  }
+
+  roundFailed(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  refreshFailed(): void {}
+
+  async clear(name: string, canon: string): Promise<void> {
+    const ns = await this.#open();
+    await ns.clear(name, canon);
+  }
+
+  /** Keys live in Redis, not in other processes: `clearAll` clears them all at once. */
+  keys(): Promise<Map<string, unknown>> {
+    return Promise.resolve(new Map());
+  }
+
+  async clearAll(name: string): Promise<number> {
+    const ns = await this.#open();
+    return ns.clearAll(name);
+  }
+
+  hold(name: string, canon: string, _resource: string, listener: ReplicaListener): Holding {
+    const id = idOf(name, canon);
+    const entry = { name, canon, listener };
+    this.#held.set(id, entry);
+    void this.#open()
+      .then((ns) => ns.hold(name, canon))
+      .then(() => this.#refreshSoon(name, canon))
+      .catch(() => undefined); // Redis away: the resync after it comes back lists us again
+    return {
+      release: () => {
+        if (this.#held.get(id) !== entry) return;
+        this.#held.delete(id);
+        if (!this.#ns || this.#closed) return;
+        void this.#ns
+          .then((ns) => ns.unhold(name, canon))
+          .then(() => this.#refreshSoon(name, canon))
+          .catch(() => undefined);
+      },
+    };
+  }
+
+  holders(name: string, canon: string): string[] {
+    const id = idOf(name, canon);
+    const known = this.#holders.get(id);
+    if (known) return known.list;
+    this.#holders.set(id, { name, canon, list: [] });
+    this.#refreshSoon(name, canon);
+    return [];
+  }
+
+  /** Reads the holders of one entry again, if `holders` was asked about it. */
+  #refreshSoon(name: string, canon: string): void {
+    const known = this.#holders.get(idOf(name, canon));
+    if (!known || !this.#ns || this.#closed) return;
+    void this.#ns
+      .then((ns) => ns.holders(name, canon))
+      .then((list) => (known.list = [...list].sort()))
+      .catch(() => undefined); // Redis away: the list stays as last read
+  }
+
+  #refreshAll(): void {
+    for (const { name, canon } of this.#holders.values()) this.#refreshSoon(name, canon);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#held.clear();
+    // The backend's connection is this store's: closing it closes the namespace too.
+    await this.#backend.close();
+  }
+}

@@ -1,0 +1,110 @@
+// The store on the Redis backend in one process, against a real redis-server started by the
+// test: the `backend` option, close() closing what the backend opened, and a process cut
+// from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineExpirables } from '../src/dsl/define.js';
+import { expirable } from '../src/dsl/definition.js';
+import { InvalidOptionError, SerializationError } from '../src/errors.js';
+import { redisBackend } from '../src/index.js';
+import { ok } from '../src/store/result.js';
+import { hasRedis, startRedis, type RedisServer } from './helpers/redis-server.js';
+import { uniqueNamespace } from './fixtures/store-tools.js';
+
+describe('defineExpirables backend option', () => {
+  it('a backend that is not from redisBackend() is an InvalidOptionError naming `backend`', () => {
+    const define = () => defineExpirables({ a: expirable({ fetch: async () => ok(1, Infinity) }) }, { namespace: uniqueNamespace('bad'), backend: { url: 'redis://x' } as never });
+    expect(define).toThrow(InvalidOptionError);
+    expect(define).toThrow(/backend.*redisBackend\(\)/s);
+  });
+});
+
+describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  const clients = async (): Promise<number> => Number((await redis.cli('INFO', 'clients')).match(/connected_clients:(\d+)/)![1]);
+
+  it('values go through Redis: a second store with its own backend takes the value without a fetch; replicas lists both; close() closes the connection', async () => {
+    const namespace = uniqueNamespace('redis');
+    let fetches = 0;
+    const defs = { token: expirable({ fetch: async () => ok(`tok-${++fetches}`, Date.now() + 60_000) }) };
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'proc-a' }) });
+    // The backend connects on first use: nothing of this store is connected yet.
+    const before = await clients();
+    expect(await a.tokenOrThrow()).toBe('tok-1');
+    // The other store: another "process" with its own name, node and backend.
+    const { startNode } = await import('../src/node.js');
+    const node = await startNode({ name: `b-${process.pid}` });
+    const b = defineExpirables(defs, { namespace, node, backend: redisBackend({ url: redis.url, name: 'proc-b' }) });
+    expect(await b.tokenOrThrow()).toBe('tok-1');
+    expect(fetches).toBe(1);
+    expect(b.stats().token).toMatchObject({ fetches: 0, adopted: 1 });
+    await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual(['proc-a', 'proc-b']);
+    expect(await clients()).toBeGreaterThan(before);
+    await b.close();
+    await a.close();
+    await node.close();
+    await expect.poll(clients, { timeout: 5_000 }).toBe(before);
+  });
+
+  it('cut from Redis: a valid value keeps being served; once expired the call reads unavailable within a bounded time', async () => {
+    const namespace = uniqueNamespace('cut');
+    const ttl = 1_500;
+    const { startNode } = await import('../src/node.js');
+    const node = await startNode({ name: `cut-${process.pid}` });
+    const E = defineExpirables(
+      { token: expirable({ fetch: async () => ok('tok', Date.now() + ttl) }) },
+      { namespace, node, backend: redisBackend({ url: redis.url, name: 'proc-cut', commandTimeout: 300, connectTimeout: 1_000 }) },
+    );
+    try {
+      const first = await E.token();
+      expect(first.ok).toBe(true);
+      const expiresAt = (first as { expiresAt: number }).expiresAt;
+      redis.pause();
+      try {
+        // Served from the replica here, no round trip.
+        expect(await E.token()).toMatchObject({ ok: true, value: 'tok' });
+        // After expiry: never the expired value, never a hang.
+        await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 50));
+        const t0 = Date.now();
+        const r = await E.token();
+        expect(r.ok).toBe(false);
+        expect(!r.ok && r.error.reason).toBe('unavailable');
+        expect(Date.now() - t0).toBeLessThan(5_000);
+      } finally {
+        redis.resume();
+      }
+      // Back: the next call fetches again.
+      await expect.poll(async () => (await E.token()).ok, { timeout: 10_000 }).toBe(true);
+    } finally {
+      await E.close();
+      await node.close();
+    }
+  });
+
+  it('a value that cannot be serialized: SerializationError to the caller, nothing written to Redis, the next call fetches again', async () => {
+    const namespace = uniqueNamespace('unfit');
+    let fetches = 0;
+    const E = defineExpirables(
+      { fn: expirable({ fetch: async () => (++fetches, ok(() => 1, Date.now() + 60_000)) }) },
+      { namespace, backend: redisBackend({ url: redis.url, name: 'proc-unfit' }) },
+    );
+    try {
+      const r = await E.fn();
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.error).toBeInstanceOf(SerializationError);
+      expect(E.replicas('fn')).toEqual([]);
+      // Nothing of the namespace's entry was written.
+      expect((await redis.cli('--scan', '--pattern', `*${namespace}*fn*`)).trim()).toBe('');
+      expect((await E.fn()).ok).toBe(false);
+      expect(fetches).toBe(2);
+    } finally {
+      await E.close();
+    }
+  });
+});
