@@ -8,7 +8,7 @@ import { InvalidOptionError, SerializationError } from '../src/errors.js';
 import { redisBackend } from '../src/index.js';
 import { ok } from '../src/store/result.js';
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis-server.js';
-import { uniqueNamespace } from './fixtures/store-tools.js';
+import { gate, uniqueNamespace } from './fixtures/store-tools.js';
 
 describe('defineExpirables backend option', () => {
   it('a backend that is not from redisBackend() is an InvalidOptionError naming `backend`', () => {
@@ -50,6 +50,43 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     await a.close();
     await node.close();
     await expect.poll(clients, { timeout: 5_000 }).toBe(before);
+  });
+
+  it('a fetch overtaken by a clear of every key is refused by Redis, and its own process stops serving what it fetched', async () => {
+    // The clear usually reaches a (pub/sub) before its commit; when the commit comes first,
+    // Redis refuses it and the engine drops the value (Engine #published, 'refused'). That
+    // order is not forced here: this checks the outcome, whichever way the race goes.
+    const namespace = uniqueNamespace('fenced');
+    let fetches = 0;
+    const hold = gate();
+    const started = gate();
+    const defs = {
+      token: expirable({
+        keyed: true,
+        fetch: async (key: string) => {
+          if (++fetches === 1) {
+            started.open();
+            await hold.promise;
+          }
+          return ok(`${key}-${fetches}`, Date.now() + 60_000);
+        },
+      }),
+    };
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'fence-a' }) });
+    const { startNode } = await import('../src/node.js');
+    const node = await startNode({ name: `fence-b-${process.pid}` });
+    const b = defineExpirables(defs, { namespace, node, backend: redisBackend({ url: redis.url, name: 'fence-b' }) });
+    const first = a.token('k');
+    await started.promise;
+    // Every key at once (a generation on Redis): no lease to wait for, it overtakes the fetch.
+    await b.clear('token');
+    hold.open();
+    expect(await first).toMatchObject({ ok: true, value: 'k-1' }); // its callers get what it fetched
+    // ... but a does not keep serving it: the next call fetches anew.
+    await expect.poll(async () => (await a.tokenOrThrow('k')) as string, { timeout: 10_000 }).toBe('k-2');
+    await b.close();
+    await a.close();
+    await node.close();
   });
 
   it('cut from Redis: a valid value keeps being served; once expired the call reads unavailable within a bounded time', async () => {

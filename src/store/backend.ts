@@ -81,9 +81,11 @@ export interface Coordination {
   learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined>;
   /**
    * Sends what was written to `resource` under a grant to its holders and waiting processes.
-   * Resolves with the snapshot as the coordinator stored it, when it gives it a version of its own.
+   * Resolves with the snapshot as the coordinator stored it, when it gives it a version of its
+   * own; with `'refused'` when the coordinator fenced the write (its grant was lost, or a clear or
+   * a newer write overtook it): the writer must not keep serving what it wrote.
    */
-  publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<Snapshot | undefined>;
+  publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<Snapshot | 'refused' | undefined>;
   /** The fetch for the callers of a round failed: tell the processes whose callers wait. */
   roundFailed(name: string, canon: string, error: Error): Promise<void>;
   /** This replica's background refresh failed: tell the other holders. */

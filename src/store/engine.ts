@@ -376,7 +376,18 @@ export class ExpirableEngine {
   async #published(e: Entry, snap: Snapshot): Promise<void> {
     const sentAt = this.#clock.now();
     const stored = await this.#co.publish(this.name, e.canon, e.resource, snap);
-    if (stored && !e.disposed && !this.#ctx.closed && e.apply(stored, sentAt, this.#clock.now(), this.#clock.wallNow())) this.#afterWrite(e);
+    if (e.disposed || this.#ctx.closed || stored === undefined) return;
+    if (stored === 'refused') {
+      // Fenced by the coordinator (a clear or a newer write won): stop serving what we wrote,
+      // unless something newer arrived meanwhile. The version stays, so only newer news applies.
+      if (e.version === snap.v && e.hasValue) {
+        e.dropValue();
+        this.#afterWrite(e);
+      }
+      publish('refresh', () => ({ ...this.#about(e, this.#co.self()), phase: 'refused', version: snap.v }));
+      return;
+    }
+    if (e.apply(stored, sentAt, this.#clock.now(), this.#clock.wallNow())) this.#afterWrite(e);
   }
 
   /** After `e` changed: this process is listed among the entry's holders while it holds a value; re-arm its timer. */

@@ -103,11 +103,12 @@ export class RedisCoordination implements Coordination {
     return Promise.resolve(current ? { from: 'redis', snap: current, since } : undefined);
   }
 
-  async publish(name: string, canon: string, _resource: string, snap: Snapshot): Promise<Snapshot | undefined> {
+  async publish(name: string, canon: string, _resource: string, snap: Snapshot): Promise<Snapshot | 'refused'> {
     const lease = this.#leases.get(idOf(name, canon));
-    if (!lease || lease.ended) return undefined;
+    // No lease (it ended: lost to its expiry, or released): Redis would refuse the write.
+    if (!lease || lease.ended) return 'refused';
     const r = snap.has ? await lease.commit(snap) : await lease.putState(snap.st);
-    return r.ok ? r.snap : undefined;
+    return r.ok ? r.snap : 'refused';
   }
 
   roundFailed(): Promise<void> {
