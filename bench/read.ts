@@ -44,6 +44,7 @@ const read: BenchModule = {
           row('await async fn returning a cached value (floor)', 'awaitFloorNs'),
           row('Expirables.token() cached hit', 'hitNs'),
           row('Expirables.tokenOrThrow() cached hit', 'hitOrThrowNs'),
+          row('Expirables.tenantKey(k) keyed hit (4 keys held, rotated)', 'keyedHitNs'),
           row('Map.get (synchronous)', 'mapGetNs'),
           row('lru-cache get (synchronous)', 'lruGetNs'),
           row('the floor before any node or store ran in the process', 'awaitFloorBeforeStoreNs'),

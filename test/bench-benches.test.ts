@@ -18,7 +18,7 @@ const REQUIRED: Record<string, { metrics: string[]; compare?: Record<string, str
   'mesh-rtt': { metrics: ['tcpCallP50Us', 'tcpCallP99Us', 'tcpRawP50Us', 'workerCallP50Us', 'workerRawP50Us', 'pipelinedCallsPerSec'] },
   codec: { metrics: ['msgpackrNs', 'msgpackNs'] },
   lock: { metrics: ['grantsPerSec', 'jain', 'acquireP50Us', 'acquireP99Us', 'violations', 'uncontendedUs', 'rawRttUs'] },
-  read: { metrics: ['hitNs', 'mapGetNs', 'lruGetNs', 'awaitFloorNs'] },
+  read: { metrics: ['hitNs', 'keyedHitNs', 'mapGetNs', 'lruGetNs', 'awaitFloorNs'] },
   stampede: { metrics: ['fetches', 'callers', 'fetchMs', 'callerP50Ms', 'callerP99Ms'] },
   replication: { metrics: ['replicationP50Us', 'replicationP99Us', 'meshRttP50Us'] },
 };
