@@ -1,10 +1,12 @@
 // The result files: bench/results/<name>.json in exactly the shape of the conventions
 // (name, params, env, metrics = medians over runs, runs, compare) plus the optional
-// `--json` copy, and bench/results/<name>.md with the same tables in Markdown.
+// `--json` copy, bench/results/<name>.md with the same tables in Markdown, and the SVG
+// charts bench/results/<name>.svg (plus <name>-<suffix>.svg for benches with several).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderChart, type Chart } from './chart.js';
 import { markdownTable, modeLine } from './format.js';
 import { medians } from './stats.js';
 import type { BenchResult, RunOutput, TableSection } from './types.js';
@@ -29,12 +31,12 @@ export function buildResult(name: string, params: BenchResult['params'], outputs
   return { name, params: { ...params }, env: benchEnv(), metrics: medians(runs), runs, compare };
 }
 
-/** Writes `<dir>/<name>.json`, `<dir>/<name>.md` and the `--json` copy; returns the paths written. */
+/** Writes `<dir>/<name>.json`, `<dir>/<name>.md`, the charts and the `--json` copy; returns the paths written. */
 export function writeResult(
   result: BenchResult,
   sections: readonly TableSection[],
   notes: readonly string[],
-  opts: { dir?: string; jsonCopy?: string | undefined; command: string; pinned: boolean },
+  opts: { dir?: string; jsonCopy?: string | undefined; command: string; pinned: boolean; charts?: readonly Chart[] },
 ): string[] {
   const dir = opts.dir ?? RESULTS_DIR;
   mkdirSync(dir, { recursive: true });
@@ -42,6 +44,11 @@ export function writeResult(
   const paths = [join(dir, `${result.name}.json`), join(dir, `${result.name}.md`)];
   writeFileSync(paths[0]!, json);
   writeFileSync(paths[1]!, markdown(result, sections, notes, opts.command, opts.pinned));
+  for (const chart of opts.charts ?? []) {
+    const path = join(dir, `${result.name}${chart.suffix ? `-${chart.suffix}` : ''}.svg`);
+    writeFileSync(path, renderChart(chart));
+    paths.push(path);
+  }
   if (opts.jsonCopy) {
     mkdirSync(dirname(resolve(opts.jsonCopy)), { recursive: true });
     writeFileSync(opts.jsonCopy, json);

@@ -1,3 +1,5 @@
+import type { Chart } from './chart.js';
+
 // The shape of a benchmark module and of what one run of it returns. Every bench in
 // bench/ exports one `BenchModule`; the runner (runner.ts) does the rest: repeated runs,
 // medians, progress bar, table, JSON and Markdown in the shape fixed by the conventions.
@@ -82,6 +84,11 @@ export interface BenchModule<P extends Record<string, number | string | boolean>
   run(params: P, ctx: RunContext): Promise<RunOutput>;
   /** The table sections for the result; the runner adds a header and a generic section otherwise. */
   table?(result: BenchResult, notes: string[]): TableSection[];
+  /**
+   * The SVG charts of the headline comparison (ours, the floor, the peers), written as
+   * `<name>.svg` (and `<name>-<suffix>.svg`); the runner draws every metric by unit otherwise.
+   */
+  charts?(result: BenchResult): Chart[];
 }
 
 /** Bad command line: printed with a hint to `--help`, exit code 2. */
