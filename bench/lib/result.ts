@@ -19,16 +19,23 @@ export function benchEnv(): BenchResult['env'] {
   return { node: process.version, cpus: cpus().length, os: platform() };
 }
 
-/** Builds the result from the runs: metrics and compare figures are per-key medians. */
+/**
+ * Builds the result from the runs: metrics and compare figures are per-key medians. When the
+ * runs carry sweep entries, `runs` holds one entry per point of the sweep (medians over runs).
+ */
 export function buildResult(name: string, params: BenchResult['params'], outputs: readonly RunOutput[]): BenchResult {
-  const runs = outputs.map((o) => ({ ...o.metrics }));
+  const swept = outputs.length > 0 && outputs.every((o) => o.entries !== undefined);
+  const runs = swept
+    ? outputs[0]!.entries!.map((_, i) => medians(outputs.map((o) => o.entries![i]).filter((x): x is Record<string, number> => x !== undefined)))
+    : outputs.map((o) => ({ ...o.metrics }));
   const peers = new Set<string>();
   for (const o of outputs) for (const p of Object.keys(o.compare ?? {})) peers.add(p);
   const compare: BenchResult['compare'] = {};
   for (const p of peers) {
     compare[p] = medians(outputs.map((o) => o.compare?.[p]).filter((x): x is Record<string, number> => x !== undefined));
   }
-  return { name, params: { ...params }, env: benchEnv(), metrics: medians(runs), runs, compare };
+  const metrics = medians(outputs.map((o) => ({ ...o.metrics })));
+  return { name, params: { ...params }, env: benchEnv(), metrics, runs, compare };
 }
 
 /** Writes `<dir>/<name>.json`, `<dir>/<name>.md`, the charts and the `--json` copy; returns the paths written. */
@@ -64,7 +71,7 @@ function markdown(result: BenchResult, sections: readonly TableSection[], notes:
     `\`${command}\``,
     '',
     `Node ${result.env.node}, ${result.env.cpus} CPUs, ${result.env.os}; ${modeLine(pinned, result.env.cpus)}; ` +
-      `medians of ${result.runs.length} run(s).`,
+      `medians of ${result.params.runs ?? result.runs.length} run(s).`,
     '',
     `Parameters: ${Object.entries(result.params).map(([k, v]) => `${k}=${v}`).join(', ')}`,
     '',

@@ -26,6 +26,7 @@ export async function runBench(
   const common: CommonOptions = {
     ...commonIn,
     durationS: Number.isNaN(commonIn.durationS) ? module.defaultDurationS : commonIn.durationS,
+    runs: commonIn.runsExplicit === false && module.defaultRuns !== undefined ? module.defaultRuns : commonIn.runs,
   };
   const benchParams = module.params(values, common);
   const skip = module.unavailable?.(benchParams);

@@ -30,6 +30,8 @@ export interface CommonOptions {
   quiet: boolean;
   /** Every process of the bench runs under `taskset -c 0` (one CPU). */
   pinned: boolean;
+  /** `--runs` was given on the command line (otherwise a bench's `defaultRuns` applies). */
+  runsExplicit?: boolean;
 }
 
 /** Figures of one run; `compare` holds what ours was measured against in that same run. */
@@ -38,6 +40,11 @@ export interface RunOutput {
   compare?: Record<string, Record<string, number>>;
   /** Rows of text for the Markdown file and the table (e.g. per-contender counts). Not in the JSON. */
   notes?: string[];
+  /**
+   * For benches that sweep parameters (scale): one entry per point of the sweep, in the same
+   * order every run. The result's `runs` then holds one entry per point (medians over runs).
+   */
+  entries?: Record<string, number>[];
 }
 
 export interface RunContext {
@@ -73,6 +80,8 @@ export interface BenchModule<P extends Record<string, number | string | boolean>
   summary: string;
   /** Default of `--duration`, seconds per run. */
   defaultDurationS: number;
+  /** Default of `--runs` for this bench. @default 5 */
+  defaultRuns?: number;
   /** True for latency benches: `--pin` makes sense and the mode is shown. */
   latency: boolean;
   options: Record<string, OptionSpec>;
