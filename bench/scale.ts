@@ -111,8 +111,6 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
       await joiner.request('close').catch(() => null);
       await joiner.kill();
       joiner = undefined;
-      // Wait until every node has seen the joiner leave before the next point.
-      await Promise.all(children.map((ch) => ch.request('waitPeers', { n: n - 1 })));
       await Promise.all(children.map((ch) => ch.request('clear', { namespace }, slow).catch(() => null)));
 
       entries.push({
