@@ -1,6 +1,7 @@
 // scale: how the store behaves as the cluster and the key count grow. For each cluster size
 // in `--nodes`, node processes on this machine (all sharing its cores) run a keyed cluster
 // expirable whose fetch is cheap and local; for each key count in `--keys`:
+// Each keyed expirable's maxKeys is K (the default bound of 10,000 live keys would evict).
 // - keysPerSec: every node starts reading all K keys at one shared instant (node i starting
 //   at key i*K/N, 64 reads in flight per node); K divided by the time until the last node
 //   has read (and so holds) every key. Each key is fetched once in the cluster.
@@ -63,7 +64,7 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
       const at = (f: number, phase: string): void => progress((ki + f) / keyCounts.length, `${n} nodes, ${k} keys: ${phase}`);
       const namespace = `bench-scale-${run}-${n}-${k}`;
       const slow = Math.max(120_000, k * 5); // request timeouts grow with the key count
-      await Promise.all(children.map((c) => c.request('define', { namespace, ttlMs: REP_TTL_MS })));
+      await Promise.all(children.map((c) => c.request('define', { namespace, ttlMs: REP_TTL_MS, maxKeys: Math.max(k, cold) })));
       const before = await Promise.all(children.map((c) => c.request<number>('heap')));
 
       at(0.05, 'fill');
@@ -102,7 +103,7 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
       at(0.75, 'a node joins');
       joiner = await BenchChild.start(PEER, CHILD);
       const started = await joiner.request<{ startedAt: number }>('startNode', { name: `scale-join-${k}`, port: 0, cookie, seeds: [first.address] });
-      await joiner.request('define', { namespace, ttlMs: REP_TTL_MS });
+      await joiner.request('define', { namespace, ttlMs: REP_TTL_MS, maxKeys: Math.max(k, cold) });
       const join = await joiner.request<{ connectedAt: number; endAt: number; failures: number; fetches: number }>(
         'joinRead',
         { namespace, keys: k, peers: n, concurrency: CONCURRENCY },

@@ -72,7 +72,16 @@ export async function runErlangPg(nodes: number, durationMs: number, members: nu
       }
     });
     main.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const code = await new Promise<number | null>((r) => main.once('exit', (x) => r(x)));
+    // A BEAM that hangs (a node that cannot connect) fails the bench instead of hanging it.
+    const limitMs = durationMs * 2 + 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const code = await new Promise<number | null>((r) => {
+      timer = setTimeout(() => {
+        output += `\nno result after ${limitMs} ms\n`;
+        main.kill('SIGKILL');
+      }, limitMs);
+      main.once('exit', (x) => r(x));
+    }).finally(() => clearTimeout(timer));
     if (code !== 0) throw new Error(`the Erlang pg bench failed (exit ${code}):\n${output.slice(-4000)}`);
     return parse(readFileSync(out, 'utf8'), killedAt);
   } finally {

@@ -76,12 +76,13 @@ serve({
     while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
     return nowUs();
   },
-  define({ namespace, ttlMs }: { namespace: string; ttlMs: number }): null {
+  /** `maxKeys` bounds the live keys of each expirable here (the default bound, 10,000, would evict). */
+  define({ namespace, ttlMs, maxKeys }: { namespace: string; ttlMs: number; maxKeys: number }): null {
     let seq = 0;
     const E = defineExpirables(
       {
-        key: expirable({ keyed: true, fetch: async (k: string) => ok(`value-of-${k}`, Date.now() + HOUR) }),
-        cold: expirable({ keyed: true, fetch: async (k: string) => ok(`cold-${k}`, Date.now() + HOUR) }),
+        key: expirable({ keyed: true, maxKeys, fetch: async (k: string) => ok(`value-of-${k}`, Date.now() + HOUR) }),
+        cold: expirable({ keyed: true, maxKeys, fetch: async (k: string) => ok(`cold-${k}`, Date.now() + HOUR) }),
         rep: expirable({ keyed: true, fetch: async (k: string) => ok(`rep-${k}-${node!.name}-${++seq}`, Date.now() + ttlMs) }),
       },
       { node: node!, namespace },
