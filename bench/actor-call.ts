@@ -6,6 +6,7 @@ import PQueue from 'p-queue';
 import { startNode } from '../src/index.js';
 import { fmt, ratio } from './lib/format.js';
 import { interleaveAsync } from './lib/loop.js';
+import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
 type Msg = { add: number };
@@ -54,6 +55,18 @@ const actorCall: BenchModule = {
       await node.close();
     }
   },
+  charts: (r) => [
+    {
+      title: 'actor-call: a local call vs the floor and p-queue',
+      panels: [
+        panel('one awaited operation', 'ns/op', [
+          ['await of an async fn (floor)', r.metrics.awaitFloorNs, 'floor'],
+          ['local actor call (ours)', r.metrics.localCallNs, 'ours'],
+          ['p-queue add (peer)', r.metrics.pQueueNs, 'peer'],
+        ]),
+      ],
+    },
+  ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     const row = (label: string, nsKey: string): string[] => [label, fmt(m[nsKey]), fmt(1e9 / m[nsKey]!), ratio(m[nsKey], m.awaitFloorNs)];

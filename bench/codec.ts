@@ -17,6 +17,7 @@ import { ActorRef } from '../src/actors/ref.js';
 import { decode as meshDecode, encode as meshEncode, payloadOf, toWireValue } from '../src/mesh/codec.js';
 import { fmt, ratio } from './lib/format.js';
 import { interleaveSync } from './lib/loop.js';
+import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
 /**
@@ -187,6 +188,17 @@ const codec: BenchModule = {
     for (const c of all) out[c.name] = perOp[c.name]! / counts[c.name]!;
     return { metrics: { ...out, ...metrics } };
   },
+  charts: (r) => [
+    {
+      title: 'codec: encode+decode of one frame',
+      panels: [
+        panel('encode+decode', 'ns', [
+          ['msgpackr (ours)', r.metrics.msgpackrNs, 'ours'],
+          ['@msgpack/msgpack (peer)', r.metrics.msgpackNs, 'peer'],
+        ]),
+      ],
+    },
+  ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     return [

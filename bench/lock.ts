@@ -21,6 +21,7 @@ import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
 import { hasRedisServer, startBenchRedis, type BenchRedis } from './lib/redis.js';
 import type { PingPongResult } from './lib/raw.js';
 import { decodeHistogram, jain, median, mergeHistograms } from './lib/stats.js';
+import { panel } from './lib/chart.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
 import type { ContendResult } from './peers/lock-peer.js';
 import type { RedlockContendResult } from './peers/redlock-peer.js';
@@ -222,6 +223,23 @@ const lock: BenchModule<LockParams> = {
       await killAll(children);
       tmp.remove();
     }
+  },
+  charts: (r) => {
+    const peers = Object.entries(r.compare);
+    return [
+      {
+        title: 'lock: global lock contention',
+        panels: [
+          panel('grants', '/s', [['ours', r.metrics.grantsPerSec, 'ours'], ...peers.map(([k, m]): [string, number | undefined, 'peer'] => [k, m.grantsPerSec, 'peer'])]),
+          panel('acquire p50', 'µs', [
+            ['raw TCP round trip (floor)', r.metrics.rawRttUs, 'floor'],
+            ['uncontended acquire (ours)', r.metrics.uncontendedUs, 'ours'],
+            ['contended acquire (ours)', r.metrics.acquireP50Us, 'ours'],
+            ...peers.map(([k, m]): [string, number | undefined, 'peer'] => [`contended acquire (${k})`, m.acquireP50Us, 'peer']),
+          ]),
+        ],
+      },
+    ];
   },
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;

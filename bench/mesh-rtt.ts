@@ -10,6 +10,7 @@ import { fmt } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { mergeHistograms } from './lib/stats.js';
+import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 import type { ActorRefData } from '../src/actors/ref.js';
 
@@ -100,6 +101,19 @@ const meshRtt: BenchModule<RttParams> = {
       await killAll(children);
     }
   },
+  charts: (r) => [
+    {
+      title: 'mesh-rtt: remote call round trip vs raw ping-pong (p50)',
+      panels: [
+        panel('round trip p50', 'µs', [
+          ['raw TCP ping-pong (floor)', r.metrics.tcpRawP50Us, 'floor'],
+          ['remote call over TCP (ours)', r.metrics.tcpCallP50Us, 'ours'],
+          ['raw MessagePort ping-pong (floor)', r.metrics.workerRawP50Us, 'floor'],
+          ['remote call to a worker (ours)', r.metrics.workerCallP50Us, 'ours'],
+        ]),
+      ],
+    },
+  ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     return [

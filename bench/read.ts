@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { BenchChild } from './lib/procs.js';
+import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
 const READ_PEER = fileURLToPath(new URL('./peers/read-peer.ts', import.meta.url));
@@ -34,6 +35,21 @@ const read: BenchModule = {
       await child.kill();
     }
   },
+  charts: (r) => [
+    {
+      title: 'read: a cached hit vs the floor, Map.get and lru-cache',
+      panels: [
+        panel('one read', 'ns/op', [
+          ['await floor, before any store', r.metrics.awaitFloorBeforeStoreNs, 'floor'],
+          ['await floor, after a store ran', r.metrics.awaitFloorNs, 'floor'],
+          ['cached hit (ours)', r.metrics.hitNs, 'ours'],
+          ['keyed hit (ours)', r.metrics.keyedHitNs, 'ours'],
+          ['Map.get', r.metrics.mapGetNs, 'peer'],
+          ['lru-cache get', r.metrics.lruGetNs, 'peer'],
+        ]),
+      ],
+    },
+  ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     const row = (label: string, k: string): string[] => [label, fmt(m[k]), fmt(1e9 / m[k]!), ratio(m.awaitFloorNs, m[k])];
@@ -44,6 +60,7 @@ const read: BenchModule = {
           row('await async fn returning a cached value (floor)', 'awaitFloorNs'),
           row('Expirables.token() cached hit', 'hitNs'),
           row('Expirables.tokenOrThrow() cached hit', 'hitOrThrowNs'),
+          row('Expirables.tenantKey(k) keyed hit (4 keys held, rotated)', 'keyedHitNs'),
           row('Map.get (synchronous)', 'mapGetNs'),
           row('lru-cache get (synchronous)', 'lruGetNs'),
           row('the floor before any node or store ran in the process', 'awaitFloorBeforeStoreNs'),

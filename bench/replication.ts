@@ -9,6 +9,7 @@ import { fmt, ratio } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { decodeHistogram, newHistogram } from './lib/stats.js';
+import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 import type { ActorRefData } from '../src/actors/ref.js';
 
@@ -102,6 +103,19 @@ const replication: BenchModule<ReplicationParams> = {
       await killAll(children);
     }
   },
+  charts: (r) => [
+    {
+      title: 'replication: a new value reaching every replica',
+      panels: [
+        panel('latency', 'µs', [
+          ['mesh round trip p50 (floor)', r.metrics.meshRttP50Us, 'floor'],
+          ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING p50 (peer)', r.metrics.redisRttP50Us, 'peer'] as [string, number, 'peer']] : []),
+          ['fetch end to every replica p50 (ours)', r.metrics.replicationP50Us, 'ours'],
+          ['fetch end to every replica p99 (ours)', r.metrics.replicationP99Us, 'ours'],
+        ]),
+      ],
+    },
+  ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     return [

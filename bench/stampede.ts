@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { fmt } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import { median, mergeHistograms } from './lib/stats.js';
+import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
 const PEER = fileURLToPath(new URL('./peers/store-peer.ts', import.meta.url));
@@ -92,6 +93,26 @@ const stampede: BenchModule<StampedeParams> = {
       await killAll(children);
     }
   },
+  charts: (r) => [
+    {
+      title: 'stampede: many callers of a cold value',
+      panels: [
+        panel('caller latency', 'ms', [
+          ['one fetch (floor)', r.metrics.fetchMs, 'floor'],
+          ['caller p50 (ours)', r.metrics.callerP50Ms, 'ours'],
+          ['caller p99 (ours)', r.metrics.callerP99Ms, 'ours'],
+          ...Object.entries(r.compare).flatMap(([k, m]): [string, number | undefined, 'peer'][] => [
+            [`caller p50 (${k})`, m.callerP50Ms, 'peer'],
+            [`caller p99 (${k})`, m.callerP99Ms, 'peer'],
+          ]),
+        ]),
+        panel('fetches', 'fetches', [
+          ['ours', r.metrics.fetches, 'ours'],
+          ...Object.entries(r.compare).map(([k, m]): [string, number | undefined, 'peer'] => [k, m.fetches, 'peer']),
+        ]),
+      ],
+    },
+  ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
     return [

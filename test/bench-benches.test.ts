@@ -8,6 +8,7 @@ import { parseCommand } from '../bench/lib/options.js';
 import { runBench } from '../bench/lib/runner.js';
 import { BENCHES } from '../bench/registry.js';
 import { hasErlang } from '../bench/lib/erlang.js';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,10 +19,15 @@ const REQUIRED: Record<string, { metrics: string[]; compare?: Record<string, str
   'mesh-rtt': { metrics: ['tcpCallP50Us', 'tcpCallP99Us', 'tcpRawP50Us', 'workerCallP50Us', 'workerRawP50Us', 'pipelinedCallsPerSec'] },
   codec: { metrics: ['msgpackrNs', 'msgpackNs'] },
   lock: { metrics: ['grantsPerSec', 'jain', 'acquireP50Us', 'acquireP99Us', 'violations', 'uncontendedUs', 'rawRttUs'] },
-  read: { metrics: ['hitNs', 'mapGetNs', 'lruGetNs', 'awaitFloorNs'] },
+  read: { metrics: ['hitNs', 'keyedHitNs', 'mapGetNs', 'lruGetNs', 'awaitFloorNs'] },
   stampede: { metrics: ['fetches', 'callers', 'fetchMs', 'callerP50Ms', 'callerP99Ms'] },
   replication: { metrics: ['replicationP50Us', 'replicationP99Us', 'meshRttP50Us'] },
+  pg: { metrics: ['joinVisibleP50Us', 'joinVisibleP99Us', 'meshRttP50Us', 'downCleanupMs'] },
+  scale: { metrics: ['bytesPerKey', 'coldKeyP50Us', 'coldKeyP99Us', 'keysPerSec', 'joinSyncMs', 'replicationP50Us'] },
 };
+
+/** The charts each bench writes besides `<name>.svg`. */
+const EXTRA_CHARTS: Record<string, string[]> = { scale: ['scale-nodes.svg', 'scale-keys.svg'] };
 
 /**
  * Extra arguments that keep a bench small. Durations leave room for a loaded machine: a
@@ -31,7 +37,17 @@ const TINY: Record<string, string[]> = {
   lock: ['--nodes', '2', '--contenders', '2', '--duration', '0.5'],
   stampede: ['--nodes', '2', '--callers', '10'],
   replication: ['--nodes', '2', '--duration', '1'],
+  pg: ['--nodes', '2', '--members', '3'],
+  scale: ['--nodes', '2,3', '--keys', '5,20', '--cold', '5'],
 };
+
+/** The chart parses as SVG and has at least one bar. */
+function checkSvg(path: string): void {
+  const text = readFileSync(path, 'utf8');
+  expect(XMLValidator.validate(text), path).toBe(true);
+  expect(Object.keys(new XMLParser().parse(text))).toContain('svg');
+  expect(text).toContain('class="bar"');
+}
 
 describe('every bench', () => {
   for (const b of BENCHES) {
@@ -42,10 +58,11 @@ describe('every bench', () => {
       expect(result).toBeDefined();
       const json = JSON.parse(readFileSync(join(dir, `${b.name}.json`), 'utf8'));
       expect(Object.keys(json)).toEqual(['name', 'params', 'env', 'metrics', 'runs', 'compare']);
-      expect(json.runs).toHaveLength(1);
+      if (b.name !== 'scale') expect(json.runs).toHaveLength(1);
       const req = REQUIRED[b.name];
       expect(req, `bench ${b.name} has required metrics listed`).toBeDefined();
       for (const m of req!.metrics) expect(typeof json.metrics[m], `${b.name}.${m}`).toBe('number');
+      for (const f of [`${b.name}.svg`, ...(EXTRA_CHARTS[b.name] ?? [])]) checkSvg(join(dir, f));
     });
   }
 });
@@ -65,4 +82,42 @@ describe('lock --compare erlang', () => {
       expect(erl.grantsPerSec).toBeGreaterThan(0);
     },
   );
+});
+
+describe('scale', () => {
+  it('holds one entry per (nodes, keys) in runs and the largest in metrics; every key is fetched once and a joining node fetches none', { timeout: 180_000 }, async () => {
+    const json = JSON.parse(readFileSync(join(dir, 'scale.json'), 'utf8'));
+    expect(json.runs.map((e: Record<string, number>) => [e.nodes, e.keys])).toEqual([[2, 5], [2, 20], [3, 5], [3, 20]]);
+    expect(json.metrics).toEqual(json.runs.at(-1));
+    for (const e of json.runs) {
+      expect(e.fetches).toBe(e.keys);
+      expect(e.joinSyncFetches).toBe(0);
+      expect(e.fillFailures + e.coldKeyFailures + e.joinFailures).toBe(0);
+      expect(e.bytesPerKey).toBeTypeOf('number');
+    }
+  });
+});
+
+describe('pg', () => {
+  it('measured joins and a down cleanup that happened after the kill', () => {
+    const json = JSON.parse(readFileSync(join(dir, 'pg.json'), 'utf8'));
+    expect(json.metrics.joins).toBeGreaterThan(0);
+    expect(json.metrics.downCleanupMs).toBeGreaterThan(0);
+    expect(json.metrics.joinVisibleP99Us).toBeGreaterThanOrEqual(json.metrics.joinVisibleP50Us);
+  });
+});
+
+describe('pg --compare erlang', () => {
+  it.skipIf(!hasErlang())("runs the same workload on Erlang's pg and reports it under compare.erlang", { timeout: 120_000 }, async () => {
+    const pg = BENCHES.find((b) => b.name === 'pg')!;
+    const cmd = parseCommand(['pg', '--duration', '0.3', '--runs', '1', '--quiet', '--nodes', '2', '--members', '3', '--compare', 'erlang'], BENCHES);
+    if (cmd.kind !== 'run') throw new Error('expected run');
+    const result = await runBench(pg, cmd.benches[0]!.values, cmd.common, { dir, command: 'smoke', print: () => {} });
+    const erl = result!.compare.erlang!;
+    for (const k of ['joinVisibleP50Us', 'joinVisibleP99Us', 'meshRttP50Us', 'downCleanupMs']) expect(typeof erl[k], k).toBe('number');
+    expect(erl.joins).toBeGreaterThan(0);
+    expect(erl.downCleanupMs).toBeGreaterThan(0);
+    checkSvg(join(dir, 'pg.svg'));
+    expect(readFileSync(join(dir, 'pg.svg'), 'utf8')).toContain("Erlang&apos;s pg");
+  });
 });

@@ -10,6 +10,8 @@ import { runBench } from '../bench/lib/runner.js';
 import { jain, median, mergeHistograms, newHistogram, encodeHistogram } from '../bench/lib/stats.js';
 import { BenchUsageError, type BenchModule, type CommonOptions } from '../bench/lib/types.js';
 import { BENCHES } from '../bench/registry.js';
+import { intList } from '../bench/scale.js';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-framework-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,6 +157,79 @@ describe('bench results', () => {
     const out: string[] = [];
     await runBench(fake, { size: 1 }, common({ runs: 1, pinned: true }), { dir, command: 'x', print: (t) => out.push(t) });
     expect(out.join('\n')).toContain('taskset -c 0');
+  });
+});
+
+describe('bench charts and sweeps', () => {
+  const svgOf = (path: string): string => {
+    const text = readFileSync(path, 'utf8');
+    expect(XMLValidator.validate(text)).toBe(true);
+    expect(Object.keys(new XMLParser().parse(text))).toContain('svg');
+    return text;
+  };
+
+  it('a bench without its own chart gets <name>.svg with a bar per metric that has a unit', async () => {
+    await runBench(fake, { size: 4 }, common(), { dir, command: 'x', print: () => {} });
+    const svg = svgOf(join(dir, 'fake.svg'));
+    expect(svg).toContain('data-label="fooNs"');
+    expect(svg).toContain('data-label="barPerSec"');
+  });
+
+  it("a bench's own charts are written as <name>.svg and <name>-<suffix>.svg", async () => {
+    const charted: BenchModule = {
+      ...fake,
+      name: 'charted',
+      charts: (r) => [
+        { title: 'head', panels: [{ title: 'p', unit: 'ns', groups: [{ bars: [{ label: 'ours', value: r.metrics.fooNs!, kind: 'ours' }] }] }] },
+        { suffix: 'side', title: 'side', panels: [{ title: 'q', unit: '/s', groups: [{ bars: [{ label: 'peer', value: 1, kind: 'peer' }] }] }] },
+      ],
+    };
+    await runBench(charted, { size: 4 }, common(), { dir, command: 'x', print: () => {} });
+    expect(svgOf(join(dir, 'charted.svg'))).toContain('data-value="20"'); // the median of 10, 30, 20
+    expect(svgOf(join(dir, 'charted-side.svg'))).toContain('data-kind="peer"');
+  });
+
+  it('a sweeping bench: runs holds one entry per point (medians over runs), metrics its own medians, its default --runs applies', async () => {
+    let calls = 0;
+    const sweep: BenchModule = {
+      ...fake,
+      name: 'sweep',
+      defaultRuns: 3,
+      async run(_p, ctx) {
+        calls++;
+        const x = [1, 3, 2][ctx.run]!;
+        const entries = [
+          { n: 2, fooNs: x },
+          { n: 4, fooNs: 10 * x },
+        ];
+        return { metrics: entries[1]!, entries };
+      },
+    };
+    const cmd = parseCommand(['sweep'], [sweep]);
+    if (cmd.kind !== 'run') throw new Error('expected run');
+    const r = await runBench(sweep, cmd.benches[0]!.values, { ...cmd.common, durationS: 0.01, quiet: true }, { dir, command: 'x', print: () => {} });
+    expect(calls).toBe(3);
+    expect(r!.runs).toEqual([
+      { n: 2, fooNs: 2 },
+      { n: 4, fooNs: 20 },
+    ]);
+    expect(r!.metrics).toEqual({ n: 4, fooNs: 20 });
+    const explicit = parseCommand(['sweep', '--runs', '1'], [sweep]);
+    if (explicit.kind !== 'run') throw new Error('expected run');
+    calls = 0;
+    await runBench(sweep, explicit.benches[0]!.values, { ...explicit.common, durationS: 0.01, quiet: true }, { dir, command: 'x', print: () => {} });
+    expect(calls).toBe(1);
+  });
+
+  it('scale lists: comma-separated integers, sorted, with a usage error naming the option', () => {
+    expect(intList('nodes', '4,2,4', 2)).toEqual([2, 4]);
+    expect(() => intList('nodes', '1,2', 2)).toThrow(/--nodes must be a comma-separated list of integers of at least 2/);
+    expect(() => intList('keys', '10,,20', 1)).toThrow(/--keys/);
+    expect(() => intList('keys', '1e3x', 1)).toThrow(BenchUsageError);
+    const scale = BENCHES.find((b) => b.name === 'scale')!;
+    const cmd = parseCommand(['scale', '--nodes', '2,x'], BENCHES);
+    if (cmd.kind !== 'run') throw new Error('expected run');
+    expect(() => scale.params(cmd.benches[0]!.values, cmd.common)).toThrow(/--nodes/);
   });
 });
 

@@ -41,7 +41,7 @@ export interface ErlangLockFigures {
   counts: number[];
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as { port: number }).port;
@@ -131,7 +131,7 @@ function parseResult(text: string, durationMs: number): ErlangLockFigures {
   };
 }
 
-async function waitForPort(port: number): Promise<void> {
+export async function waitForPort(port: number): Promise<void> {
   const { connect } = await import('node:net');
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((r) => {

@@ -47,6 +47,7 @@ export function parseCommand(argv: readonly string[], registry: readonly BenchMo
     json: values.json as string | undefined,
     quiet: values.quiet as boolean,
     pinned: false,
+    runsExplicit: raw.runs !== undefined,
   };
   const benches = all ? registry.map((m) => ({ module: m, values: defaults(m.options) })) : [{ module: module!, values }];
   return { kind: 'run', benches, common, all };

@@ -45,6 +45,8 @@ export interface ChildOptions {
   env?: Record<string, string>;
   /** Milliseconds to wait for the child to be ready. @default 20000 */
   readyTimeout?: number;
+  /** Extra Node.js flags for the child (e.g. `--expose-gc`). */
+  execArgv?: string[];
 }
 
 /** One forked bench process serving the handlers its script registered with `serve`. */
@@ -58,9 +60,10 @@ export class BenchChild {
   #exitError: Error | undefined;
   readonly exited: Promise<void>;
 
-  private constructor(script: string) {
+  private constructor(script: string, options: ChildOptions) {
     this.child = fork(script, [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...(options.execArgv ?? [])],
+      ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
@@ -91,7 +94,7 @@ export class BenchChild {
 
   /** Forks `script` (a file using `serve`) and waits until it is ready. */
   static async start(script: string, options: ChildOptions = {}): Promise<BenchChild> {
-    const c = new BenchChild(script);
+    const c = new BenchChild(script, options);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`bench child did not start in time\n${c.output}`)), options.readyTimeout ?? 20_000);
       c.onEvent((e) => {

@@ -1,10 +1,12 @@
 // The result files: bench/results/<name>.json in exactly the shape of the conventions
 // (name, params, env, metrics = medians over runs, runs, compare) plus the optional
-// `--json` copy, and bench/results/<name>.md with the same tables in Markdown.
+// `--json` copy, bench/results/<name>.md with the same tables in Markdown, and the SVG
+// charts bench/results/<name>.svg (plus <name>-<suffix>.svg for benches with several).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderChart, type Chart } from './chart.js';
 import { markdownTable, modeLine } from './format.js';
 import { medians } from './stats.js';
 import type { BenchResult, RunOutput, TableSection } from './types.js';
@@ -17,24 +19,31 @@ export function benchEnv(): BenchResult['env'] {
   return { node: process.version, cpus: cpus().length, os: platform() };
 }
 
-/** Builds the result from the runs: metrics and compare figures are per-key medians. */
+/**
+ * Builds the result from the runs: metrics and compare figures are per-key medians. When the
+ * runs carry sweep entries, `runs` holds one entry per point of the sweep (medians over runs).
+ */
 export function buildResult(name: string, params: BenchResult['params'], outputs: readonly RunOutput[]): BenchResult {
-  const runs = outputs.map((o) => ({ ...o.metrics }));
+  const swept = outputs.length > 0 && outputs.every((o) => o.entries !== undefined);
+  const runs = swept
+    ? outputs[0]!.entries!.map((_, i) => medians(outputs.map((o) => o.entries![i]).filter((x): x is Record<string, number> => x !== undefined)))
+    : outputs.map((o) => ({ ...o.metrics }));
   const peers = new Set<string>();
   for (const o of outputs) for (const p of Object.keys(o.compare ?? {})) peers.add(p);
   const compare: BenchResult['compare'] = {};
   for (const p of peers) {
     compare[p] = medians(outputs.map((o) => o.compare?.[p]).filter((x): x is Record<string, number> => x !== undefined));
   }
-  return { name, params: { ...params }, env: benchEnv(), metrics: medians(runs), runs, compare };
+  const metrics = medians(outputs.map((o) => ({ ...o.metrics })));
+  return { name, params: { ...params }, env: benchEnv(), metrics, runs, compare };
 }
 
-/** Writes `<dir>/<name>.json`, `<dir>/<name>.md` and the `--json` copy; returns the paths written. */
+/** Writes `<dir>/<name>.json`, `<dir>/<name>.md`, the charts and the `--json` copy; returns the paths written. */
 export function writeResult(
   result: BenchResult,
   sections: readonly TableSection[],
   notes: readonly string[],
-  opts: { dir?: string; jsonCopy?: string | undefined; command: string; pinned: boolean },
+  opts: { dir?: string; jsonCopy?: string | undefined; command: string; pinned: boolean; charts?: readonly Chart[] },
 ): string[] {
   const dir = opts.dir ?? RESULTS_DIR;
   mkdirSync(dir, { recursive: true });
@@ -42,6 +51,11 @@ export function writeResult(
   const paths = [join(dir, `${result.name}.json`), join(dir, `${result.name}.md`)];
   writeFileSync(paths[0]!, json);
   writeFileSync(paths[1]!, markdown(result, sections, notes, opts.command, opts.pinned));
+  for (const chart of opts.charts ?? []) {
+    const path = join(dir, `${result.name}${chart.suffix ? `-${chart.suffix}` : ''}.svg`);
+    writeFileSync(path, renderChart(chart));
+    paths.push(path);
+  }
   if (opts.jsonCopy) {
     mkdirSync(dirname(resolve(opts.jsonCopy)), { recursive: true });
     writeFileSync(opts.jsonCopy, json);
@@ -57,7 +71,7 @@ function markdown(result: BenchResult, sections: readonly TableSection[], notes:
     `\`${command}\``,
     '',
     `Node ${result.env.node}, ${result.env.cpus} CPUs, ${result.env.os}; ${modeLine(pinned, result.env.cpus)}; ` +
-      `medians of ${result.runs.length} run(s).`,
+      `medians of ${result.params.runs ?? result.runs.length} run(s).`,
     '',
     `Parameters: ${Object.entries(result.params).map(([k, v]) => `${k}=${v}`).join(', ')}`,
     '',

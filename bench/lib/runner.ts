@@ -1,5 +1,6 @@
 // Runs one bench: validates its parameters, runs it `--runs` times with a progress bar,
 // takes the medians, prints the table and writes the result files.
+import { defaultChart } from './chart.js';
 import { defaultSections, modeLine, textTable } from './format.js';
 import { createProgress } from './progress.js';
 import { buildResult, writeResult } from './result.js';
@@ -25,6 +26,7 @@ export async function runBench(
   const common: CommonOptions = {
     ...commonIn,
     durationS: Number.isNaN(commonIn.durationS) ? module.defaultDurationS : commonIn.durationS,
+    runs: commonIn.runsExplicit === false && module.defaultRuns !== undefined ? module.defaultRuns : commonIn.runs,
   };
   const benchParams = module.params(values, common);
   const skip = module.unavailable?.(benchParams);
@@ -60,7 +62,10 @@ export async function runBench(
     `${module.name}: ${modeLine(common.pinned, result.env.cpus)}; Node ${result.env.node}; ` +
     `medians of ${common.runs} run(s) of ${common.durationS} s`;
   print(['', header, '', ...sections.map((s) => `${textTable(s)}\n`), ...notes.map((n) => `  ${n}`)].join('\n'));
+  const subtitle = `Node ${result.env.node}, ${result.env.cpus} CPUs, ${result.env.os}; ${modeLine(common.pinned, result.env.cpus)}; medians of ${common.runs} run(s)`;
+  const charts = (module.charts?.(result) ?? [defaultChart(module.name, result.metrics)]).map((c) => ({ ...c, subtitle: c.subtitle ?? subtitle }));
   const paths = writeResult(result, sections, notes, {
+    charts,
     dir: opts.dir,
     jsonCopy: common.json,
     command: opts.command,

@@ -1,3 +1,5 @@
+import type { Chart } from './chart.js';
+
 // The shape of a benchmark module and of what one run of it returns. Every bench in
 // bench/ exports one `BenchModule`; the runner (runner.ts) does the rest: repeated runs,
 // medians, progress bar, table, JSON and Markdown in the shape fixed by the conventions.
@@ -28,6 +30,8 @@ export interface CommonOptions {
   quiet: boolean;
   /** Every process of the bench runs under `taskset -c 0` (one CPU). */
   pinned: boolean;
+  /** `--runs` was given on the command line (otherwise a bench's `defaultRuns` applies). */
+  runsExplicit?: boolean;
 }
 
 /** Figures of one run; `compare` holds what ours was measured against in that same run. */
@@ -36,6 +40,11 @@ export interface RunOutput {
   compare?: Record<string, Record<string, number>>;
   /** Rows of text for the Markdown file and the table (e.g. per-contender counts). Not in the JSON. */
   notes?: string[];
+  /**
+   * For benches that sweep parameters (scale): one entry per point of the sweep, in the same
+   * order every run. The result's `runs` then holds one entry per point (medians over runs).
+   */
+  entries?: Record<string, number>[];
 }
 
 export interface RunContext {
@@ -71,6 +80,8 @@ export interface BenchModule<P extends Record<string, number | string | boolean>
   summary: string;
   /** Default of `--duration`, seconds per run. */
   defaultDurationS: number;
+  /** Default of `--runs` for this bench. @default 5 */
+  defaultRuns?: number;
   /** True for latency benches: `--pin` makes sense and the mode is shown. */
   latency: boolean;
   options: Record<string, OptionSpec>;
@@ -82,6 +93,11 @@ export interface BenchModule<P extends Record<string, number | string | boolean>
   run(params: P, ctx: RunContext): Promise<RunOutput>;
   /** The table sections for the result; the runner adds a header and a generic section otherwise. */
   table?(result: BenchResult, notes: string[]): TableSection[];
+  /**
+   * The SVG charts of the headline comparison (ours, the floor, the peers), written as
+   * `<name>.svg` (and `<name>-<suffix>.svg`); the runner draws every metric by unit otherwise.
+   */
+  charts?(result: BenchResult): Chart[];
 }
 
 /** Bad command line: printed with a hint to `--help`, exit code 2. */

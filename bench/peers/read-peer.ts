@@ -1,8 +1,8 @@
 // The process of one run of the read benchmark (forked by bench/read.ts): every run gets a
 // fresh process, as an application has, so nothing a previous run left behind (a node, an
 // AsyncLocalStorage) weighs on this one. It first measures the `await` floor before anything
-// of ours has run here, then starts a node and a store, and measures the cached hit side by
-// side with the floor, Map.get and lru-cache get.
+// of ours has run here, then starts a node and a store, and measures the cached hit (and the hit of a key
+// already held, a few keys in rotation) side by side with the floor, Map.get and lru-cache get.
 import { LRUCache } from 'lru-cache';
 import { defineExpirables, expirable, ok, startNode } from '../../src/index.js';
 import { emit, serve } from '../lib/child.js';
@@ -24,9 +24,22 @@ serve({
 
     const node = await startNode();
     try {
-      const E = defineExpirables({ token: expirable({ fetch: async () => ok(TOKEN, Infinity) }) }, { node, namespace });
+      const E = defineExpirables(
+        {
+          token: expirable({ fetch: async () => ok(TOKEN, Infinity) }),
+          tenantKey: expirable({ keyed: true, fetch: async (tenant: string) => ok(`${TOKEN}-${tenant}`, Infinity) }),
+        },
+        { node, namespace },
+      );
       const first = await E.token();
       if (!first.ok || first.value !== TOKEN) throw new Error(`priming fetch failed: ${JSON.stringify(first)}`);
+      // A few keys already held, read in rotation: every keyed read is a hit.
+      const tenants = ['t-1', 't-2', 't-3', 't-4'];
+      for (const t of tenants) {
+        const r = await E.tenantKey(t);
+        if (!r.ok) throw new Error(`priming keyed fetch failed: ${JSON.stringify(r)}`);
+      }
+      let turn = 0;
       const map = new Map([['token', cached]]);
       const lru = new LRUCache<string, typeof cached>({ max: 10_000 });
       lru.set('token', cached);
@@ -35,6 +48,7 @@ serve({
           { name: 'awaitFloorNs', op: () => floor() },
           { name: 'hitNs', op: () => E.token() },
           { name: 'hitOrThrowNs', op: () => E.tokenOrThrow() },
+          { name: 'keyedHitNs', op: () => E.tenantKey(tenants[turn++ & 3]!) },
         ],
         { durationMs: durationMs * 0.7, batch: 1000, onProgress: (f) => progress(0.1 + f * 0.7, 'async reads') },
       );
@@ -47,8 +61,13 @@ serve({
       );
       const stats = E.stats().token;
       if (stats && stats.fetches !== 1) throw new Error(`expected exactly one fetch, saw ${stats.fetches}`);
+      const keyedStats = E.stats().tenantKey;
+      if (keyedStats && keyedStats.fetches !== tenants.length) {
+        throw new Error(`expected one fetch per key (${tenants.length}), saw ${keyedStats.fetches}`);
+      }
       return {
         hitNs: asyncNs.hitNs!,
+        keyedHitNs: asyncNs.keyedHitNs!,
         mapGetNs: syncNs.mapGetNs!,
         lruGetNs: syncNs.lruGetNs!,
         awaitFloorNs: asyncNs.awaitFloorNs!,
