@@ -10,6 +10,8 @@ import { ExpirableError, InvalidOptionError } from '../src/errors.js';
 import { startNode, type Node } from '../src/node.js';
 import { EventLog, gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
 import { FakeClock } from './helpers/fake-clock.js';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { expirableChannels } from '../src/store/diagnostics.js';
 
 let node: Node;
 beforeAll(async () => {
@@ -249,6 +251,42 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     expect(seen.length).toBe(7);
     await expect(E.k((() => 1) as never)).rejects.toBeInstanceOf(InvalidOptionError);
     await E.close();
+  });
+
+  it('9b. an eviction of a key with a valid value is counted, published, and warned once per expirable', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => {
+      if ((w as Error & { code?: string }).code === 'EXPIRABLE_STORE_EVICTED') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const events: { key: unknown; maxKeys: number }[] = [];
+    const onEvict = (m: unknown) => events.push(m as { key: unknown; maxKeys: number });
+    diagnostics_channel.subscribe(expirableChannels.evict, onEvict);
+    try {
+      const E = define({
+        k: expirable({ scope, keyed: true, maxKeys: 2, fetch: async (key: string) => ok(key, soon(60_000)) }),
+        gone: expirable({ scope, keyed: true, maxKeys: 1, fetch: async (key: string) => ok(key, soon(1)) }),
+      });
+      await E.k('a');
+      await E.k('b');
+      expect(E.stats().k.evictions).toBe(0);
+      await E.k('c'); // 'a' still valid: evicted
+      await E.k('d'); // 'b' too
+      expect(E.stats().k.evictions).toBe(2);
+      expect(events.filter((e) => e.maxKeys === 2).map((e) => e.key)).toEqual(['a', 'b']);
+      // An expired key making room is no eviction of a value anyone could have read.
+      await E.gone('x');
+      await sleep(5);
+      await E.gone('y');
+      expect(E.stats().gone.evictions).toBe(0);
+      await E.close();
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      const mine = warnings.filter((w) => w.message.includes(`${E.namespace}/`));
+      expect(mine.map((w) => w.message)).toEqual([expect.stringMatching(new RegExp(`${E.namespace}/k: .*maxKeys \\(2\\)`))]);
+    } finally {
+      process.off('warning', onWarning);
+      diagnostics_channel.unsubscribe(expirableChannels.evict, onEvict);
+    }
   });
 
   it('10. stateful: state threads through fetches, putState/updateState, failures keep it, clear drops it (fake clock)', async () => {

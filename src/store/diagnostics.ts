@@ -20,6 +20,11 @@ export const expirableChannels = {
   replicate: 'expirable-store:replicate',
   /** A value was dropped by `clear`: `{ namespace, name, key, node, version, origin: 'local' | 'remote' }`. */
   clear: 'expirable-store:clear',
+  /**
+   * A key that still held a valid value was dropped to stay within `maxKeys`:
+   * `{ namespace, name, key, node, maxKeys }`. The next call of that key fetches (or asks a peer) again.
+   */
+  evict: 'expirable-store:evict',
 } as const;
 
 export type ExpirableChannel = keyof typeof expirableChannels;

@@ -43,7 +43,7 @@ export class ExpirableEngine {
   readonly name: string;
   readonly spec: ExpirableSpec;
   /** Counters; `hits` is bumped on the read path, directly. */
-  readonly stats: ExpirableStats = { hits: 0, misses: 0, fetches: 0, failures: 0, refreshes: 0, refreshFailures: 0, adopted: 0, replicated: 0 };
+  readonly stats: ExpirableStats = { hits: 0, misses: 0, fetches: 0, failures: 0, refreshes: 0, refreshFailures: 0, adopted: 0, replicated: 0, evictions: 0 };
   /** The one replica of an unkeyed expirable. */
   readonly single: Entry | undefined;
   /** Replicas of a keyed expirable by canonical key, least recently used evicted first. */
@@ -60,6 +60,8 @@ export class ExpirableEngine {
   readonly #evicting = new Map<string, Entry>();
   /** How the processes agree on this expirable's entries (see ./backend.ts). */
   readonly #co: Coordination;
+  /** Set once the eviction warning was emitted (see #evicted). */
+  #warnedEviction = false;
 
   constructor(ctx: EngineContext, name: string, spec: ExpirableSpec) {
     this.#ctx = ctx;
@@ -75,6 +77,7 @@ export class ExpirableEngine {
         // of the same key finds it again (one fetch per key and node, even across eviction).
         dispose: (entry, canon, reason) => {
           if (reason !== 'evict' && reason !== 'delete') return;
+          if (reason === 'evict' && entry.valid(this.#clock.now())) this.#evicted(entry);
           if (entry.refreshing && !this.#ctx.closed) this.#evictLater(canon, entry);
           else this.#dispose(entry);
         },
@@ -108,6 +111,23 @@ export class ExpirableEngine {
   /** The replica with canonical key `canon`, if this node has one (no recency change). */
   peek(canon: string): Entry | undefined {
     return this.#keys ? (this.#keys.peek(canon) ?? this.#evicting.get(canon)) : canon === '' ? this.single : undefined;
+  }
+
+  /**
+   * A key holding a valid value made room for another: counted, published, and said once per
+   * expirable as a process warning (a fleet with more live keys than `maxKeys` refetches them
+   * over and over; the bound is meant as a memory cap, not as the cache's working size).
+   */
+  #evicted(e: Entry): void {
+    this.stats.evictions++;
+    publish('evict', () => ({ ...this.#about(e, this.#co.self()), maxKeys: this.spec.maxKeys }));
+    if (this.#warnedEviction) return;
+    this.#warnedEviction = true;
+    process.emitWarning(
+      `expirable ${this.#ctx.namespace}/${this.name}: a key with a valid value was evicted to stay within maxKeys (${this.spec.maxKeys}); ` +
+        'its next call fetches again. Raise maxKeys if this node uses more keys at once (said once per expirable; see stats().evictions).',
+      { code: 'EXPIRABLE_STORE_EVICTED' },
+    );
   }
 
   /** Disposes evicted `e` once its refresh has ended, unless a caller took it back meanwhile. */

@@ -32,4 +32,6 @@ export interface ExpirableStats {
   adopted: number;
   /** Values pushed to this node by the peer that fetched them. */
   replicated: number;
+  /** Keys dropped on this node to stay within `maxKeys` while they still held a valid value. */
+  evictions: number;
 }
