@@ -1,7 +1,11 @@
 // The deployment recipes in examples/: the Kubernetes manifests parse and set exactly the
 // environment the example app reads; the node:cluster example runs (one fetch for the
-// machine); the PM2 example runs when pm2 is installed, and is skipped with a message if not.
-import { afterEach, describe, expect, test } from 'vitest';
+// machine); the PM2 example runs when pm2 is installed, and is skipped with a message if not;
+// the Redis example runs two processes against a real redis-server started here.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { hasRedis, startRedis, type RedisServer } from './helpers/redis-server.js';
 import { readFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -74,4 +78,49 @@ test.skipIf(!hasPm2)('examples/pm2: the instances find each other (needs pm2 on 
   const r = spawnSync(process.execPath, [path('pm2/check.mjs')], { encoding: 'utf8', timeout: 120_000 });
   expect(r.stdout + r.stderr).toContain('ok: one cluster, one token');
   expect(r.status).toBe(0);
+});
+
+describe.skipIf(!hasRedis)('examples/redis', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(() => redis?.stop());
+
+  test('two processes share one token through Redis, fetched once; both exit 0 on SIGTERM', async () => {
+    const procs: ChildProcess[] = [];
+    const start = (name: string) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', path('redis/app.ts'), name], { env: { ...process.env, REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'inherit'] });
+      procs.push(p);
+      const lines = createInterface({ input: p.stdout! });
+      const exited = once(p, 'close');
+      const line = (re: RegExp) =>
+        new Promise<RegExpMatchArray>((resolve, reject) => {
+          const onLine = (l: string) => {
+            const m = l.match(re);
+            if (m) {
+              lines.off('line', onLine);
+              resolve(m);
+            }
+          };
+          lines.on('line', onLine);
+          void exited.then(() => reject(new Error(`${name} exited before printing ${re}`)));
+        });
+      return { p, line, exited };
+    };
+    try {
+      const a = start('a');
+      expect((await a.line(/^\[a\] apiToken = (.*)$/))[1]).toBe('token fetched by a; provider calls in this process: 1');
+      const b = start('b');
+      expect((await b.line(/^\[b\] apiToken = (.*)$/))[1]).toBe('token fetched by a; provider calls in this process: 0');
+      for (const [n, x] of [['b', b], ['a', a]] as const) {
+        const closed = x.line(new RegExp(`^\\[${n}\\] closed$`));
+        x.p.kill('SIGTERM');
+        await closed;
+        expect(await x.exited).toEqual([0, null]);
+      }
+    } finally {
+      for (const p of procs) p.kill('SIGKILL');
+    }
+  }, 60_000);
 });
