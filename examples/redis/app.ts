@@ -4,8 +4,8 @@
 //   REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/redis/app.ts a
 //   REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/redis/app.ts b
 //
-// Each prints the token it reads, how many times it called the provider itself, and the
-// processes holding a replica; then serves until SIGTERM or Ctrl-C.
+// Each prints the token it reads and how many times it called the provider itself, then
+// closes the store and exits; the second one, started later, finds the first one's token.
 // Needs `npm install @redis/client` (an optional peer dependency). In an application, import
 // from 'expirable-store' instead of the source tree.
 import { defineExpirables, expirable, ok, redisBackend } from '../../src/index.js';
@@ -28,18 +28,10 @@ const Expirables = defineExpirables(
 );
 
 const r = await Expirables.apiToken();
-if (!r.ok) {
-  // Redis unreachable (within connectTimeout), or the provider failed: a typed reason, no hang.
-  console.log(`[${name}] no token: ${r.error.reason}: ${r.error.message}`);
-  process.exitCode = 1;
-} else {
-  console.log(`[${name}] apiToken = ${r.value}; provider calls in this process: ${calls}`);
-}
+if (r.ok) console.log(`[${name}] apiToken = ${r.value}; provider calls in this process: ${calls}`);
+// Redis unreachable (within connectTimeout), or the provider failed: a typed reason, no hang.
+else console.log(`[${name}] no token: ${r.error.reason}: ${r.error.message}`);
 
-const shutdown = async () => {
-  await Expirables.close(); // stops timers and subscriptions, quits the connection it opened
-  console.log(`[${name}] closed`);
-};
-process.once('SIGTERM', shutdown);
-process.once('SIGINT', shutdown);
-if (!r.ok) await shutdown();
+// The token stays in Redis until it expires: a process started later reads it from there.
+await Expirables.close(); // stops timers and subscriptions, quits the connection it opened
+process.exitCode = r.ok ? 0 : 1;
