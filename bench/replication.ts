@@ -121,7 +121,7 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
 
     // Replicas everywhere, then node 1 refreshes on every expiry.
     const namespace = `bench-replication-${ctx.run}-${randomBytes(4).toString('hex')}`;
-    await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: 0, ttlMs: p.ttlMs, redisUrl })));
+    await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: 0, ttlMs: p.ttlMs, redisUrl, wallTimes: redisUrl !== undefined })));
     await children[0]!.request('call', { namespace });
     for (const c of children.slice(1)) await c.request('call', { namespace });
     ctx.progress(0.25, 'refreshing');

@@ -73,9 +73,22 @@ serve({
   /**
    * Defines the store `namespace` with one expirable `token` (fetch sleeps fetchMs, lives ttlMs),
    * on the mesh, or on Redis with `redisUrl` (then a second expirable, `warm`, is read once so
-   * the backend's connections are open before anything is measured).
+   * the backend's connections are open before anything is measured). With `wallTimes`, the
+   * wall-clock times of `wallTimes()` are kept (replication on Redis).
    */
-  async define({ namespace, fetchMs, ttlMs, redisUrl }: { namespace: string; fetchMs: number; ttlMs: number; redisUrl?: string }): Promise<null> {
+  async define({
+    namespace,
+    fetchMs,
+    ttlMs,
+    redisUrl,
+    wallTimes,
+  }: {
+    namespace: string;
+    fetchMs: number;
+    ttlMs: number;
+    redisUrl?: string;
+    wallTimes?: boolean;
+  }): Promise<null> {
     let seq = 0;
     const s: Store = { token: async () => ({ ok: false }), fetches: 0, fetchMs: [], close: async () => {} };
     const onRedis = redisUrl !== undefined && redisUrl !== '';
@@ -104,6 +117,8 @@ serve({
     if (onRedis) {
       const w = await E.warm();
       if (!w.ok) throw new Error(`warm() failed: ${String(w.error)}`);
+    }
+    if (wallTimes) {
       fetchedAt.set(namespace, {});
       readableAt.set(namespace, {});
     }
