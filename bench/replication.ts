@@ -55,6 +55,12 @@ const replication: BenchModule<ReplicationParams> = {
           ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING round trip p50 (floor)', r.metrics.redisRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ['fetch end to every replica p50 (ours)', r.metrics.replicationP50Us, 'ours'],
           ['fetch end to every replica p99 (ours)', r.metrics.replicationP99Us, 'ours'],
+          ...(r.metrics.meshReplicationP50Us !== undefined
+            ? ([
+                ['the same, store on the mesh, p50', r.metrics.meshReplicationP50Us, 'other'],
+                ['the same, store on the mesh, p99', r.metrics.meshReplicationP99Us, 'other'],
+              ] as [string, number | undefined, 'other'][])
+            : []),
         ]),
       ],
     },
@@ -69,10 +75,13 @@ const replication: BenchModule<ReplicationParams> = {
       ['mesh round trip (remote call) p50', fmt(m.meshRttP50Us), '1.00x'],
     ];
     if (onRedis) {
+      rows.push(['the same on a store on the mesh (same processes, alternating), p50', fmt(m.meshReplicationP50Us), ratio(m.meshReplicationP50Us, m.meshRttP50Us)]);
+      rows.push(['the same on a store on the mesh, p99', fmt(m.meshReplicationP99Us), ratio(m.meshReplicationP99Us, m.meshRttP50Us)]);
       rows.push(['Redis PING round trip (raw socket) p50', fmt(m.redisRttP50Us), ratio(m.redisRttP50Us, m.meshRttP50Us)]);
       rows.push(['Redis PING round trip (raw socket) p99', fmt(m.redisRttP99Us), ratio(m.redisRttP99Us, m.meshRttP50Us)]);
     }
     rows.push(['refreshes measured / not seen on every replica', `${fmt(m.refreshes)} / ${fmt(m.incomplete)}`, '']);
+    if (onRedis) rows.push(['on the mesh store: refreshes measured / not seen on every replica', `${fmt(m.meshRefreshes)} / ${fmt(m.meshIncomplete)}`, '']);
     const sections: TableSection[] = [
       {
         title:
@@ -92,6 +101,7 @@ const replication: BenchModule<ReplicationParams> = {
             fmt(m.replicationOverRedisRtt),
             Number.isFinite(m.replicationOverRedisRtt) ? ((m.replicationOverRedisRtt ?? Infinity) <= 2 ? 'yes' : 'no') : 'n/a',
           ],
+          ['replication p50 on Redis vs on the mesh, same run', '–', `${fmt(m.replicationOverMeshReplication)}x`, ''],
         ],
       });
     }
@@ -119,23 +129,37 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
     const rtt = await children[0]!.request<PingPongResult>('callLoop', { ref, durationMs: redisUrl ? d * 0.1 : d * 0.2 });
     const redisRtt = redisUrl ? await children[0]!.request<PingPongResult>('redisPing', { url: redisUrl, durationMs: d * 0.1 }) : undefined;
 
-    // Replicas everywhere, then node 1 refreshes on every expiry.
-    const namespace = `bench-replication-${ctx.run}-${randomBytes(4).toString('hex')}`;
-    await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: 0, ttlMs: p.ttlMs, redisUrl, wallTimes: redisUrl !== undefined })));
-    await children[0]!.request('call', { namespace });
-    for (const c of children.slice(1)) await c.request('call', { namespace });
+    // Replicas everywhere, then node 1 refreshes on every expiry. On Redis, a second store on
+    // the mesh takes turns with it (segments alternate), timed the same way: the two backends
+    // side by side in the same run.
+    const tag = `${ctx.run}-${randomBytes(4).toString('hex')}`;
+    const namespace = `bench-replication-${tag}`;
+    const meshNamespace = `bench-replication-mesh-${tag}`;
+    const stores = redisUrl ? [{ namespace, redisUrl }, { namespace: meshNamespace, redisUrl: undefined }] : [{ namespace, redisUrl: undefined }];
+    for (const st of stores) {
+      await Promise.all(children.map((c) => c.request('define', { ...st, fetchMs: 0, ttlMs: p.ttlMs, wallTimes: redisUrl !== undefined })));
+      await children[0]!.request('call', { namespace: st.namespace });
+      for (const c of children.slice(1)) await c.request('call', { namespace: st.namespace });
+    }
     ctx.progress(0.25, 'refreshing');
     const started = Date.now();
     const ticker = setInterval(() => ctx.progress(0.25 + 0.75 * Math.min(1, (Date.now() - started) / (d * 0.8)), 'refreshing'), 200);
     try {
-      await children[0]!.request('refreshLoop', { namespace, ttlMs: p.ttlMs, durationMs: d * 0.8 });
+      const segments = redisUrl ? 4 : 1;
+      for (let i = 0; i < segments; i++) {
+        const st = stores[i % stores.length]!;
+        await children[0]!.request('refreshLoop', { namespace: st.namespace, ttlMs: p.ttlMs, durationMs: (d * 0.8) / segments });
+      }
     } finally {
       clearInterval(ticker);
     }
     await new Promise((r) => setTimeout(r, 200)); // let the last pushes land
+    const wallOf = async (ns: string): Promise<{ h: Histogram; incomplete: number }> =>
+      latestWall(await Promise.all(children.map((c) => c.request<WallTimes>('wallTimes', { namespace: ns }))));
     const { h, incomplete } = redisUrl
-      ? latestWall(await Promise.all(children.map((c) => c.request<WallTimes>('wallTimes', { namespace }))))
+      ? await wallOf(namespace)
       : latestMonotonic(await Promise.all(children.map((c) => c.request<Times>('times', { namespace }))));
+    const onMesh = redisUrl ? await wallOf(meshNamespace) : undefined;
     await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
     const mesh = decodeHistogram(rtt.histogram);
@@ -155,6 +179,14 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
       metrics.redisRttP50Us = r.getValueAtPercentile(50) / 1000;
       metrics.redisRttP99Us = r.getValueAtPercentile(99) / 1000;
       metrics.replicationOverRedisRtt = replicationP50Us / metrics.redisRttP50Us;
+    }
+    if (onMesh) {
+      const mh = onMesh.h;
+      metrics.meshReplicationP50Us = mh.totalCount ? mh.getValueAtPercentile(50) : NaN;
+      metrics.meshReplicationP99Us = mh.totalCount ? mh.getValueAtPercentile(99) : NaN;
+      metrics.meshRefreshes = mh.totalCount;
+      metrics.meshIncomplete = onMesh.incomplete;
+      metrics.replicationOverMeshReplication = replicationP50Us / metrics.meshReplicationP50Us;
     }
     return { metrics };
   } finally {
