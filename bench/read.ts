@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { BenchChild } from './lib/procs.js';
-import { BACKEND_OPTIONS, redisUnavailable, withBenchRedis } from './lib/redis.js';
+import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
 
@@ -21,7 +21,7 @@ const read: BenchModule = {
   defaultDurationS: 3,
   latency: false,
   options: { ...BACKEND_OPTIONS },
-  params: (v) => ({ backend: v.backend as string, redis: v.redis as string }),
+  params: (v) => backendParams(v),
   unavailable: (p) => redisUnavailable(p as { backend: string; redis: string }),
   async run(params, ctx) {
     const measure = async (redisUrl: string | undefined): Promise<Record<string, number>> => {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
-import { BACKEND_OPTIONS, redisUnavailable, withBenchRedis } from './lib/redis.js';
+import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { decodeHistogram, newHistogram, type Histogram } from './lib/stats.js';
 import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, RunContext, RunOutput, TableSection } from './lib/types.js';
@@ -41,7 +41,7 @@ const replication: BenchModule<ReplicationParams> = {
     ttl: { type: 'number', min: 5, arg: 'ms', default: 20, description: 'ms a value lives; node 1 refreshes it each time it expires' },
     ...BACKEND_OPTIONS,
   },
-  params: (v) => ({ nodes: v.nodes as number, ttlMs: v.ttl as number, backend: v.backend as string, redis: v.redis as string }),
+  params: (v) => ({ nodes: v.nodes as number, ttlMs: v.ttl as number, ...backendParams(v) }),
   unavailable: (p) => redisUnavailable(p),
   run(p, ctx) {
     return p.backend === 'redis' ? withBenchRedis(p.redis, (url) => measure(p, ctx, url)) : measure(p, ctx, undefined);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
-import { BACKEND_OPTIONS, redisUnavailable, withBenchRedis } from './lib/redis.js';
+import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { median, mergeHistograms } from './lib/stats.js';
 import { panel } from './lib/chart.js';
 import type { BenchModule, BenchResult, RunContext, RunOutput, TableSection } from './lib/types.js';
@@ -47,8 +47,7 @@ const stampede: BenchModule<StampedeParams> = {
     nodes: v.nodes as number,
     callers: v.callers as number,
     fetchMs: v['fetch-ms'] as number,
-    backend: v.backend as string,
-    redis: v.redis as string,
+    ...backendParams(v),
   }),
   unavailable: (p) => redisUnavailable(p),
   async run(p, ctx) {

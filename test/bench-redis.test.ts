@@ -49,6 +49,22 @@ describe('--backend', () => {
       expect(() => parseCommand([bench, '--backend', 'memcached'], BENCHES)).toThrow(/--backend must be one of mesh, redis/);
     }
   });
+
+  it('--redis needs --backend redis and a redis:// URL; the error names the option', () => {
+    for (const name of ['stampede', 'read', 'replication']) {
+      const bench = BENCHES.find((b) => b.name === name)!;
+      const params = (argv: string[]): unknown => {
+        const cmd = parseCommand([name, ...argv], BENCHES);
+        if (cmd.kind !== 'run') throw new Error('expected run');
+        return bench.params(cmd.benches[0]!.values, cmd.common);
+      };
+      expect(() => params(['--redis', 'redis://127.0.0.1:6379'])).toThrow(/--redis applies with --backend redis only/);
+      expect(() => params(['--backend', 'redis', '--redis', 'localhost:6379'])).toThrow(BenchUsageError);
+      expect(() => params(['--backend', 'redis', '--redis', 'localhost:6379'])).toThrow(/--redis must be a redis:\/\/ or rediss:\/\/ URL/);
+      expect(params(['--backend', 'redis', '--redis', 'redis://127.0.0.1:6379'])).toMatchObject({ backend: 'redis', redis: 'redis://127.0.0.1:6379' });
+      expect(params([])).toMatchObject({ backend: 'mesh', redis: '' });
+    }
+  });
 });
 
 describe.skipIf(!hasRedis)('the benches on Redis, against a redis-server started here', () => {

@@ -4,7 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { tempDir, trackProcess } from './procs.js';
-import type { OptionSpec } from './types.js';
+import { BenchUsageError, type OptionSpec } from './types.js';
 
 /** True when `redis-server` is on the PATH. */
 export function hasRedisServer(): boolean {
@@ -68,8 +68,17 @@ export async function startBenchRedis(): Promise<BenchRedis> {
 /** The `--backend` and `--redis` options of the benches that run the store on either backend. */
 export const BACKEND_OPTIONS = {
   backend: { type: 'string', choices: ['mesh', 'redis'], default: 'mesh', description: 'where cluster-scope expirables coordinate: our mesh, or one Redis (redisBackend)' },
-  redis: { type: 'string', arg: 'url', default: '', description: 'with --backend redis: the Redis to use (default: a redis-server started for the run)' },
+  redis: { type: 'string', arg: 'url', description: 'with --backend redis: the Redis to use (default: a redis-server started for the run)' },
 } as const satisfies Record<string, OptionSpec>;
+
+/** Checks `--backend` / `--redis` together (throws BenchUsageError); returns them. */
+export function backendParams(v: Record<string, unknown>): { backend: string; redis: string } {
+  const backend = String(v.backend ?? 'mesh');
+  const redis = (v.redis as string | undefined) ?? '';
+  if (redis !== '' && backend !== 'redis') throw new BenchUsageError('--redis applies with --backend redis only');
+  if (redis !== '' && !/^rediss?:\/\/[^/]/.test(redis)) throw new BenchUsageError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`);
+  return { backend, redis };
+}
 
 /** Why `--backend redis` cannot run here, or undefined. */
 export function redisUnavailable(p: { backend: string; redis: string }): string | undefined {
