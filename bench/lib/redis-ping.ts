@@ -19,21 +19,22 @@ export async function redisPingPong(url: string, durationMs: number, warmupMs = 
   });
   try {
     let pending = '';
-    let waiting: (() => void) | undefined;
+    let waiting: { resolve: () => void; reject: (e: Error) => void } | undefined;
     sock.on('data', (d: Buffer) => {
       pending += d.toString('latin1');
       while (pending.startsWith('+PONG\r\n')) {
         pending = pending.slice(7);
         const w = waiting;
         waiting = undefined;
-        w?.();
+        w?.resolve();
       }
-      if (pending.startsWith('-')) throw new Error(`Redis answered PING with ${JSON.stringify(pending)}`);
+      if (pending.startsWith('-')) waiting?.reject(new Error(`Redis answered PING with ${JSON.stringify(pending.trim())}`));
     });
+    sock.on('close', () => waiting?.reject(new Error('the connection to Redis closed during the PING loop')));
     const line = Buffer.from('PING\r\n');
     const once = (): Promise<void> =>
-      new Promise<void>((resolve) => {
-        waiting = resolve;
+      new Promise<void>((resolve, reject) => {
+        waiting = { resolve, reject };
         sock.write(line);
       });
     return await timedLoop(once, durationMs, warmupMs);
