@@ -3,14 +3,20 @@
 // (p50 of a remote call) measured in the same run. Node 1 refreshes the value each time it
 // expires (`--ttl`); the others hold replicas and never call again. Times are compared
 // across processes on CLOCK_MONOTONIC (process.hrtime), shared by the processes of a host.
+// With `--backend redis` the store coordinates through one Redis (redisBackend): the figure
+// is the end of the fetch on node 1 to the moment a call on every other process answers the
+// new value (wall-clock µs, `performance.timeOrigin + performance.now()`, one clock per host;
+// matched by value), set against a raw Redis PING round trip measured in the same run (and
+// the mesh round trip, the nodes being connected as well).
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
-import { decodeHistogram, newHistogram } from './lib/stats.js';
+import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
+import { decodeHistogram, newHistogram, type Histogram } from './lib/stats.js';
 import { panel } from './lib/chart.js';
-import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
+import type { BenchModule, BenchResult, RunContext, RunOutput, TableSection } from './lib/types.js';
 import type { ActorRefData } from '../src/actors/ref.js';
 
 const PEER = fileURLToPath(new URL('./peers/store-peer.ts', import.meta.url));
@@ -18,9 +24,12 @@ const PEER = fileURLToPath(new URL('./peers/store-peer.ts', import.meta.url));
 interface ReplicationParams extends Record<string, number | string | boolean> {
   nodes: number;
   ttlMs: number;
+  backend: string;
+  redis: string;
 }
 
 type Times = { fetched: Record<string, string>; replicated: Record<string, string> };
+type WallTimes = { fetched: Record<string, number>; readable: Record<string, number> };
 
 const replication: BenchModule<ReplicationParams> = {
   name: 'replication',
@@ -30,108 +39,205 @@ const replication: BenchModule<ReplicationParams> = {
   options: {
     nodes: { type: 'number', integer: true, min: 2, default: 3, description: 'node processes (one fetches, the others hold replicas)' },
     ttl: { type: 'number', min: 5, arg: 'ms', default: 20, description: 'ms a value lives; node 1 refreshes it each time it expires' },
+    ...BACKEND_OPTIONS,
   },
-  params: (v) => ({ nodes: v.nodes as number, ttlMs: v.ttl as number }),
-  async run(p, ctx) {
-    const d = ctx.common.durationS * 1000;
-    let children: BenchChild[] = [];
-    try {
-      ctx.progress(0, 'starting nodes');
-      children = await startChildren(PEER, p.nodes);
-      const cookie = randomBytes(12).toString('hex');
-      const first = await children[0]!.request<{ address: string }>('startNode', { name: 'replication-1', port: 0, cookie });
-      await Promise.all(
-        children.slice(1).map((c, i) => c.request('startNode', { name: `replication-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
-      );
-      await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
-
-      // The mesh round trip, node 1 -> node 2.
-      ctx.progress(0.05, 'mesh rtt');
-      const ref = await children[1]!.request<ActorRefData>('spawnEcho');
-      const rtt = await children[0]!.request<PingPongResult>('callLoop', { ref, durationMs: d * 0.2 });
-
-      // Replicas everywhere, then node 1 refreshes on every expiry.
-      const namespace = `bench-replication-${ctx.run}`;
-      await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: 0, ttlMs: p.ttlMs })));
-      await children[0]!.request('call', { namespace });
-      for (const c of children.slice(1)) await c.request('call', { namespace });
-      ctx.progress(0.25, 'refreshing');
-      const started = Date.now();
-      const ticker = setInterval(() => ctx.progress(0.25 + 0.75 * Math.min(1, (Date.now() - started) / (d * 0.8)), 'refreshing'), 200);
-      try {
-        await children[0]!.request('refreshLoop', { namespace, ttlMs: p.ttlMs, durationMs: d * 0.8 });
-      } finally {
-        clearInterval(ticker);
-      }
-      await new Promise((r) => setTimeout(r, 200)); // let the last pushes land
-      const times = await Promise.all(children.map((c) => c.request<Times>('times', { namespace })));
-      await Promise.all(children.map((c) => c.request('close').catch(() => null)));
-
-      // Per fetch on node 1 (after the priming one): the latest arrival over the other nodes.
-      const h = newHistogram();
-      let incomplete = 0;
-      const versions = Object.keys(times[0]!.fetched).slice(1);
-      for (const v of versions) {
-        const end = BigInt(times[0]!.fetched[v]!);
-        let last = -1n;
-        for (const t of times.slice(1)) {
-          const at = t.replicated[v];
-          if (at === undefined) {
-            last = -1n;
-            break;
-          }
-          if (BigInt(at) > last) last = BigInt(at);
-        }
-        if (last < 0n) incomplete++;
-        else h.recordValue(Math.max(1, Number(last - end) / 1000));
-      }
-      const mesh = decodeHistogram(rtt.histogram);
-      const meshRttP50Us = mesh.getValueAtPercentile(50) / 1000;
-      const replicationP50Us = h.totalCount ? h.getValueAtPercentile(50) : NaN;
-      return {
-        metrics: {
-          replicationP50Us,
-          replicationP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
-          replicationMaxUs: h.totalCount ? h.maxValue : NaN,
-          meshRttP50Us,
-          replicationOverRtt: replicationP50Us / meshRttP50Us,
-          refreshes: h.totalCount,
-          incomplete,
-        },
-      };
-    } finally {
-      await killAll(children);
-    }
+  params: (v) => ({ nodes: v.nodes as number, ttlMs: v.ttl as number, ...backendParams(v) }),
+  unavailable: (p) => redisUnavailable(p),
+  run(p, ctx) {
+    return p.backend === 'redis' ? withBenchRedis(p.redis, (url) => measure(p, ctx, url)) : measure(p, ctx, undefined);
   },
   charts: (r) => [
     {
-      title: 'replication: a new value reaching every replica',
+      title: `replication: a new value reaching every replica${r.params.backend === 'redis' ? ' (on Redis)' : ''}`,
       panels: [
         panel('latency', 'µs', [
           ['mesh round trip p50 (floor)', r.metrics.meshRttP50Us, 'floor'],
-          ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING p50 (peer)', r.metrics.redisRttP50Us, 'peer'] as [string, number, 'peer']] : []),
+          ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING round trip p50 (floor)', r.metrics.redisRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ['fetch end to every replica p50 (ours)', r.metrics.replicationP50Us, 'ours'],
           ['fetch end to every replica p99 (ours)', r.metrics.replicationP99Us, 'ours'],
+          ...(r.metrics.meshReplicationP50Us !== undefined
+            ? ([
+                ['the same, store on the mesh, p50', r.metrics.meshReplicationP50Us, 'other'],
+                ['the same, store on the mesh, p99', r.metrics.meshReplicationP99Us, 'other'],
+              ] as [string, number | undefined, 'other'][])
+            : []),
         ]),
       ],
     },
   ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
-    return [
+    const onRedis = result.params.backend === 'redis';
+    const rows: string[][] = [
+      ['fetch end -> on every replica, p50', fmt(m.replicationP50Us), ratio(m.replicationP50Us, m.meshRttP50Us)],
+      ['fetch end -> on every replica, p99', fmt(m.replicationP99Us), ratio(m.replicationP99Us, m.meshRttP50Us)],
+      ['fetch end -> on every replica, max', fmt(m.replicationMaxUs), ratio(m.replicationMaxUs, m.meshRttP50Us)],
+      ['mesh round trip (remote call) p50', fmt(m.meshRttP50Us), '1.00x'],
+    ];
+    if (onRedis) {
+      rows.push(['the same on a store on the mesh (same processes, alternating), p50', fmt(m.meshReplicationP50Us), ratio(m.meshReplicationP50Us, m.meshRttP50Us)]);
+      rows.push(['the same on a store on the mesh, p99', fmt(m.meshReplicationP99Us), ratio(m.meshReplicationP99Us, m.meshRttP50Us)]);
+      rows.push(['Redis PING round trip (raw socket) p50', fmt(m.redisRttP50Us), ratio(m.redisRttP50Us, m.meshRttP50Us)]);
+      rows.push(['Redis PING round trip (raw socket) p99', fmt(m.redisRttP99Us), ratio(m.redisRttP99Us, m.meshRttP50Us)]);
+    }
+    rows.push(['refreshes measured / not seen on every replica', `${fmt(m.refreshes)} / ${fmt(m.incomplete)}`, '']);
+    if (onRedis) rows.push(['on the mesh store: refreshes measured / not seen on every replica', `${fmt(m.meshRefreshes)} / ${fmt(m.meshIncomplete)}`, '']);
+    const sections: TableSection[] = [
       {
-        title: `${result.params.nodes} nodes; node 1 refreshes every ${result.params.ttlMs} ms, ${Number(result.params.nodes) - 1} replica(s) take each value`,
+        title:
+          `${result.params.nodes} nodes; node 1 refreshes every ${result.params.ttlMs} ms, ${Number(result.params.nodes) - 1} replica(s) take each value` +
+          (onRedis ? '; the store on Redis (redisBackend): fetch end -> a call answers it on every other process' : ''),
         headers: ['figure', 'µs', 'vs mesh RTT p50'],
-        rows: [
-          ['fetch end -> on every replica, p50', fmt(m.replicationP50Us), ratio(m.replicationP50Us, m.meshRttP50Us)],
-          ['fetch end -> on every replica, p99', fmt(m.replicationP99Us), ratio(m.replicationP99Us, m.meshRttP50Us)],
-          ['fetch end -> on every replica, max', fmt(m.replicationMaxUs), ratio(m.replicationMaxUs, m.meshRttP50Us)],
-          ['mesh round trip (remote call) p50', fmt(m.meshRttP50Us), '1.00x'],
-          ['refreshes measured / not seen on every replica', `${fmt(m.refreshes)} / ${fmt(m.incomplete)}`, ''],
-        ],
+        rows,
       },
     ];
+    if (onRedis) {
+      sections.push({
+        headers: ['goal', 'target', 'measured', 'met'],
+        rows: [
+          [
+            'replication p50 in Redis round trips (PING p50)',
+            '<= 2',
+            fmt(m.replicationOverRedisRtt),
+            Number.isFinite(m.replicationOverRedisRtt) ? ((m.replicationOverRedisRtt ?? Infinity) <= 2 ? 'yes' : 'no') : 'n/a',
+          ],
+          ['replication p50 on Redis vs on the mesh, same run', '–', `${fmt(m.replicationOverMeshReplication)}x`, ''],
+        ],
+      });
+    }
+    return sections;
   },
 };
+
+/** One run: `redisUrl` undefined for the mesh backend. */
+async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string | undefined): Promise<RunOutput> {
+  const d = ctx.common.durationS * 1000;
+  let children: BenchChild[] = [];
+  try {
+    ctx.progress(0, 'starting nodes');
+    children = await startChildren(PEER, p.nodes);
+    const cookie = randomBytes(12).toString('hex');
+    const first = await children[0]!.request<{ address: string }>('startNode', { name: 'replication-1', port: 0, cookie });
+    await Promise.all(
+      children.slice(1).map((c, i) => c.request('startNode', { name: `replication-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
+    );
+    await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+
+    // The mesh round trip, node 1 -> node 2 (and on Redis, node 1's raw PING round trip).
+    ctx.progress(0.05, 'mesh rtt');
+    const ref = await children[1]!.request<ActorRefData>('spawnEcho');
+    const rtt = await children[0]!.request<PingPongResult>('callLoop', { ref, durationMs: redisUrl ? d * 0.1 : d * 0.2 });
+    const redisRtt = redisUrl ? await children[0]!.request<PingPongResult>('redisPing', { url: redisUrl, durationMs: d * 0.1 }) : undefined;
+
+    // Replicas everywhere, then node 1 refreshes on every expiry. On Redis, a second store on
+    // the mesh takes turns with it (segments alternate), timed the same way: the two backends
+    // side by side in the same run.
+    const tag = `${ctx.run}-${randomBytes(4).toString('hex')}`;
+    const namespace = `bench-replication-${tag}`;
+    const meshNamespace = `bench-replication-mesh-${tag}`;
+    const stores = redisUrl ? [{ namespace, redisUrl }, { namespace: meshNamespace, redisUrl: undefined }] : [{ namespace, redisUrl: undefined }];
+    for (const st of stores) {
+      await Promise.all(children.map((c) => c.request('define', { ...st, fetchMs: 0, ttlMs: p.ttlMs, wallTimes: redisUrl !== undefined })));
+      await children[0]!.request('call', { namespace: st.namespace });
+      for (const c of children.slice(1)) await c.request('call', { namespace: st.namespace });
+    }
+    ctx.progress(0.25, 'refreshing');
+    const started = Date.now();
+    const ticker = setInterval(() => ctx.progress(0.25 + 0.75 * Math.min(1, (Date.now() - started) / (d * 0.8)), 'refreshing'), 200);
+    try {
+      const segments = redisUrl ? 4 : 1;
+      for (let i = 0; i < segments; i++) {
+        const st = stores[i % stores.length]!;
+        await children[0]!.request('refreshLoop', { namespace: st.namespace, ttlMs: p.ttlMs, durationMs: (d * 0.8) / segments });
+      }
+    } finally {
+      clearInterval(ticker);
+    }
+    await new Promise((r) => setTimeout(r, 200)); // let the last pushes land
+    const wallOf = async (ns: string): Promise<{ h: Histogram; incomplete: number }> =>
+      latestWall(await Promise.all(children.map((c) => c.request<WallTimes>('wallTimes', { namespace: ns }))));
+    const { h, incomplete } = redisUrl
+      ? await wallOf(namespace)
+      : latestMonotonic(await Promise.all(children.map((c) => c.request<Times>('times', { namespace }))));
+    const onMesh = redisUrl ? await wallOf(meshNamespace) : undefined;
+    await Promise.all(children.map((c) => c.request('close').catch(() => null)));
+
+    const mesh = decodeHistogram(rtt.histogram);
+    const meshRttP50Us = mesh.getValueAtPercentile(50) / 1000;
+    const replicationP50Us = h.totalCount ? h.getValueAtPercentile(50) : NaN;
+    const metrics: Record<string, number> = {
+      replicationP50Us,
+      replicationP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
+      replicationMaxUs: h.totalCount ? h.maxValue : NaN,
+      meshRttP50Us,
+      replicationOverRtt: replicationP50Us / meshRttP50Us,
+      refreshes: h.totalCount,
+      incomplete,
+    };
+    if (redisRtt) {
+      const r = decodeHistogram(redisRtt.histogram);
+      metrics.redisRttP50Us = r.getValueAtPercentile(50) / 1000;
+      metrics.redisRttP99Us = r.getValueAtPercentile(99) / 1000;
+      metrics.replicationOverRedisRtt = replicationP50Us / metrics.redisRttP50Us;
+    }
+    if (onMesh) {
+      const mh = onMesh.h;
+      metrics.meshReplicationP50Us = mh.totalCount ? mh.getValueAtPercentile(50) : NaN;
+      metrics.meshReplicationP99Us = mh.totalCount ? mh.getValueAtPercentile(99) : NaN;
+      metrics.meshRefreshes = mh.totalCount;
+      metrics.meshIncomplete = onMesh.incomplete;
+      metrics.replicationOverMeshReplication = replicationP50Us / metrics.meshReplicationP50Us;
+    }
+    return { metrics };
+  } finally {
+    await killAll(children);
+  }
+}
+
+/** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns). */
+function latestMonotonic(times: readonly Times[]): { h: Histogram; incomplete: number } {
+  const h = newHistogram();
+  let incomplete = 0;
+  const versions = Object.keys(times[0]!.fetched).slice(1);
+  for (const v of versions) {
+    const end = BigInt(times[0]!.fetched[v]!);
+    let last = -1n;
+    for (const t of times.slice(1)) {
+      const at = t.replicated[v];
+      if (at === undefined) {
+        last = -1n;
+        break;
+      }
+      if (BigInt(at) > last) last = BigInt(at);
+    }
+    if (last < 0n) incomplete++;
+    else h.recordValue(Math.max(1, Number(last - end) / 1000));
+  }
+  return { h, incomplete };
+}
+
+/**
+ * Redis: per value fetched on node 1 (after the priming one), the latest moment a call on
+ * another process answered it, minus the end of its fetch (wall-clock µs).
+ */
+function latestWall(times: readonly WallTimes[]): { h: Histogram; incomplete: number } {
+  const h = newHistogram();
+  let incomplete = 0;
+  const values = Object.entries(times[0]!.fetched).sort((a, b) => a[1] - b[1]).slice(1);
+  for (const [value, end] of values) {
+    let last = -1;
+    for (const t of times.slice(1)) {
+      const at = t.readable[value];
+      if (at === undefined) {
+        last = -1;
+        break;
+      }
+      last = Math.max(last, at);
+    }
+    if (last < 0) incomplete++;
+    else h.recordValue(Math.max(1, Math.round(last - end)));
+  }
+  return { h, incomplete };
+}
 
 export default replication;

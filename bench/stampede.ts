@@ -2,20 +2,27 @@
 // started at the same instant. The fetch (a stand-in token server that takes `--fetch-ms`)
 // must run exactly once for the whole cluster; caller latency p50/p99 is set against the
 // fetch time. Repeated on a fresh (cold) store as often as `--duration` allows per run.
+// With `--backend redis` the store coordinates through one Redis (redisBackend) instead of
+// the mesh, and the same stampedes run, interleaved round by round, on bentocache 1.x (memory
+// L1, Redis L2 and bus on that same Redis) from as many processes with as many callers.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { median, mergeHistograms } from './lib/stats.js';
 import { panel } from './lib/chart.js';
-import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
+import type { BenchModule, BenchResult, RunContext, RunOutput, TableSection } from './lib/types.js';
 
 const PEER = fileURLToPath(new URL('./peers/store-peer.ts', import.meta.url));
+const BENTO_PEER = fileURLToPath(new URL('./peers/bentocache-peer.ts', import.meta.url));
 
 interface StampedeParams extends Record<string, number | string | boolean> {
   nodes: number;
   callers: number;
   fetchMs: number;
+  backend: string;
+  redis: string;
 }
 
 interface StampedePart {
@@ -34,9 +41,17 @@ const stampede: BenchModule<StampedeParams> = {
     nodes: { type: 'number', integer: true, min: 1, default: 4, description: 'node processes' },
     callers: { type: 'number', integer: true, min: 1, default: 250, description: 'concurrent callers per node' },
     'fetch-ms': { type: 'number', min: 0, arg: 'ms', default: 50, description: 'ms the fetch (token server) takes' },
+    ...BACKEND_OPTIONS,
   },
-  params: (v) => ({ nodes: v.nodes as number, callers: v.callers as number, fetchMs: v['fetch-ms'] as number }),
+  params: (v) => ({
+    nodes: v.nodes as number,
+    callers: v.callers as number,
+    fetchMs: v['fetch-ms'] as number,
+    ...backendParams(v),
+  }),
+  unavailable: (p) => redisUnavailable(p),
   async run(p, ctx) {
+    if (p.backend === 'redis') return withBenchRedis(p.redis, (url) => runOnRedis(p, url, ctx));
     let children: BenchChild[] = [];
     try {
       ctx.progress(0, 'starting nodes');
@@ -95,7 +110,7 @@ const stampede: BenchModule<StampedeParams> = {
   },
   charts: (r) => [
     {
-      title: 'stampede: many callers of a cold value',
+      title: `stampede: many callers of a cold value${r.params.backend === 'redis' ? ' (on Redis)' : ''}`,
       panels: [
         panel('caller latency', 'ms', [
           ['one fetch (floor)', r.metrics.fetchMs, 'floor'],
@@ -115,9 +130,13 @@ const stampede: BenchModule<StampedeParams> = {
   ],
   table(result: BenchResult): TableSection[] {
     const m = result.metrics;
-    return [
+    const onRedis = result.params.backend === 'redis';
+    const peers = Object.entries(result.compare);
+    const sections: TableSection[] = [
       {
-        title: `${result.params.nodes} nodes x ${result.params.callers} callers on a cold expirable, fetch ${result.params.fetchMs} ms`,
+        title:
+          `${result.params.nodes} ${onRedis ? 'processes' : 'nodes'} x ${result.params.callers} callers on a cold expirable, fetch ${result.params.fetchMs} ms` +
+          (onRedis ? ', the store on Redis (redisBackend)' : ''),
         headers: ['figure', 'value'],
         rows: [
           ['fetches per stampede (max over stampedes; must be 1)', fmt(m.fetches)],
@@ -131,7 +150,113 @@ const stampede: BenchModule<StampedeParams> = {
         ],
       },
     ];
+    if (peers.length > 0) {
+      sections.push({
+        title: 'side by side, same Redis, same processes x callers, same fetch time, same run',
+        headers: ['', 'fetches per stampede (max)', 'caller p50 (ms)', 'caller p99 (ms)', 'fetch (ms)', 'failed calls'],
+        rows: [
+          ['ours (redisBackend)', fmt(m.fetches), fmt(m.callerP50Ms), fmt(m.callerP99Ms), fmt(m.fetchMs), fmt(m.failures)],
+          ...peers.map(([k, c]) => [k, fmt(c.fetches), fmt(c.callerP50Ms), fmt(c.callerP99Ms), fmt(c.fetchMs), fmt(c.failures)]),
+        ],
+      });
+    }
+    return sections;
   },
 };
+
+/** Fetches, caller latencies and fetch times of a set of stampedes. */
+function summarize(parts: readonly StampedePart[], perRound: readonly number[]): Record<string, number> {
+  const h = mergeHistograms(parts.map((x) => x.histogram));
+  const fetchMs = median(parts.flatMap((x) => x.fetchMs));
+  const callerP50Ms = h.getValueAtPercentile(50) / 1000;
+  const callerP99Ms = h.getValueAtPercentile(99) / 1000;
+  return {
+    fetches: Math.max(0, ...perRound),
+    fetchMs,
+    callerP50Ms,
+    callerP99Ms,
+    callerMaxMs: h.maxValue / 1000,
+    callerP50OverFetch: callerP50Ms / fetchMs,
+    callerP99OverFetch: callerP99Ms / fetchMs,
+    stampedes: perRound.length,
+    fetchesTotal: perRound.reduce((a, x) => a + x, 0),
+    failures: parts.reduce((a, x) => a + x.failures, 0),
+  };
+}
+
+/** True when bentocache can be loaded here (a dev dependency: absent from a production install). */
+async function hasBentocache(): Promise<string | undefined> {
+  try {
+    await import('bentocache');
+    await import('ioredis');
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.split('\n')[0];
+  }
+}
+
+/**
+ * `--backend redis`: ours on redisBackend and, unless it cannot be loaded, bentocache, each
+ * from `nodes` processes, rounds interleaved (ours, then bentocache, on fresh cold keys).
+ */
+async function runOnRedis(p: StampedeParams, url: string, ctx: RunContext): Promise<RunOutput> {
+  let ours: BenchChild[] = [];
+  let bento: BenchChild[] = [];
+  const notes: string[] = [];
+  try {
+    ctx.progress(0, 'starting processes');
+    const missing = await hasBentocache();
+    if (missing !== undefined) {
+      const line = `bentocache could not be loaded (${missing}): running ours alone (npm install --save-dev bentocache@1 ioredis)`;
+      if (ctx.run === 0) ctx.log(`stampede: ${line}`);
+      notes.push(line);
+    }
+    const prefix = `bench-stampede-${randomBytes(6).toString('hex')}`;
+    ours = await startChildren(PEER, p.nodes);
+    if (missing === undefined) {
+      bento = await startChildren(BENTO_PEER, p.nodes);
+      await Promise.all(bento.map((c) => c.request('setup', { url, prefix: `${prefix}-bento` })));
+    }
+    // A first store in each process loads the Redis client and connects (seconds on a loaded
+    // machine): done once here, so the rounds below measure stampedes, not start-up.
+    const warm = `${prefix}-${ctx.run}-warm`;
+    await Promise.all(ours.map((c) => c.request('define', { namespace: warm, fetchMs: 0, ttlMs: 3_600_000, redisUrl: url })));
+    await Promise.all(ours.map((c) => c.request('closeStore', { namespace: warm })));
+    const oursParts: StampedePart[] = [];
+    const bentoParts: StampedePart[] = [];
+    const oursRounds: number[] = [];
+    const bentoRounds: number[] = [];
+    const started = Date.now();
+    const budget = ctx.common.durationS * 1000;
+    let round = 0;
+    do {
+      const namespace = `${prefix}-${ctx.run}-${round}`;
+      await Promise.all(ours.map((c) => c.request('define', { namespace, fetchMs: p.fetchMs, ttlMs: 3_600_000, redisUrl: url })));
+      let startAt = String(process.hrtime.bigint() + 100_000_000n);
+      const a = await Promise.all(ours.map((c) => c.request<StampedePart>('stampede', { namespace, callers: p.callers, startAt })));
+      await Promise.all(ours.map((c) => c.request('closeStore', { namespace })));
+      oursParts.push(...a);
+      oursRounds.push(a.reduce((n, x) => n + x.fetches, 0));
+      if (bento.length > 0) {
+        startAt = String(process.hrtime.bigint() + 100_000_000n);
+        const b = await Promise.all(bento.map((c) => c.request<StampedePart>('stampede', { key: `${namespace}-token`, callers: p.callers, startAt, fetchMs: p.fetchMs })));
+        bentoParts.push(...b);
+        bentoRounds.push(b.reduce((n, x) => n + x.fetches, 0));
+      }
+      round++;
+      ctx.progress(Math.min(1, (Date.now() - started) / budget), `stampede ${round}`);
+    } while (Date.now() - started < budget);
+    await Promise.all([...ours, ...bento].map((c) => c.request('close').catch(() => null)));
+    const metrics = { ...summarize(oursParts, oursRounds), callers: p.nodes * p.callers };
+    notes.push(`Redis ${p.redis ? `at ${p.redis}` : 'started for the run'}; ours: redisBackend, one store per process; fetches per stampede (last run): [${oursRounds.join(' ')}]`);
+    if (bento.length > 0) {
+      notes.push(`bentocache: memory L1 + Redis L2 + Redis bus, getOrSet per caller; fetches per stampede (last run): [${bentoRounds.join(' ')}]`);
+      return { metrics, compare: { bentocache: summarize(bentoParts, bentoRounds) }, notes };
+    }
+    return { metrics, notes };
+  } finally {
+    await killAll([...ours, ...bento]);
+  }
+}
 
 export default stampede;

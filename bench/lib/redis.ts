@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { tempDir, trackProcess } from './procs.js';
+import { BenchUsageError, type OptionSpec } from './types.js';
 
 /** True when `redis-server` is on the PATH. */
 export function hasRedisServer(): boolean {
@@ -62,4 +63,36 @@ export async function startBenchRedis(): Promise<BenchRedis> {
     await new Promise((r) => setTimeout(r, 25));
   }
   return { url: `redis://127.0.0.1:${port}`, stop };
+}
+
+/** The `--backend` and `--redis` options of the benches that run the store on either backend. */
+export const BACKEND_OPTIONS = {
+  backend: { type: 'string', choices: ['mesh', 'redis'], default: 'mesh', description: 'where cluster-scope expirables coordinate: our mesh, or one Redis (redisBackend)' },
+  redis: { type: 'string', arg: 'url', description: 'with --backend redis: the Redis to use (default: a redis-server started for the run)' },
+} as const satisfies Record<string, OptionSpec>;
+
+/** Checks `--backend` / `--redis` together (throws BenchUsageError); returns them. */
+export function backendParams(v: Record<string, unknown>): { backend: string; redis: string } {
+  const backend = String(v.backend ?? 'mesh');
+  const redis = (v.redis as string | undefined) ?? '';
+  if (redis !== '' && backend !== 'redis') throw new BenchUsageError('--redis applies with --backend redis only');
+  if (redis !== '' && !/^rediss?:\/\/[^/]/.test(redis)) throw new BenchUsageError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`);
+  return { backend, redis };
+}
+
+/** Why `--backend redis` cannot run here, or undefined. */
+export function redisUnavailable(p: { backend: string; redis: string }): string | undefined {
+  if (p.backend !== 'redis' || p.redis !== '' || hasRedisServer()) return undefined;
+  return '--backend redis needs `redis-server` on the PATH (apt-get install redis-server) or --redis <url>';
+}
+
+/** Runs `fn` with the Redis URL of `--redis`, or of a redis-server started for it and stopped after. */
+export async function withBenchRedis<T>(url: string, fn: (url: string) => Promise<T>): Promise<T> {
+  if (url !== '') return fn(url);
+  const server = await startBenchRedis();
+  try {
+    return await fn(server.url);
+  } finally {
+    await server.stop();
+  }
 }

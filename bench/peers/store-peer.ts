@@ -1,12 +1,16 @@
 // A node process of the stampede and replication benchmarks (forked by bench/stampede.ts and
 // bench/replication.ts, driven over IPC): a cluster node with a store of one cluster-scope
 // expirable per namespace, whose fetch stands in for a token server (it sleeps `fetchMs`).
+// The store coordinates over the mesh, or over one Redis (`redisUrl`, `--backend redis`).
 // Times that are compared across processes are read from `process.hrtime`, i.e. Linux's
-// CLOCK_MONOTONIC, which every process of one machine shares.
+// CLOCK_MONOTONIC, which every process of one machine shares; on Redis, replication times
+// are wall-clock µs (`performance.timeOrigin + performance.now()`, one clock per host),
+// matched by value, since a replica's version is the one Redis stored, not the fetcher's.
 import diagnostics_channel from 'node:diagnostics_channel';
-import { defineExpirables, expirable, ok, startNode, type Node, type NodeOptions } from '../../src/index.js';
+import { defineExpirables, expirable, ok, redisBackend, startNode, type Node, type NodeOptions } from '../../src/index.js';
 import { serve } from '../lib/child.js';
 import { timedLoop } from '../lib/raw.js';
+import { redisPingPong } from '../lib/redis-ping.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 import type { ActorRefData } from '../../src/actors/ref.js';
 
@@ -20,8 +24,16 @@ interface Store {
   fetches: number;
   /** Durations of those fetches, ms. */
   fetchMs: number[];
+  /** Closes the store (on Redis: its connections). */
+  close(): Promise<void>;
 }
 const stores = new Map<string, Store>();
+
+/** Wall-clock µs, one clock for every process of the host. */
+const wallUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
+/** On Redis, per namespace: value -> wall µs at the end of its fetch here / when it was readable here. */
+const fetchedAt = new Map<string, Record<string, number>>();
+const readableAt = new Map<string, Record<string, number>>();
 
 /** hrtime (ns, as strings) at which a value of `version` arrived here / was fetched here, per namespace. */
 const replicated = new Map<string, Record<string, string>>();
@@ -33,6 +45,14 @@ diagnostics_channel.subscribe('expirable-store:replicate', (m) => {
   const e = m as { namespace: string; version: unknown };
   const r = replicated.get(e.namespace);
   if (r) r[versionKey(e.version)] ??= String(now());
+  // On Redis: the new value is readable here when a call answers it (a hit, no Redis).
+  const readable = readableAt.get(e.namespace);
+  const s = stores.get(e.namespace);
+  if (readable && s) {
+    void s.token().then((res) => {
+      if (res.ok) readable[String(res.value)] ??= wallUs();
+    });
+  }
 });
 diagnostics_channel.subscribe('expirable-store:fetch:end', (m) => {
   const e = m as { namespace: string; version: unknown };
@@ -50,10 +70,28 @@ serve({
     while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
     return n0.nodes();
   },
-  /** Defines the store `namespace` with one expirable `token` (fetch sleeps fetchMs, lives ttlMs). */
-  define({ namespace, fetchMs, ttlMs }: { namespace: string; fetchMs: number; ttlMs: number }): null {
+  /**
+   * Defines the store `namespace` with one expirable `token` (fetch sleeps fetchMs, lives ttlMs),
+   * on the mesh, or on Redis with `redisUrl` (then a second expirable, `warm`, is read once so
+   * the backend's connections are open before anything is measured). With `wallTimes`, the
+   * wall-clock times of `wallTimes()` are kept (replication on Redis).
+   */
+  async define({
+    namespace,
+    fetchMs,
+    ttlMs,
+    redisUrl,
+    wallTimes,
+  }: {
+    namespace: string;
+    fetchMs: number;
+    ttlMs: number;
+    redisUrl?: string;
+    wallTimes?: boolean;
+  }): Promise<null> {
     let seq = 0;
-    const s: Store = { token: async () => ({ ok: false }), fetches: 0, fetchMs: [] };
+    const s: Store = { token: async () => ({ ok: false }), fetches: 0, fetchMs: [], close: async () => {} };
+    const onRedis = redisUrl !== undefined && redisUrl !== '';
     const E = defineExpirables(
       {
         token: expirable({
@@ -62,16 +100,39 @@ serve({
             const t0 = now();
             if (fetchMs > 0) await sleep(fetchMs);
             s.fetchMs.push(Number(now() - t0) / 1e6);
-            return ok(`token-${node!.name}-${++seq}`, Date.now() + ttlMs);
+            const value = `token-${node?.name ?? process.pid}-${++seq}`;
+            const at = fetchedAt.get(namespace);
+            if (at) at[value] = wallUs();
+            return ok(value, Date.now() + ttlMs);
           },
         }),
+        warm: expirable({ fetch: async () => ok(true, Infinity) }),
       },
-      { node: node!, namespace },
+      onRedis
+        ? { namespace, ...(node ? { node } : {}), backend: redisBackend({ url: redisUrl, name: `${node?.name ?? 'bench'}-${process.pid}` }) }
+        : { node: node!, namespace },
     );
     s.token = () => E.token();
+    if (onRedis) s.close = () => E.close(); // mesh stores end with their node, as before
+    if (onRedis) {
+      const w = await E.warm();
+      if (!w.ok) throw new Error(`warm() failed: ${String(w.error)}`);
+    }
+    if (wallTimes) {
+      fetchedAt.set(namespace, {});
+      readableAt.set(namespace, {});
+    }
     stores.set(namespace, s);
     replicated.set(namespace, {});
     fetched.set(namespace, {});
+    return null;
+  },
+  /** Closes the store `namespace` (on Redis: its connections) and forgets it. */
+  async closeStore({ namespace }: { namespace: string }): Promise<null> {
+    const s = stores.get(namespace);
+    stores.delete(namespace);
+    for (const m of [replicated, fetched, fetchedAt, readableAt]) m.delete(namespace);
+    await s?.close();
     return null;
   },
   /**
@@ -117,6 +178,14 @@ serve({
   times({ namespace }: { namespace: string }) {
     return { fetched: fetched.get(namespace) ?? {}, replicated: replicated.get(namespace) ?? {} };
   },
+  /** On Redis: wall µs per value: the end of its fetch here, and when a call here first answered it. */
+  wallTimes({ namespace }: { namespace: string }) {
+    return { fetched: fetchedAt.get(namespace) ?? {}, readable: readableAt.get(namespace) ?? {} };
+  },
+  /** Raw `PING` round trips to Redis (no client library), the Redis floor. */
+  redisPing({ url, durationMs }: { url: string; durationMs: number }) {
+    return redisPingPong(url, durationMs);
+  },
   spawnEcho(): ActorRefData {
     const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });
     return { node: ref.node, id: ref.id };
@@ -126,6 +195,8 @@ serve({
     return timedLoop(() => r.call({ add: 2 }), durationMs);
   },
   async close(): Promise<null> {
+    for (const s of stores.values()) await s.close().catch(() => undefined);
+    stores.clear();
     await node?.close();
     return null;
   },
