@@ -1,7 +1,8 @@
 // One store (the expirables of one `defineExpirables` call) on one node: its engines, its
 // router actor, and the node it runs on, which for the embedded default is started on the
 // first call that needs it. A namespace runs once per node: two stores with the same
-// namespace would answer for each other's entries.
+// namespace would answer for each other's entries. A store on a backend (Redis) runs no node
+// at all: its cluster scope goes through the backend, its local scope stays in the process.
 import { InvalidOptionError } from '../errors.js';
 import type { Node } from '../node.js';
 import type { StoreNode } from './cluster.js';
@@ -43,6 +44,8 @@ export class Store implements EngineContext {
   #router: ActorRef | undefined = undefined;
   /** Coordination of cluster-scope expirables, shared by this store's engines. */
   readonly #cluster: Coordination;
+  /** True on a backend: no node, no router. */
+  readonly #nodeless: boolean;
   /** What other nodes ask of this store, answered from its engines. */
   readonly #inbox: StoreInbox = {
     snapshot: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
@@ -69,11 +72,12 @@ export class Store implements EngineContext {
     }
     set.add(this.namespace);
     this.#cluster = options.backend ? new RedisCoordination(options.backend, this.namespace, this.#inbox) : new MeshCoordination(this);
+    this.#nodeless = options.backend !== undefined;
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the
     // node's groups from the start, before this node calls any expirable of it. Only the
     // embedded default node starts lazily, on the first call that needs it.
-    if (typeof node !== 'function') {
+    if (typeof node !== 'function' && !this.#nodeless) {
       try {
         this.#nodePromise = Promise.resolve(this.#attachTo(node));
       } catch {
@@ -107,6 +111,8 @@ export class Store implements EngineContext {
   /** Cluster scope: the store's backend (the mesh or Redis); local scope: a chain on this node (one per expirable). */
   coordination(spec: ExpirableSpec): Coordination {
     if (spec.scope === 'cluster') return this.#cluster;
+    // On a backend, local scope needs no node either: it is named as the backend names this process.
+    if (this.#nodeless) return new LocalCoordination({ ready: () => (this.#closed ? Promise.reject(new Error('the store is closed')) : Promise.resolve()), self: () => this.#cluster.self() });
     return new LocalCoordination({ ready: () => this.node(), self: () => this.#node?.name });
   }
 
