@@ -13,13 +13,17 @@
 //   and at once after this process's own hold or unhold.
 // - Events: writes of other processes go to the replica's listener (or, for an entry this
 //   process does not hold, to callers waiting for it); clears to the store's inbox.
-// - No peer messages for failures: a process whose callers wait for a lease claims again when
-//   it ends and fetches itself; a failed background refresh is retried by each replica's timer.
+// - Failures, as messages on the namespace's channel (never stored): `roundFailed` tells the
+//   processes waiting on this lease, before its release, so their callers get the failure
+//   instead of a fetch each; `refreshFailed` tells the other holders, so they stand by as a
+//   backup instead of each retrying at once.
 // While Redis is unreachable every operation rejects at once (BackendUnavailableError): a
 // refresh reads 'unavailable', valid replicas keep being served.
-import type { Coordination, Holding, PeerSnapshot, ReplicaListener, StoreInbox } from '../../backend.js';
+import { toWire, type WireError } from '../../../errors.js';
+import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox } from '../../backend.js';
 import type { Snapshot } from '../../entry.js';
 import type { RedisBackend } from './backend.js';
+import { encodeValue } from './codec.js';
 import type { Lease, RedisNamespace } from './namespace.js';
 
 const idOf = (name: string, canon: string): string => `${name}\0${canon}`;
@@ -29,10 +33,14 @@ export class RedisCoordination implements Coordination {
   readonly #namespace: string;
   readonly #inbox: StoreInbox;
   #ns: Promise<RedisNamespace> | undefined = undefined;
+  /** The namespace once open (messages that must leave before the next command use it synchronously). */
+  #nsNow: RedisNamespace | undefined = undefined;
   /** Leases held by a grant running here, by entry. */
   readonly #leases = new Map<string, Lease>();
   /** Replicas holding a value here, by entry. */
   readonly #held = new Map<string, { name: string; canon: string; listener: ReplicaListener }>();
+  /** Entries held here, by the engine's resource name. */
+  readonly #heldByResource = new Map<string, { name: string; canon: string }>();
   /** Holders of the entries `holders` was asked about, as last read from Redis. */
   readonly #holders = new Map<string, { name: string; canon: string; list: string[] }>();
   #timer: NodeJS.Timeout | undefined = undefined;
@@ -55,11 +63,19 @@ export class RedisCoordination implements Coordination {
         this.#refreshSoon(name, canon);
       },
       onClearAll: (name, v) => this.#inbox.clearedAll(name, v),
+      onRoundFailed: (name, canon, _token, error, origin) => {
+        if (origin !== this.self()) this.#inbox.roundFailed(name, canon, error as WireError, origin);
+      },
+      onRefreshFailed: (name, canon, v, retryInMs, failures, origin) => {
+        if (origin === this.self()) return;
+        this.#held.get(idOf(name, canon))?.listener.refreshFailed({ t: 'failed', v, retryInMs, failures, from: origin });
+      },
       held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version()] as const),
     });
     this.#ns = p;
     p.then(
-      () => {
+      (ns) => {
+        if (this.#ns === p) this.#nsNow = ns;
         const every = Math.max(50, Math.floor(this.#backend.replicaLeaseMs / 3));
         this.#timer ??= setInterval(() => this.#refreshAll(), every);
         this.#timer.unref?.();
@@ -111,11 +127,29 @@ export class RedisCoordination implements Coordination {
     return r.ok ? r.snap : 'refused';
   }
 
-  roundFailed(): Promise<void> {
-    return Promise.resolve();
+  async roundFailed(name: string, canon: string, error: Error): Promise<void> {
+    const lease = this.#leases.get(idOf(name, canon));
+    const ns = this.#nsNow;
+    if (!lease || lease.ended || !ns || this.#closed) return;
+    try {
+      await ns.tellRoundFailed(name, canon, lease.token, encodeValue(toWire(error)));
+    } catch {
+      // Redis away (or an error that cannot be encoded): the waiters claim again after the
+      // release, or when the lease ends, and fetch themselves.
+    }
   }
 
-  refreshFailed(): void {}
+  refreshFailed(resource: string, msg: RefreshFailed): void {
+    const held = this.#heldByResource.get(resource);
+    const ns = this.#nsNow;
+    if (!held || !ns || this.#closed) return;
+    try {
+      // Sent now, so it leaves before the release of the lease this refresh ran under.
+      ns.tellRefreshFailed(held.name, held.canon, msg.v, msg.retryInMs, msg.failures).catch(() => undefined);
+    } catch {
+      // closed meanwhile: nobody to tell
+    }
+  }
 
   async clear(name: string, canon: string): Promise<void> {
     const ns = await this.#open();
@@ -132,10 +166,11 @@ export class RedisCoordination implements Coordination {
     return ns.clearAll(name);
   }
 
-  hold(name: string, canon: string, _resource: string, listener: ReplicaListener): Holding {
+  hold(name: string, canon: string, resource: string, listener: ReplicaListener): Holding {
     const id = idOf(name, canon);
     const entry = { name, canon, listener };
     this.#held.set(id, entry);
+    this.#heldByResource.set(resource, { name, canon });
     void this.#open()
       .then((ns) => ns.hold(name, canon))
       .then(() => this.#refreshSoon(name, canon))
@@ -144,6 +179,7 @@ export class RedisCoordination implements Coordination {
       release: () => {
         if (this.#held.get(id) !== entry) return;
         this.#held.delete(id);
+        this.#heldByResource.delete(resource);
         if (!this.#ns || this.#closed) return;
         void this.#ns
           .then((ns) => ns.unhold(name, canon))
@@ -181,6 +217,8 @@ export class RedisCoordination implements Coordination {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#held.clear();
+    this.#heldByResource.clear();
+    this.#nsNow = undefined;
     // The backend's connection is this store's: closing it closes the namespace too.
     await this.#backend.close();
   }
