@@ -1,6 +1,6 @@
 // The store on the Redis backend in one process, against a real redis-server started by the
-// test: the `backend` option, close() closing what the backend opened, and a process cut
-// from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
+// test: the `backend` option, close() closing what the backend opened, a commit fenced by a
+// clear it never heard of, and a process cut from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
@@ -8,7 +8,10 @@ import { InvalidOptionError, SerializationError } from '../src/errors.js';
 import { redisBackend } from '../src/index.js';
 import { ok } from '../src/store/result.js';
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis-server.js';
-import { gate, uniqueNamespace } from './fixtures/store-tools.js';
+import { EventLog, gate, uniqueNamespace } from './fixtures/store-tools.js';
+import { RedisKeys } from '../src/store/backends/redis/keys.js';
+import { CLEAR_ALL } from '../src/store/backends/redis/scripts.js';
+import { createClient } from '@redis/client';
 
 describe('defineExpirables backend option', () => {
   it('a backend that is not from redisBackend() is an InvalidOptionError naming `backend`', () => {
@@ -52,10 +55,7 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     await expect.poll(clients, { timeout: 5_000 }).toBe(before);
   });
 
-  it('a fetch overtaken by a clear of every key is refused by Redis, and its own process stops serving what it fetched', async () => {
-    // The clear usually reaches a (pub/sub) before its commit; when the commit comes first,
-    // Redis refuses it and the engine drops the value (Engine #published, 'refused'). That
-    // order is not forced here: this checks the outcome, whichever way the race goes.
+  it('a fetch overtaken by a clear it never heard of is refused by Redis, and its own process stops serving what it fetched', async () => {
     const namespace = uniqueNamespace('fenced');
     let fetches = 0;
     const hold = gate();
@@ -72,21 +72,36 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
         },
       }),
     };
+    using log = new EventLog(namespace);
     const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'fence-a' }) });
-    const { startNode } = await import('../src/node.js');
-    const node = await startNode({ name: `fence-b-${process.pid}` });
-    const b = defineExpirables(defs, { namespace, node, backend: redisBackend({ url: redis.url, name: 'fence-b' }) });
-    const first = a.token('k');
-    await started.promise;
-    // Every key at once (a generation on Redis): no lease to wait for, it overtakes the fetch.
-    await b.clear('token');
-    hold.open();
-    expect(await first).toMatchObject({ ok: true, value: 'k-1' }); // its callers get what it fetched
-    // ... but a does not keep serving it: the next call fetches anew.
-    await expect.poll(async () => (await a.tokenOrThrow('k')) as string, { timeout: 10_000 }).toBe('k-2');
-    await b.close();
-    await a.close();
-    await node.close();
+    try {
+      const first = a.token('k');
+      await started.promise;
+      // A clear of every key while a's fetch runs, published while no subscriber listens (the
+      // kill and the clear in one MULTI): a never hears of it, so only Redis's fence stops its commit.
+      const k = new RedisKeys(namespace);
+      const raw = createClient({ url: redis.url });
+      raw.on('error', () => undefined);
+      await raw.connect();
+      try {
+        await raw
+          .multi()
+          .addCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])
+          .addCommand(['EVAL', CLEAR_ALL.source, '2', k.seq, k.floors, 'token', 'SPUBLISH', k.channel, 'test'])
+          .exec();
+      } finally {
+        await raw.close();
+      }
+      hold.open();
+      expect(await first).toMatchObject({ ok: true, value: 'k-1' }); // its callers get what it fetched
+      await log.next((e) => e.channel === 'refresh' && e.phase === 'refused');
+      // ... but a does not keep serving it: the next call fetches anew.
+      expect(a.replicas('token', 'k')).toEqual([]);
+      expect(await a.tokenOrThrow('k')).toBe('k-2');
+      expect(fetches).toBe(2);
+    } finally {
+      await a.close();
+    }
   });
 
   it('cut from Redis: a valid value keeps being served; once expired the call reads unavailable within a bounded time', async () => {
