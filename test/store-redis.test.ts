@@ -1,6 +1,7 @@
 // The store on the Redis backend in one process, against a real redis-server started by the
 // test: the `backend` option, close() closing what the backend opened, a commit fenced by a
-// clear it never heard of, and a process cut from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
+// clear it never heard of, a miss served from the claim (no lease),
+// and a process cut from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
@@ -100,6 +101,35 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
       expect(await a.tokenOrThrow('k')).toBe('k-2');
       expect(fetches).toBe(2);
     } finally {
+      await a.close();
+    }
+  });
+
+  it('a process whose replica is empty takes the value Redis holds from its claim: no fetch, no lease taken', async () => {
+    const namespace = uniqueNamespace('claimed');
+    let fetches = 0;
+    const defs = { token: expirable({ fetch: async () => ok(`tok-${++fetches}`, Date.now() + 60_000) }) };
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'claim-a' }) });
+    const b = defineExpirables(defs, { namespace: `${namespace}-b`, backend: redisBackend({ url: redis.url, name: 'claim-b' }) });
+    let c: typeof a | undefined;
+    try {
+      expect(await a.tokenOrThrow()).toBe('tok-1');
+      // Every lease hands out a fencing token from the namespace's counter: unchanged, no lease.
+      const seq = new RedisKeys(namespace).seq;
+      const before = await redis.cli('GET', seq);
+      // c joins after the value was written: its replica is empty, the value's message long gone.
+      c = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'claim-c' }) });
+      expect(await c.tokenOrThrow()).toBe('tok-1');
+      expect(c.stats().token).toMatchObject({ misses: 1, fetches: 0, adopted: 1 });
+      expect(await redis.cli('GET', seq)).toBe(before);
+      expect(fetches).toBe(1);
+      // The counter does move when a lease is taken (this check can fail): b's namespace is empty.
+      const seqB = new RedisKeys(`${namespace}-b`).seq;
+      expect(await b.tokenOrThrow()).toBe('tok-2');
+      expect((await redis.cli('GET', seqB)).trim()).not.toBe('');
+    } finally {
+      await c?.close();
+      await b.close();
       await a.close();
     }
   });

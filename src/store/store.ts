@@ -16,7 +16,7 @@ import { MeshCoordination, spawnRouter } from './backends/mesh.js';
 import { RedisCoordination } from './backends/redis/coordination.js';
 import type { RedisBackend } from './backends/redis/backend.js';
 
-/** Namespaces taken, per node (or per embedded-node getter). */
+/** Namespaces taken, per node (or per embedded-node getter, or per backend). */
 const claimed = new WeakMap<object, Set<string>>();
 
 export interface StoreOptions {
@@ -63,7 +63,9 @@ export class Store implements EngineContext {
     this.peerTimeout = options.peerTimeout ?? 2_000;
     this.clock = options.clock ?? systemClock;
     const node = options.node;
-    this.#claimKey = node;
+    // On a backend the namespace is the backend's (one per store), not a node's: two stores of
+    // one process with backends of their own are two members of the namespace, as two processes.
+    this.#claimKey = options.backend ?? node;
     this.#getNode = typeof node === 'function' ? node : () => Promise.resolve(node);
     let set = claimed.get(this.#claimKey);
     if (!set) claimed.set(this.#claimKey, (set = new Set()));

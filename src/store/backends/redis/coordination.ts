@@ -1,9 +1,11 @@
 // The Redis coordination of cluster-scope expirables: the port of ../../backend.ts over one
 // RedisNamespace (./namespace.ts, whose design note describes the scripts, leases, versions
 // and resync). How the port's operations map:
-// - `exclusive`: the entry's fetch lease (`acquire` in mode 'lease': waits while another
-//   process holds it, at most one lease), released when `fn` ends unless a commit ended it.
-//   What Redis held when the lease was taken is what `learn` answers under it.
+// - `exclusive`: the entry's fetch lease (`acquire`: waits while another process holds it,
+//   at most one lease), released when `fn` ends unless a commit ended it. What Redis held
+//   when the lease was taken is what `learn` answers under it. Given `unlessValid` (a refresh),
+//   the claim is in mode 'value': a valid stored value answers in the same script, and no
+//   lease is taken (one round trip, no fetch).
 // - `publish`: the lease's commit; Redis gives the write a fresh version and publishes it to
 //   every process. The stored snapshot goes back to the engine, so the replica here holds the
 //   version every other process holds. A refused commit (fenced) stores nothing.
@@ -20,7 +22,7 @@
 // While Redis is unreachable every operation rejects at once (BackendUnavailableError): a
 // refresh reads 'unavailable', valid replicas keep being served.
 import { toWire, type WireError } from '../../../errors.js';
-import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox } from '../../backend.js';
+import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox, UnlessValid } from '../../backend.js';
 import type { Snapshot } from '../../entry.js';
 import type { RedisBackend } from './backend.js';
 import { encodeValue } from './codec.js';
@@ -99,10 +101,22 @@ export class RedisCoordination implements Coordination {
     return this.#backend.name;
   }
 
-  async exclusive<T>(name: string, canon: string, _resource: string, _current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async exclusive<T>(
+    name: string,
+    canon: string,
+    _resource: string,
+    _current: number,
+    fn: (token: number) => Promise<T>,
+    signal?: AbortSignal,
+    unlessValid?: UnlessValid<T>,
+  ): Promise<T> {
     const ns = await this.#open();
-    const claim = await ns.acquire(name, canon, signal ? { mode: 'lease', signal } : { mode: 'lease' });
-    if (claim.kind !== 'lease') throw new Error('the coordinator answered a lease claim with a value');
+    const mode = unlessValid ? 'value' : 'lease';
+    const claim = await ns.acquire(name, canon, { mode, replace: unlessValid?.replace ?? 0, ...(signal ? { signal } : {}) });
+    if (claim.kind === 'value') {
+      if (!unlessValid) throw new Error('the coordinator answered a lease claim with a value');
+      return unlessValid.take(claim.snap, 'redis', performance.now() - claim.sentAt);
+    }
     const lease = claim.lease;
     const id = idOf(name, canon);
     this.#leases.set(id, lease);

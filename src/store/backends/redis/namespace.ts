@@ -77,7 +77,7 @@ export type Claim =
    * A valid value is stored. `snap.ttl` is the ms left by the Redis clock when the script
    * ran: count it from the moment the claim was sent, so transit never lengthens it.
    */
-  | { readonly kind: 'value'; readonly snap: Snapshot }
+  | { readonly kind: 'value'; readonly snap: Snapshot; /** `performance.now()` when the claim was sent. */ readonly sentAt: number }
   /** Another process holds the lease (fencing token `token`) for `leaseMs` more. */
   | { readonly kind: 'busy'; readonly leaseMs: number; readonly token: number }
   /** The lease is ours: fetch, then commit or release it. */
@@ -171,13 +171,14 @@ export class RedisNamespace {
   async claim(name: string, canon: string, options: ClaimOptions = {}): Promise<Claim> {
     this.#live();
     const k = this.keys;
+    const sentAt = performance.now();
     const r = (await this.#link.eval(
       CLAIM,
       [k.entry(name, canon), k.lease(name, canon), k.seq, k.floors],
       [name, String(this.#s.leaseMs), options.mode ?? 'value', String(options.replace ?? 0)],
     )) as unknown[];
     const kind = String(r[0]);
-    if (kind === 'value') return { kind: 'value', snap: toSnapshot(r.slice(1)) };
+    if (kind === 'value') return { kind: 'value', snap: toSnapshot(r.slice(1)), sentAt };
     if (kind === 'busy') return { kind: 'busy', leaseMs: Number(r[1]), token: Number(r[2]) };
     const token = Number(r[1]);
     const current = r.length > 2 ? toSnapshot(r.slice(2)) : undefined;
