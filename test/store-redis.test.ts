@@ -1,6 +1,6 @@
 // The store on the Redis backend in one process, against a real redis-server started by the
 // test: the `backend` option, close() closing what the backend opened, a commit fenced by a
-// clear it never heard of, a miss served from the claim (no lease),
+// clear it never heard of, a miss served from the claim (no lease), `replicas()` right away,
 // and a process cut from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
@@ -129,6 +129,28 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
       expect((await redis.cli('GET', seqB)).trim()).not.toBe('');
     } finally {
       await c?.close();
+      await b.close();
+      await a.close();
+    }
+  });
+
+  it('replicas(): a process that holds a value lists itself at once; the first call of one that never called reads the holders', async () => {
+    const namespace = uniqueNamespace('replicas');
+    const defs = { token: expirable({ fetch: async () => ok('tok', Date.now() + 60_000) }) };
+    // A replica lease of a minute: the periodic read (every 20 s) cannot be what the test sees.
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'rep-a', replicaLeaseMs: 60_000 }) });
+    const b = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'rep-b', replicaLeaseMs: 60_000 }) });
+    try {
+      expect(a.replicas('token')).toEqual([]);
+      await a.tokenOrThrow();
+      expect(a.replicas('token')).toEqual(['rep-a']); // synchronous: itself, right after its fetch
+      // b never called anything: its first call answers what b knows (nothing) and reads Redis.
+      expect(b.replicas('token')).toEqual([]);
+      await expect.poll(() => b.replicas('token'), { timeout: 5_000 }).toEqual(['rep-a']);
+      await b.tokenOrThrow();
+      expect(b.replicas('token')).toEqual(['rep-a', 'rep-b']);
+      // (a lists b once it reads the holders again: every replicaLeaseMs / 3, or on a write or clear of the entry.)
+    } finally {
       await b.close();
       await a.close();
     }

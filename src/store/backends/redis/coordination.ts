@@ -11,8 +11,10 @@
 //   version every other process holds. A refused commit (fenced) stores nothing.
 // - `clear` / `clearAll`: a tombstone / a clear floor (generation) in Redis, published.
 // - `hold` / `holders`: the holders sorted set. `holders` is synchronous: it answers from a
-//   list kept here, refreshed every replicaLeaseMs / 3 for the entries it was asked about
-//   and at once after this process's own hold or unhold.
+//   list kept here, read from Redis on its first call for an entry (opening the namespace if
+//   needed), every replicaLeaseMs / 3 after that, and at once after this process's own hold
+//   or unhold. This process itself is in the answer as soon as it holds a value (and out of it
+//   as soon as it holds none); other processes appear after the read (a few round trips).
 // - Events: writes of other processes go to the replica's listener (or, for an entry this
 //   process does not hold, to callers waiting for it); clears to the store's inbox.
 // - Failures, as messages on the namespace's channel (never stored): `roundFailed` tells the
@@ -43,8 +45,8 @@ export class RedisCoordination implements Coordination {
   readonly #held = new Map<string, { name: string; canon: string; listener: ReplicaListener }>();
   /** Entries held here, by the engine's resource name. */
   readonly #heldByResource = new Map<string, { name: string; canon: string }>();
-  /** Holders of the entries `holders` was asked about, as last read from Redis. */
-  readonly #holders = new Map<string, { name: string; canon: string; list: string[] }>();
+  /** Holders of the entries `holders` was asked about, as last read from Redis (`reads`: the last read sent). */
+  readonly #holders = new Map<string, { name: string; canon: string; list: string[]; reads: number }>();
   #timer: NodeJS.Timeout | undefined = undefined;
   #closed = false;
 
@@ -203,22 +205,34 @@ export class RedisCoordination implements Coordination {
     };
   }
 
-  holders(name: string, canon: string): string[] {
+  /**
+   * The holders as last read, with this process in or out at once by what it holds here. The
+   * first call for an entry starts reading it (and opens the namespace if nothing did yet).
+   */
+  holders(name: string, canon: string, _resource: string, holdsHere: boolean): string[] {
     const id = idOf(name, canon);
-    const known = this.#holders.get(id);
-    if (known) return known.list;
-    this.#holders.set(id, { name, canon, list: [] });
-    this.#refreshSoon(name, canon);
-    return [];
+    let known = this.#holders.get(id);
+    if (!known) {
+      this.#holders.set(id, (known = { name, canon, list: [], reads: 0 }));
+      this.#refreshSoon(name, canon, true);
+    }
+    const self = this.self();
+    const listed = known.list.includes(self);
+    if (holdsHere === listed) return known.list;
+    return holdsHere ? [...known.list, self].sort() : known.list.filter((n) => n !== self);
   }
 
-  /** Reads the holders of one entry again, if `holders` was asked about it. */
-  #refreshSoon(name: string, canon: string): void {
+  /** Reads the holders of one entry again, if `holders` was asked about it (`open`: open the namespace for it). */
+  #refreshSoon(name: string, canon: string, open = false): void {
     const known = this.#holders.get(idOf(name, canon));
-    if (!known || !this.#ns || this.#closed) return;
-    void this.#ns
+    if (!known || this.#closed || (!this.#ns && !open)) return;
+    const read = ++known.reads;
+    void this.#open()
       .then((ns) => ns.holders(name, canon))
-      .then((list) => (known.list = [...list].sort()))
+      .then((list) => {
+        // An older read that answers after a newer one does not overwrite it.
+        if (known.reads === read) known.list = [...list].sort();
+      })
       .catch(() => undefined); // Redis away: the list stays as last read
   }
 
