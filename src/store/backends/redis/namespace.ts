@@ -8,7 +8,7 @@
 //
 // What the engine drives (names and canonical keys in, snapshots and events out):
 // - `claim(name, canon)`: a valid stored value (returned with its ms left by the Redis
-//   clock), or 'busy' with the ms left of the lease someone else holds, or the fetch lease
+//   clock), or 'busy' with the ms left (and token) of the lease someone else holds, or the fetch lease
 //   with a fencing token above every version of the namespace. `acquire` repeats the claim
 //   while busy, waiting on pub/sub for the entry's next message, bounded by the lease's ms
 //   left: never a tight loop, and a holder that died is waited for at most one lease.
