@@ -149,7 +149,13 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
       await expect.poll(() => b.replicas('token'), { timeout: 5_000 }).toEqual(['rep-a']);
       await b.tokenOrThrow();
       expect(b.replicas('token')).toEqual(['rep-a', 'rep-b']);
-      // (a lists b once it reads the holders again: every replicaLeaseMs / 3, or on a write or clear of the entry.)
+      // b's registration is published: a reads the holders again at once.
+      await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual(['rep-a', 'rep-b']);
+      // And b's leaving (a clear drops every replica's value).
+      await a.clear('token');
+      expect(a.replicas('token')).not.toContain('rep-a'); // itself out at once
+      await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual([]);
+      await expect.poll(() => b.replicas('token'), { timeout: 5_000 }).toEqual([]);
     } finally {
       await b.close();
       await a.close();
@@ -203,8 +209,8 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
       expect(r.ok).toBe(false);
       expect(!r.ok && r.error).toBeInstanceOf(SerializationError);
       expect(E.replicas('fn')).toEqual([]);
-      // Nothing of the namespace's entry was written.
-      expect((await redis.cli('--scan', '--pattern', `*${namespace}*fn*`)).trim()).toBe('');
+      // Nothing of the namespace's entry was written (its lease, told the failure before its release, may still be there).
+      expect((await redis.cli('--scan', '--pattern', `*${namespace}*:e:*fn*`)).trim()).toBe('');
       expect((await E.fn()).ok).toBe(false);
       expect(fetches).toBe(2);
     } finally {

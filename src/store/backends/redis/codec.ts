@@ -24,9 +24,10 @@ export function decodeValue(bytes: Uint8Array): unknown {
 export interface Published {
   /**
    * 'w' write, 'c' clear of one entry, 'C' clear of every key of `name` ('*': everything), 'f'
-   * lease freed, 'x' a miss round's fetch under lease `v` failed, 'r' a background refresh of `v` failed.
+   * lease freed, 'x' a miss round's fetch under lease `v` failed, 'r' a background refresh of `v`
+   * failed, 'h' `origin` began or stopped holding the entry.
    */
-  readonly kind: 'w' | 'c' | 'C' | 'f' | 'x' | 'r';
+  readonly kind: 'w' | 'c' | 'C' | 'f' | 'x' | 'r' | 'h';
   readonly name: string;
   readonly canon: string;
   /** Process name of the writer. */
@@ -41,7 +42,7 @@ export interface Published {
   readonly st: Uint8Array;
 }
 
-const KINDS = new Set(['w', 'c', 'C', 'f', 'x', 'r']);
+const KINDS = new Set(['w', 'c', 'C', 'f', 'x', 'r', 'h']);
 
 /** Parses a published message; undefined if it is not one of ours. */
 export function parsePublished(msg: Buffer): Published | undefined {

@@ -12,9 +12,10 @@
 // - `clear` / `clearAll`: a tombstone / a clear floor (generation) in Redis, published.
 // - `hold` / `holders`: the holders sorted set. `holders` is synchronous: it answers from a
 //   list kept here, read from Redis on its first call for an entry (opening the namespace if
-//   needed), every replicaLeaseMs / 3 after that, and at once after this process's own hold
-//   or unhold. This process itself is in the answer as soon as it holds a value (and out of it
-//   as soon as it holds none); other processes appear after the read (a few round trips).
+//   needed), at once after any process's hold or unhold of the entry (published, 'h') or a
+//   clear, and every replicaLeaseMs / 3 (a killed process drops out by its lease alone). This
+//   process itself is in the answer as soon as it holds a value (and out of it as soon as it
+//   holds none); other processes appear after the read (a few round trips).
 // - Events: writes of other processes go to the replica's listener (or, for an entry this
 //   process does not hold, to callers waiting for it); clears to the store's inbox.
 // - Failures, as messages on the namespace's channel (never stored): `roundFailed` tells the
@@ -69,6 +70,10 @@ export class RedisCoordination implements Coordination {
       onClearAll: (name, v) => this.#inbox.clearedAll(name, v),
       onRoundFailed: (name, canon, _token, error, origin) => {
         if (origin !== this.self()) this.#inbox.roundFailed(name, canon, error as WireError, origin);
+      },
+      onHolders: (name, canon, origin) => {
+        // Our own hold or unhold re-reads when its reply comes (see `hold`).
+        if (origin !== this.self()) this.#refreshSoon(name, canon);
       },
       onRefreshFailed: (name, canon, v, retryInMs, failures, origin) => {
         if (origin === this.self()) return;

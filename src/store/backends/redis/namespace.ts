@@ -29,7 +29,8 @@
 // - Replicas: `hold(name, canon)` registers this process as a holder of the entry (sorted
 //   set, score = lease end by the Redis clock), refreshed every replicaLeaseMs / 3 while
 //   held; `holders` lists the names whose lease has not ended, so a killed process drops
-//   out within one replica lease.
+//   out within one replica lease. A new registration and an `unhold` are published ('h'), so
+//   processes that keep a list of the holders read it again at once.
 //
 // Events: every published write, clear and clear-all reaches `listener` (this process's own
 // too: the receiver compares versions). After the link comes back up, or the subscriber
@@ -68,6 +69,8 @@ export interface BackendListener {
   onRoundFailed?(name: string, canon: string, token: number, error: unknown, origin: string): void;
   /** Another process's background refresh of version `v` failed; it retries in `retryInMs` (undefined: not before expiry). */
   onRefreshFailed?(name: string, canon: string, v: number, retryInMs: number | undefined, failures: number, origin: string): void;
+  /** A process (`origin`) began or stopped holding the entry. */
+  onHolders?(name: string, canon: string, origin: string): void;
   /** The entries this process holds and their versions: read back on every resync. */
   held?(): Iterable<readonly [name: string, canon: string, v: number]>;
 }
@@ -334,7 +337,8 @@ export class RedisNamespace {
     this.#live();
     const key = this.keys.holders(name, canon);
     this.#holding.set(`${name}\0${canon}`, key);
-    await this.#link.eval(HOLD, [key], [this.#s.origin, String(this.#s.replicaLeaseMs)]);
+    const k = this.keys;
+    await this.#link.eval(HOLD, [key], [this.#s.origin, String(this.#s.replicaLeaseMs), this.#link.pubCmd, k.channel, name, canon]);
   }
 
   /** Unregisters this process as a holder of the entry. */
@@ -342,7 +346,7 @@ export class RedisNamespace {
     const id = `${name}\0${canon}`;
     const key = this.#holding.get(id) ?? this.keys.holders(name, canon);
     this.#holding.delete(id);
-    if (!this.#closed) await this.#link.eval(UNHOLD, [key], [this.#s.origin]);
+    if (!this.#closed) await this.#link.eval(UNHOLD, [key], [this.#s.origin, this.#link.pubCmd, this.keys.channel, name, canon]);
   }
 
   /** Names of the processes holding the entry now, sorted. */
@@ -382,6 +386,8 @@ export class RedisNamespace {
           w.failure = { token: m.v, error: decodeValue(m.val), origin: m.origin };
           if (w.busy === m.v) this.#roundFailed(m.name, m.canon, w.failure);
         }
+      } else if (m.kind === 'h') {
+        l.onHolders?.(m.name, m.canon, m.origin);
       } else if (m.kind === 'r' && l.onRefreshFailed && (l.interested?.(m.name, m.canon) ?? true)) {
         const { r, f } = decodeValue(m.val) as { r: number; f: number };
         l.onRefreshFailed(m.name, m.canon, m.v, r < 0 ? undefined : r, f, m.origin);
@@ -392,7 +398,7 @@ export class RedisNamespace {
     } finally {
       // A failure is not a change of the entry: waiters go on waiting for the release.
       if (m.kind === 'C') this.#wakeAll(m.name === '*' ? undefined : m.name);
-      else if (m.kind !== 'x' && m.kind !== 'r') this.#wake(`${m.name}\0${m.canon}`);
+      else if (m.kind !== 'x' && m.kind !== 'r' && m.kind !== 'h') this.#wake(`${m.name}\0${m.canon}`);
     }
   }
 

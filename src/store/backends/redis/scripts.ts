@@ -28,7 +28,8 @@
 // of `name` ('*': every expirable), 'f' a lease released without a write (waiters retry),
 // 'x' the fetch under lease `v` failed for callers who missed (val: the error, msgpack; sent
 // only while that lease holds, before its release), 'r' a replica's background refresh of
-// version `v` failed (val: `{ r: retry in ms or -1, f: failures }`, msgpack). Failures are
+// version `v` failed (val: `{ r: retry in ms or -1, f: failures }`, msgpack), 'h' a process
+// began or stopped holding the entry (readers of its holders read them again). Failures are
 // never stored: 'x' and 'r' are messages only.
 import { createHash } from 'node:crypto';
 
@@ -252,24 +253,35 @@ return out
 `,
 );
 
-/** KEYS: holders sets. ARGV: process name, leaseMs. Registers (or refreshes) the process in each. */
+/**
+ * KEYS: holders sets. ARGV: process name, leaseMs [, pubcmd, channel, name, canon]. Registers
+ * (or refreshes) the process in each; with the last four (one entry), a new registration is
+ * published ('h').
+ */
 export const HOLD = script(
   'hold',
   `
 local until_ms = now_ms() + tonumber(ARGV[2])
 for _, k in ipairs(KEYS) do
-  redis.call('ZADD', k, fmt(until_ms), ARGV[1])
+  local added = redis.call('ZADD', k, fmt(until_ms), ARGV[1])
   redis.call('PEXPIRE', k, fmt(tonumber(ARGV[2]) * 2))
+  if added == 1 and #ARGV >= 6 then publish(ARGV[3], ARGV[4], 'h', ARGV[5], ARGV[6], ARGV[1], nil) end
 end
 return #KEYS
 `,
 );
 
-/** KEYS: holders sets. ARGV: process name. Unregisters the process from each. */
+/**
+ * KEYS: holders sets. ARGV: process name [, pubcmd, channel, name, canon]. Unregisters the
+ * process from each; with the last four (one entry), the change is published ('h').
+ */
 export const UNHOLD = script(
   'unhold',
   `
-for _, k in ipairs(KEYS) do redis.call('ZREM', k, ARGV[1]) end
+for _, k in ipairs(KEYS) do
+  local removed = redis.call('ZREM', k, ARGV[1])
+  if removed == 1 and #ARGV >= 5 then publish(ARGV[2], ARGV[3], 'h', ARGV[4], ARGV[5], ARGV[1], nil) end
+end
 return #KEYS
 `,
 );
