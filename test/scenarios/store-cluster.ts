@@ -96,6 +96,8 @@ export function storeClusterScenarios(backend: ScenarioBackend): void {
     await using server = await startTokenServer(ttl);
     await using cluster = await startFleet(3);
     await defineEverywhere(cluster.peers, configOf({ tokenUrl: server.url, refresh: { eager: { beforeExpiry: 700 } } }));
+    // Connected first: the short-lived value's refresh (1 s after the fetch) must not start before every process has called.
+    await Promise.all(cluster.peers.map((p) => p.run(STORE_PEER, 'warmUp')));
     await Promise.all(cluster.peers.map((p) => p.run(STORE_PEER, 'callMany', 1)));
     expect(server.requests).toHaveLength(1);
     // The first background refresh: whoever wins the lock fetches.
@@ -183,6 +185,7 @@ export function storeClusterScenarios(backend: ScenarioBackend): void {
     await using server = await startTokenServer(ttl);
     await using cluster = await startFleet(3);
     await defineEverywhere(cluster.peers, configOf({ tokenUrl: server.url, refresh: { eager: { beforeExpiry: 2_000 } }, fetchTimeout: 300 }));
+    await Promise.all(cluster.peers.map((p) => p.run(STORE_PEER, 'warmUp')));
     await Promise.all(cluster.peers.map((p) => p.run(STORE_PEER, 'callMany', 1)));
     expect(server.requests).toHaveLength(1);
     const fetchedAt = server.requests[0]!.at;
