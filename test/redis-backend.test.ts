@@ -130,6 +130,39 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
     expect(await a!.run(FIX, 'claim', 'tok2', '')).toMatchObject({ kind: 'value', value: 'b-value' });
   });
 
+  it('a failure is told only to the processes waiting on that very lease: a waiter on a later lease is not answered by an older lease\'s failure', async () => {
+    const name = freshNs();
+    const failures: [string, number, unknown, string][] = [];
+    const onRoundFailed = (_n: string, canon: string, token: number, error: unknown, origin: string): void => void failures.push([canon, token, error, origin]);
+    const a = await local({ name: 'fa' }).open(name);
+    const b = await local({ name: 'fb' }).open(name, { onRoundFailed });
+    // b waits on a's lease; a's fetch fails: b is told, with a's token and what a sent.
+    const c1 = await a.claim('tok', 'k1');
+    if (c1.kind !== 'lease') throw new Error('expected the lease');
+    const waiting = new AbortController();
+    const b1 = b.acquire('tok', 'k1', { signal: waiting.signal }).catch((err: unknown) => err);
+    await expect.poll(async () => (await b.claim('tok', 'k1')).kind).toBe('busy'); // b's own claim, while it waits
+    expect(await a.tellRoundFailed('tok', 'k1', c1.lease.token, encodeValue({ message: 'upstream said no' }))).toBe(true);
+    await expect.poll(() => failures.length, { timeout: 5_000 }).toBe(1);
+    expect(failures[0]).toEqual(['k1', c1.lease.token, { message: 'upstream said no' }, 'fa']);
+    waiting.abort(new Error('answered'));
+    expect(await b1).toBeInstanceOf(Error);
+    await c1.lease.release();
+    // A later lease on k2: a's failure message for an older token is not sent (the lease moved on),
+    // and b, waiting on the later lease, is not answered with it: it gets the value written under it.
+    const old = await a.claim('tok', 'k2');
+    if (old.kind !== 'lease') throw new Error('expected the lease');
+    await old.lease.release();
+    const later = await a.claim('tok', 'k2');
+    if (later.kind !== 'lease') throw new Error('expected the lease');
+    const b2 = b.acquire('tok', 'k2');
+    await expect.poll(async () => (await b.claim('tok', 'k2')).kind).toBe('busy');
+    expect(await a.tellRoundFailed('tok', 'k2', old.lease.token, encodeValue({ message: 'stale' }))).toBe(false);
+    await later.lease.commit({ v: 0, has: true, value: 'fresh', exp: Date.now() + 60_000, ttl: 60_000, hs: false, st: undefined });
+    expect(await b2).toMatchObject({ kind: 'value', snap: { value: 'fresh' } });
+    expect(failures).toHaveLength(1);
+  });
+
   it('a lease renewed while the fetch runs outlives leaseMs; the commit is accepted', async () => {
     const ns = freshNs();
     const [a, b] = await peers(2, ns, { leaseMs: 300 });

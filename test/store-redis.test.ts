@@ -1,6 +1,7 @@
 // The store on the Redis backend in one process, against a real redis-server started by the
-// test: the `backend` option, close() closing what the backend opened, and a process cut
-// from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
+// test: the `backend` option, close() closing what the backend opened, a commit fenced by a
+// clear it never heard of, a miss served from the claim (no lease), `replicas()` right away,
+// and a process cut from Redis (SIGSTOP of the server) serving its valid values, then 'unavailable'.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
@@ -8,7 +9,10 @@ import { InvalidOptionError, SerializationError } from '../src/errors.js';
 import { redisBackend } from '../src/index.js';
 import { ok } from '../src/store/result.js';
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis-server.js';
-import { gate, uniqueNamespace } from './fixtures/store-tools.js';
+import { EventLog, gate, uniqueNamespace } from './fixtures/store-tools.js';
+import { RedisKeys } from '../src/store/backends/redis/keys.js';
+import { CLEAR_ALL } from '../src/store/backends/redis/scripts.js';
+import { createClient } from '@redis/client';
 
 describe('defineExpirables backend option', () => {
   it('a backend that is not from redisBackend() is an InvalidOptionError naming `backend`', () => {
@@ -52,10 +56,7 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     await expect.poll(clients, { timeout: 5_000 }).toBe(before);
   });
 
-  it('a fetch overtaken by a clear of every key is refused by Redis, and its own process stops serving what it fetched', async () => {
-    // The clear usually reaches a (pub/sub) before its commit; when the commit comes first,
-    // Redis refuses it and the engine drops the value (Engine #published, 'refused'). That
-    // order is not forced here: this checks the outcome, whichever way the race goes.
+  it('a fetch overtaken by a clear it never heard of is refused by Redis, and its own process stops serving what it fetched', async () => {
     const namespace = uniqueNamespace('fenced');
     let fetches = 0;
     const hold = gate();
@@ -72,21 +73,93 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
         },
       }),
     };
+    using log = new EventLog(namespace);
     const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'fence-a' }) });
-    const { startNode } = await import('../src/node.js');
-    const node = await startNode({ name: `fence-b-${process.pid}` });
-    const b = defineExpirables(defs, { namespace, node, backend: redisBackend({ url: redis.url, name: 'fence-b' }) });
-    const first = a.token('k');
-    await started.promise;
-    // Every key at once (a generation on Redis): no lease to wait for, it overtakes the fetch.
-    await b.clear('token');
-    hold.open();
-    expect(await first).toMatchObject({ ok: true, value: 'k-1' }); // its callers get what it fetched
-    // ... but a does not keep serving it: the next call fetches anew.
-    await expect.poll(async () => (await a.tokenOrThrow('k')) as string, { timeout: 10_000 }).toBe('k-2');
-    await b.close();
-    await a.close();
-    await node.close();
+    try {
+      const first = a.token('k');
+      await started.promise;
+      // A clear of every key while a's fetch runs, published while no subscriber listens (the
+      // kill and the clear in one MULTI): a never hears of it, so only Redis's fence stops its commit.
+      const k = new RedisKeys(namespace);
+      const raw = createClient({ url: redis.url });
+      raw.on('error', () => undefined);
+      await raw.connect();
+      try {
+        await raw
+          .multi()
+          .addCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])
+          .addCommand(['EVAL', CLEAR_ALL.source, '2', k.seq, k.floors, 'token', 'SPUBLISH', k.channel, 'test'])
+          .exec();
+      } finally {
+        await raw.close();
+      }
+      hold.open();
+      expect(await first).toMatchObject({ ok: true, value: 'k-1' }); // its callers get what it fetched
+      await log.next((e) => e.channel === 'refresh' && e.phase === 'refused');
+      // ... but a does not keep serving it: the next call fetches anew.
+      expect(a.replicas('token', 'k')).toEqual([]);
+      expect(await a.tokenOrThrow('k')).toBe('k-2');
+      expect(fetches).toBe(2);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('a process whose replica is empty takes the value Redis holds from its claim: no fetch, no lease taken', async () => {
+    const namespace = uniqueNamespace('claimed');
+    let fetches = 0;
+    const defs = { token: expirable({ fetch: async () => ok(`tok-${++fetches}`, Date.now() + 60_000) }) };
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'claim-a' }) });
+    const b = defineExpirables(defs, { namespace: `${namespace}-b`, backend: redisBackend({ url: redis.url, name: 'claim-b' }) });
+    let c: typeof a | undefined;
+    try {
+      expect(await a.tokenOrThrow()).toBe('tok-1');
+      // Every lease hands out a fencing token from the namespace's counter: unchanged, no lease.
+      const seq = new RedisKeys(namespace).seq;
+      const before = await redis.cli('GET', seq);
+      // c joins after the value was written: its replica is empty, the value's message long gone.
+      c = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'claim-c' }) });
+      expect(await c.tokenOrThrow()).toBe('tok-1');
+      expect(c.stats().token).toMatchObject({ misses: 1, fetches: 0, adopted: 1 });
+      expect(await redis.cli('GET', seq)).toBe(before);
+      expect(fetches).toBe(1);
+      // The counter does move when a lease is taken (this check can fail): b's namespace is empty.
+      const seqB = new RedisKeys(`${namespace}-b`).seq;
+      expect(await b.tokenOrThrow()).toBe('tok-2');
+      expect((await redis.cli('GET', seqB)).trim()).not.toBe('');
+    } finally {
+      await c?.close();
+      await b.close();
+      await a.close();
+    }
+  });
+
+  it('replicas(): a process that holds a value lists itself at once; the first call of one that never called reads the holders', async () => {
+    const namespace = uniqueNamespace('replicas');
+    const defs = { token: expirable({ fetch: async () => ok('tok', Date.now() + 60_000) }) };
+    // A replica lease of a minute: the periodic read (every 20 s) cannot be what the test sees.
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'rep-a', replicaLeaseMs: 60_000 }) });
+    const b = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'rep-b', replicaLeaseMs: 60_000 }) });
+    try {
+      expect(a.replicas('token')).toEqual([]);
+      await a.tokenOrThrow();
+      expect(a.replicas('token')).toEqual(['rep-a']); // synchronous: itself, right after its fetch
+      // b never called anything: its first call answers what b knows (nothing) and reads Redis.
+      expect(b.replicas('token')).toEqual([]);
+      await expect.poll(() => b.replicas('token'), { timeout: 5_000 }).toEqual(['rep-a']);
+      await b.tokenOrThrow();
+      expect(b.replicas('token')).toEqual(['rep-a', 'rep-b']);
+      // b's registration is published: a reads the holders again at once.
+      await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual(['rep-a', 'rep-b']);
+      // And b's leaving (a clear drops every replica's value).
+      await a.clear('token');
+      expect(a.replicas('token')).not.toContain('rep-a'); // itself out at once
+      await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual([]);
+      await expect.poll(() => b.replicas('token'), { timeout: 5_000 }).toEqual([]);
+    } finally {
+      await b.close();
+      await a.close();
+    }
   });
 
   it('cut from Redis: a valid value keeps being served; once expired the call reads unavailable within a bounded time', async () => {
@@ -136,8 +209,8 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
       expect(r.ok).toBe(false);
       expect(!r.ok && r.error).toBeInstanceOf(SerializationError);
       expect(E.replicas('fn')).toEqual([]);
-      // Nothing of the namespace's entry was written.
-      expect((await redis.cli('--scan', '--pattern', `*${namespace}*fn*`)).trim()).toBe('');
+      // Nothing of the namespace's entry was written (its lease, told the failure before its release, may still be there).
+      expect((await redis.cli('--scan', '--pattern', `*${namespace}*:e:*fn*`)).trim()).toBe('');
       expect((await E.fn()).ok).toBe(false);
       expect(fetches).toBe(2);
     } finally {

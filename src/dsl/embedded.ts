@@ -5,6 +5,11 @@ import { startNode, type Node } from '../node.js';
 
 let embedded: Promise<Node> | undefined;
 
+/** True once a store asked for the embedded node (a store on a backend never does). */
+export function embeddedNodeStarted(): boolean {
+  return embedded !== undefined;
+}
+
 /** The embedded node, started on the first call. */
 export function embeddedNode(): Promise<Node> {
   return (embedded ??= startNode());

@@ -4,7 +4,9 @@
 //
 // - `exclusive`: the right to write an entry (fetch, change its state, clear it), with a
 //   fencing token that is the floor of the version of what is written under it. Grants of
-//   one entry are serialized across every process the backend reaches.
+//   one entry are serialized across every process the backend reaches. A backend that sees
+//   the stored value as it grants (Redis: one script) may answer a refresh with that value
+//   instead (`UnlessValid`): no grant, no fetch, one round trip.
 // - `learn`: the newest snapshot other processes hold of an entry (a value written elsewhere,
 //   taken instead of a fetch; its version raises the next write's version above it).
 // - `publish`: what was written under a grant, to every holder of the entry, and to the
@@ -56,6 +58,17 @@ export interface ReplicaListener {
   refreshFailed(msg: RefreshFailed): void;
 }
 
+/**
+ * What `exclusive` may resolve with instead of a grant: a valid value the coordinator holds,
+ * whose version is not `replace` (the value an eager refresh replaces; 0: any), handed to
+ * `take` (`ageMs`: how long ago, here, its time left was read). `fn` does not run then. A
+ * backend that cannot see the value as it grants ignores it and always runs `fn`.
+ */
+export interface UnlessValid<T> {
+  readonly replace: number;
+  take(snap: Snapshot, from: string, ageMs: number): T;
+}
+
 /** A snapshot another process answered with, and when its time left started counting here. */
 export interface PeerSnapshot {
   readonly from: string;
@@ -73,10 +86,19 @@ export interface Coordination {
   /** The name of this process as `holders` lists it, once known. */
   self(): string | undefined;
   /**
-   * Runs `fn` with the right to write `resource` and its fencing token. Rejects when the
-   * right cannot be had (closed, coordinator unreachable, `signal` aborted while waiting).
+   * Runs `fn` with the right to write `resource` and its fencing token, or, given
+   * `unlessValid`, may answer with `unlessValid.take(...)` instead (see UnlessValid). Rejects
+   * when the right cannot be had (closed, coordinator unreachable, `signal` aborted while waiting).
    */
-  exclusive<T>(name: string, canon: string, resource: string, current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  exclusive<T>(
+    name: string,
+    canon: string,
+    resource: string,
+    current: number,
+    fn: (token: number) => Promise<T>,
+    signal?: AbortSignal,
+    unlessValid?: UnlessValid<T>,
+  ): Promise<T>;
   /** The newest snapshot other processes hold of the entry (`since`: the store clock now). */
   learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined>;
   /**

@@ -11,7 +11,7 @@ import type { Clock } from '../util/clock.js';
 import { heldUnder, runHolding } from '../util/held-context.js';
 import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
-import type { Coordination, PeerSnapshot, RefreshFailed } from './backend.js';
+import type { Coordination, PeerSnapshot, RefreshFailed, UnlessValid } from './backend.js';
 import { publish } from './diagnostics.js';
 import { Entry, type Snapshot } from './entry.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
@@ -194,7 +194,11 @@ export class ExpirableEngine {
 
   async #refresh(e: Entry, round: Round, armed: number): Promise<ExpirableResult<unknown>> {
     try {
-      return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal);
+      return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal, {
+        // A coordinator that sees a valid value as it grants answers with it instead (no fetch).
+        replace: round.mode === 'miss' ? 0 : armed,
+        take: (snap, from, ageMs) => this.#tookValid(e, round, armed, { from, snap, since: this.#clock.now() - ageMs }),
+      });
     } catch (err) {
       // Answered while waiting for the lock: the request was withdrawn, nobody waits for it.
       if (round.answered) return { ok: false, error: this.#error('unavailable', 'answered before the lock was granted', err) };
@@ -210,7 +214,14 @@ export class ExpirableEngine {
    * whose fn reads the expirable, run at once under the lock their context holds. The entry
    * object is the key in the library's one async context (util/held-context.ts).
    */
-  async #withLock<T>(e: Entry | undefined, canon: string, resource: string, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async #withLock<T>(
+    e: Entry | undefined,
+    canon: string,
+    resource: string,
+    fn: (token: number) => Promise<T>,
+    signal?: AbortSignal,
+    unlessValid?: UnlessValid<T>,
+  ): Promise<T> {
     if (this.#ctx.closed) throw new Error('the store is closed');
     const held = e && (heldUnder(e) as HeldGrant | undefined);
     if (held?.held) return fn(held.token);
@@ -229,7 +240,21 @@ export class ExpirableEngine {
         }
       },
       signal,
+      unlessValid,
     );
+  }
+
+  /** The coordinator answered a refresh with the valid value it holds (see UnlessValid): take it; nothing was fetched. */
+  #tookValid(e: Entry, round: Round, armed: number, best: PeerSnapshot): ExpirableResult<unknown> {
+    if (this.#ctx.closed) {
+      this.stats.failures++;
+      return { ok: false, error: this.#error('unavailable', 'the store was closed while waiting for the lock') };
+    }
+    this.#adopt(e, best);
+    if (this.#satisfied(e, round.mode, armed)) return this.#skipped(e, round.mode);
+    // Not taken here (this replica knows of something newer, e.g. a clear): the callers get
+    // what the coordinator held, valid when it answered.
+    return { ok: true, value: best.snap.value, expiresAt: best.snap.exp };
   }
 
   /**

@@ -1,7 +1,8 @@
 // One store (the expirables of one `defineExpirables` call) on one node: its engines, its
 // router actor, and the node it runs on, which for the embedded default is started on the
 // first call that needs it. A namespace runs once per node: two stores with the same
-// namespace would answer for each other's entries.
+// namespace would answer for each other's entries. A store on a backend (Redis) runs no node
+// at all: its cluster scope goes through the backend, its local scope stays in the process.
 import { InvalidOptionError } from '../errors.js';
 import type { Node } from '../node.js';
 import type { StoreNode } from './cluster.js';
@@ -15,7 +16,7 @@ import { MeshCoordination, spawnRouter } from './backends/mesh.js';
 import { RedisCoordination } from './backends/redis/coordination.js';
 import type { RedisBackend } from './backends/redis/backend.js';
 
-/** Namespaces taken, per node (or per embedded-node getter). */
+/** Namespaces taken, per node (or per embedded-node getter, or per backend). */
 const claimed = new WeakMap<object, Set<string>>();
 
 export interface StoreOptions {
@@ -43,6 +44,8 @@ export class Store implements EngineContext {
   #router: ActorRef | undefined = undefined;
   /** Coordination of cluster-scope expirables, shared by this store's engines. */
   readonly #cluster: Coordination;
+  /** True on a backend: no node, no router. */
+  readonly #nodeless: boolean;
   /** What other nodes ask of this store, answered from its engines. */
   readonly #inbox: StoreInbox = {
     snapshot: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
@@ -60,7 +63,9 @@ export class Store implements EngineContext {
     this.peerTimeout = options.peerTimeout ?? 2_000;
     this.clock = options.clock ?? systemClock;
     const node = options.node;
-    this.#claimKey = node;
+    // On a backend the namespace is the backend's (one per store), not a node's: two stores of
+    // one process with backends of their own are two members of the namespace, as two processes.
+    this.#claimKey = options.backend ?? node;
     this.#getNode = typeof node === 'function' ? node : () => Promise.resolve(node);
     let set = claimed.get(this.#claimKey);
     if (!set) claimed.set(this.#claimKey, (set = new Set()));
@@ -69,11 +74,12 @@ export class Store implements EngineContext {
     }
     set.add(this.namespace);
     this.#cluster = options.backend ? new RedisCoordination(options.backend, this.namespace, this.#inbox) : new MeshCoordination(this);
+    this.#nodeless = options.backend !== undefined;
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the
     // node's groups from the start, before this node calls any expirable of it. Only the
     // embedded default node starts lazily, on the first call that needs it.
-    if (typeof node !== 'function') {
+    if (typeof node !== 'function' && !this.#nodeless) {
       try {
         this.#nodePromise = Promise.resolve(this.#attachTo(node));
       } catch {
@@ -107,6 +113,8 @@ export class Store implements EngineContext {
   /** Cluster scope: the store's backend (the mesh or Redis); local scope: a chain on this node (one per expirable). */
   coordination(spec: ExpirableSpec): Coordination {
     if (spec.scope === 'cluster') return this.#cluster;
+    // On a backend, local scope needs no node either: it is named as the backend names this process.
+    if (this.#nodeless) return new LocalCoordination({ ready: () => (this.#closed ? Promise.reject(new Error('the store is closed')) : Promise.resolve()), self: () => this.#cluster.self() });
     return new LocalCoordination({ ready: () => this.node(), self: () => this.#node?.name });
   }
 

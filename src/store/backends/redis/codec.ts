@@ -22,8 +22,12 @@ export function decodeValue(bytes: Uint8Array): unknown {
 
 /** What a script published (see ./scripts.ts for the layout). */
 export interface Published {
-  /** 'w' write, 'c' clear of one entry, 'C' clear of every key of `name` ('*': everything), 'f' lease freed. */
-  readonly kind: 'w' | 'c' | 'C' | 'f';
+  /**
+   * 'w' write, 'c' clear of one entry, 'C' clear of every key of `name` ('*': everything), 'f'
+   * lease freed, 'x' a miss round's fetch under lease `v` failed, 'r' a background refresh of `v`
+   * failed, 'h' `origin` began or stopped holding the entry.
+   */
+  readonly kind: 'w' | 'c' | 'C' | 'f' | 'x' | 'r' | 'h';
   readonly name: string;
   readonly canon: string;
   /** Process name of the writer. */
@@ -38,6 +42,8 @@ export interface Published {
   readonly st: Uint8Array;
 }
 
+const KINDS = new Set(['w', 'c', 'C', 'f', 'x', 'r', 'h']);
+
 /** Parses a published message; undefined if it is not one of ours. */
 export function parsePublished(msg: Buffer): Published | undefined {
   if (msg.length < 4) return undefined;
@@ -51,11 +57,11 @@ export function parsePublished(msg: Buffer): Published | undefined {
   }
   if (!Array.isArray(h) || h.length !== 10) return undefined;
   const [kind, name, canon, origin, v, has, ttl, hs, vl, sl] = h as [unknown, unknown, unknown, unknown, number, number, number, number, number, number];
-  if ((kind !== 'w' && kind !== 'c' && kind !== 'C' && kind !== 'f') || typeof name !== 'string' || typeof canon !== 'string' || typeof origin !== 'string') return undefined;
+  if (typeof kind !== 'string' || !KINDS.has(kind) || typeof name !== 'string' || typeof canon !== 'string' || typeof origin !== 'string') return undefined;
   const start = 4 + hlen;
   if (start + vl + sl !== msg.length) return undefined;
   return {
-    kind,
+    kind: kind as Published['kind'],
     name,
     canon,
     origin,

@@ -1,25 +1,34 @@
 // The Redis coordination of cluster-scope expirables: the port of ../../backend.ts over one
 // RedisNamespace (./namespace.ts, whose design note describes the scripts, leases, versions
 // and resync). How the port's operations map:
-// - `exclusive`: the entry's fetch lease (`acquire` in mode 'lease': waits while another
-//   process holds it, at most one lease), released when `fn` ends unless a commit ended it.
-//   What Redis held when the lease was taken is what `learn` answers under it.
+// - `exclusive`: the entry's fetch lease (`acquire`: waits while another process holds it,
+//   at most one lease), released when `fn` ends unless a commit ended it. What Redis held
+//   when the lease was taken is what `learn` answers under it. Given `unlessValid` (a refresh),
+//   the claim is in mode 'value': a valid stored value answers in the same script, and no
+//   lease is taken (one round trip, no fetch).
 // - `publish`: the lease's commit; Redis gives the write a fresh version and publishes it to
 //   every process. The stored snapshot goes back to the engine, so the replica here holds the
 //   version every other process holds. A refused commit (fenced) stores nothing.
 // - `clear` / `clearAll`: a tombstone / a clear floor (generation) in Redis, published.
 // - `hold` / `holders`: the holders sorted set. `holders` is synchronous: it answers from a
-//   list kept here, refreshed every replicaLeaseMs / 3 for the entries it was asked about
-//   and at once after this process's own hold or unhold.
+//   list kept here, read from Redis on its first call for an entry (opening the namespace if
+//   needed), at once after any process's hold or unhold of the entry (published, 'h') or a
+//   clear, and every replicaLeaseMs / 3 (a killed process drops out by its lease alone). This
+//   process itself is in the answer as soon as it holds a value (and out of it as soon as it
+//   holds none); other processes appear after the read (a few round trips).
 // - Events: writes of other processes go to the replica's listener (or, for an entry this
 //   process does not hold, to callers waiting for it); clears to the store's inbox.
-// - No peer messages for failures: a process whose callers wait for a lease claims again when
-//   it ends and fetches itself; a failed background refresh is retried by each replica's timer.
+// - Failures, as messages on the namespace's channel (never stored): `roundFailed` tells the
+//   processes waiting on this lease, before its release, so their callers get the failure
+//   instead of a fetch each; `refreshFailed` tells the other holders, so they stand by as a
+//   backup instead of each retrying at once.
 // While Redis is unreachable every operation rejects at once (BackendUnavailableError): a
 // refresh reads 'unavailable', valid replicas keep being served.
-import type { Coordination, Holding, PeerSnapshot, ReplicaListener, StoreInbox } from '../../backend.js';
+import { toWire, type WireError } from '../../../errors.js';
+import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox, UnlessValid } from '../../backend.js';
 import type { Snapshot } from '../../entry.js';
 import type { RedisBackend } from './backend.js';
+import { encodeValue } from './codec.js';
 import type { Lease, RedisNamespace } from './namespace.js';
 
 const idOf = (name: string, canon: string): string => `${name}\0${canon}`;
@@ -29,12 +38,16 @@ export class RedisCoordination implements Coordination {
   readonly #namespace: string;
   readonly #inbox: StoreInbox;
   #ns: Promise<RedisNamespace> | undefined = undefined;
+  /** The namespace once open (messages that must leave before the next command use it synchronously). */
+  #nsNow: RedisNamespace | undefined = undefined;
   /** Leases held by a grant running here, by entry. */
   readonly #leases = new Map<string, Lease>();
   /** Replicas holding a value here, by entry. */
   readonly #held = new Map<string, { name: string; canon: string; listener: ReplicaListener }>();
-  /** Holders of the entries `holders` was asked about, as last read from Redis. */
-  readonly #holders = new Map<string, { name: string; canon: string; list: string[] }>();
+  /** Entries held here, by the engine's resource name. */
+  readonly #heldByResource = new Map<string, { name: string; canon: string }>();
+  /** Holders of the entries `holders` was asked about, as last read from Redis (`reads`: the last read sent). */
+  readonly #holders = new Map<string, { name: string; canon: string; list: string[]; reads: number }>();
   #timer: NodeJS.Timeout | undefined = undefined;
   #closed = false;
 
@@ -55,11 +68,23 @@ export class RedisCoordination implements Coordination {
         this.#refreshSoon(name, canon);
       },
       onClearAll: (name, v) => this.#inbox.clearedAll(name, v),
+      onRoundFailed: (name, canon, _token, error, origin) => {
+        if (origin !== this.self()) this.#inbox.roundFailed(name, canon, error as WireError, origin);
+      },
+      onHolders: (name, canon, origin) => {
+        // Our own hold or unhold re-reads when its reply comes (see `hold`).
+        if (origin !== this.self()) this.#refreshSoon(name, canon);
+      },
+      onRefreshFailed: (name, canon, v, retryInMs, failures, origin) => {
+        if (origin === this.self()) return;
+        this.#held.get(idOf(name, canon))?.listener.refreshFailed({ t: 'failed', v, retryInMs, failures, from: origin });
+      },
       held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version()] as const),
     });
     this.#ns = p;
     p.then(
-      () => {
+      (ns) => {
+        if (this.#ns === p) this.#nsNow = ns;
         const every = Math.max(50, Math.floor(this.#backend.replicaLeaseMs / 3));
         this.#timer ??= setInterval(() => this.#refreshAll(), every);
         this.#timer.unref?.();
@@ -83,10 +108,22 @@ export class RedisCoordination implements Coordination {
     return this.#backend.name;
   }
 
-  async exclusive<T>(name: string, canon: string, _resource: string, _current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async exclusive<T>(
+    name: string,
+    canon: string,
+    _resource: string,
+    _current: number,
+    fn: (token: number) => Promise<T>,
+    signal?: AbortSignal,
+    unlessValid?: UnlessValid<T>,
+  ): Promise<T> {
     const ns = await this.#open();
-    const claim = await ns.acquire(name, canon, signal ? { mode: 'lease', signal } : { mode: 'lease' });
-    if (claim.kind !== 'lease') throw new Error('the coordinator answered a lease claim with a value');
+    const mode = unlessValid ? 'value' : 'lease';
+    const claim = await ns.acquire(name, canon, { mode, replace: unlessValid?.replace ?? 0, ...(signal ? { signal } : {}) });
+    if (claim.kind === 'value') {
+      if (!unlessValid) throw new Error('the coordinator answered a lease claim with a value');
+      return unlessValid.take(claim.snap, 'redis', performance.now() - claim.sentAt);
+    }
     const lease = claim.lease;
     const id = idOf(name, canon);
     this.#leases.set(id, lease);
@@ -111,11 +148,29 @@ export class RedisCoordination implements Coordination {
     return r.ok ? r.snap : 'refused';
   }
 
-  roundFailed(): Promise<void> {
-    return Promise.resolve();
+  async roundFailed(name: string, canon: string, error: Error): Promise<void> {
+    const lease = this.#leases.get(idOf(name, canon));
+    const ns = this.#nsNow;
+    if (!lease || lease.ended || !ns || this.#closed) return;
+    try {
+      await ns.tellRoundFailed(name, canon, lease.token, encodeValue(toWire(error)));
+    } catch {
+      // Redis away (or an error that cannot be encoded): the waiters claim again after the
+      // release, or when the lease ends, and fetch themselves.
+    }
   }
 
-  refreshFailed(): void {}
+  refreshFailed(resource: string, msg: RefreshFailed): void {
+    const held = this.#heldByResource.get(resource);
+    const ns = this.#nsNow;
+    if (!held || !ns || this.#closed) return;
+    try {
+      // Sent now, so it leaves before the release of the lease this refresh ran under.
+      ns.tellRefreshFailed(held.name, held.canon, msg.v, msg.retryInMs, msg.failures).catch(() => undefined);
+    } catch {
+      // closed meanwhile: nobody to tell
+    }
+  }
 
   async clear(name: string, canon: string): Promise<void> {
     const ns = await this.#open();
@@ -132,10 +187,11 @@ export class RedisCoordination implements Coordination {
     return ns.clearAll(name);
   }
 
-  hold(name: string, canon: string, _resource: string, listener: ReplicaListener): Holding {
+  hold(name: string, canon: string, resource: string, listener: ReplicaListener): Holding {
     const id = idOf(name, canon);
     const entry = { name, canon, listener };
     this.#held.set(id, entry);
+    this.#heldByResource.set(resource, { name, canon });
     void this.#open()
       .then((ns) => ns.hold(name, canon))
       .then(() => this.#refreshSoon(name, canon))
@@ -144,6 +200,7 @@ export class RedisCoordination implements Coordination {
       release: () => {
         if (this.#held.get(id) !== entry) return;
         this.#held.delete(id);
+        this.#heldByResource.delete(resource);
         if (!this.#ns || this.#closed) return;
         void this.#ns
           .then((ns) => ns.unhold(name, canon))
@@ -153,22 +210,34 @@ export class RedisCoordination implements Coordination {
     };
   }
 
-  holders(name: string, canon: string): string[] {
+  /**
+   * The holders as last read, with this process in or out at once by what it holds here. The
+   * first call for an entry starts reading it (and opens the namespace if nothing did yet).
+   */
+  holders(name: string, canon: string, _resource: string, holdsHere: boolean): string[] {
     const id = idOf(name, canon);
-    const known = this.#holders.get(id);
-    if (known) return known.list;
-    this.#holders.set(id, { name, canon, list: [] });
-    this.#refreshSoon(name, canon);
-    return [];
+    let known = this.#holders.get(id);
+    if (!known) {
+      this.#holders.set(id, (known = { name, canon, list: [], reads: 0 }));
+      this.#refreshSoon(name, canon, true);
+    }
+    const self = this.self();
+    const listed = known.list.includes(self);
+    if (holdsHere === listed) return known.list;
+    return holdsHere ? [...known.list, self].sort() : known.list.filter((n) => n !== self);
   }
 
-  /** Reads the holders of one entry again, if `holders` was asked about it. */
-  #refreshSoon(name: string, canon: string): void {
+  /** Reads the holders of one entry again, if `holders` was asked about it (`open`: open the namespace for it). */
+  #refreshSoon(name: string, canon: string, open = false): void {
     const known = this.#holders.get(idOf(name, canon));
-    if (!known || !this.#ns || this.#closed) return;
-    void this.#ns
+    if (!known || this.#closed || (!this.#ns && !open)) return;
+    const read = ++known.reads;
+    void this.#open()
       .then((ns) => ns.holders(name, canon))
-      .then((list) => (known.list = [...list].sort()))
+      .then((list) => {
+        // An older read that answers after a newer one does not overwrite it.
+        if (known.reads === read) known.list = [...list].sort();
+      })
       .catch(() => undefined); // Redis away: the list stays as last read
   }
 
@@ -181,6 +250,8 @@ export class RedisCoordination implements Coordination {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#held.clear();
+    this.#heldByResource.clear();
+    this.#nsNow = undefined;
     // The backend's connection is this store's: closing it closes the namespace too.
     await this.#backend.close();
   }

@@ -8,10 +8,15 @@
 //
 // What the engine drives (names and canonical keys in, snapshots and events out):
 // - `claim(name, canon)`: a valid stored value (returned with its ms left by the Redis
-//   clock), or 'busy' with the ms left of the lease someone else holds, or the fetch lease
+//   clock), or 'busy' with the ms left (and token) of the lease someone else holds, or the fetch lease
 //   with a fencing token above every version of the namespace. `acquire` repeats the claim
 //   while busy, waiting on pub/sub for the entry's next message, bounded by the lease's ms
 //   left: never a tight loop, and a holder that died is waited for at most one lease.
+// - Failures are messages, never stored: `roundFailed` tells the processes waiting on a lease
+//   that the fetch under it failed (sent while the lease holds, before its release; a waiter
+//   takes it only if the lease it waits on has that token, so a late message never answers
+//   callers waiting on a later lease), and `refreshFailed` tells the other holders of an entry
+//   that a background refresh failed, so they stand by instead of each retrying at once.
 // - A lease (`Lease`) is renewed every leaseMs / 3 while held, and ends with `commit` (the
 //   value and state), `putState` (the state alone, keeping the value), or `release`.
 // - A write is accepted only if no clear and no other lease's write is newer than its
@@ -24,7 +29,8 @@
 // - Replicas: `hold(name, canon)` registers this process as a holder of the entry (sorted
 //   set, score = lease end by the Redis clock), refreshed every replicaLeaseMs / 3 while
 //   held; `holders` lists the names whose lease has not ended, so a killed process drops
-//   out within one replica lease.
+//   out within one replica lease. A new registration and an `unhold` are published ('h'), so
+//   processes that keep a list of the holders read it again at once.
 //
 // Events: every published write, clear and clear-all reaches `listener` (this process's own
 // too: the receiver compares versions). After the link comes back up, or the subscriber
@@ -41,7 +47,7 @@ import type { Snapshot } from '../../entry.js';
 import { decodeValue, encodeValue, parsePublished } from './codec.js';
 import { RedisKeys } from './keys.js';
 import type { RedisLink } from './link.js';
-import { CLAIM, CLEAR, CLEAR_ALL, HOLD, HOLDERS, READ, RELEASE, RENEW, UNHOLD, WRITE } from './scripts.js';
+import { CLAIM, CLEAR, CLEAR_ALL, HOLD, HOLDERS, READ, RELEASE, RENEW, TELL, UNHOLD, WRITE } from './scripts.js';
 
 /** What a namespace tells the store it serves. */
 export interface BackendListener {
@@ -59,6 +65,12 @@ export interface BackendListener {
    * process). @default every entry
    */
   interested?(name: string, canon: string): boolean;
+  /** The fetch under lease `token`, which an `acquire` of this process waits on, failed (`error`: what the writer sent). */
+  onRoundFailed?(name: string, canon: string, token: number, error: unknown, origin: string): void;
+  /** Another process's background refresh of version `v` failed; it retries in `retryInMs` (undefined: not before expiry). */
+  onRefreshFailed?(name: string, canon: string, v: number, retryInMs: number | undefined, failures: number, origin: string): void;
+  /** A process (`origin`) began or stopped holding the entry. */
+  onHolders?(name: string, canon: string, origin: string): void;
   /** The entries this process holds and their versions: read back on every resync. */
   held?(): Iterable<readonly [name: string, canon: string, v: number]>;
 }
@@ -68,9 +80,9 @@ export type Claim =
    * A valid value is stored. `snap.ttl` is the ms left by the Redis clock when the script
    * ran: count it from the moment the claim was sent, so transit never lengthens it.
    */
-  | { readonly kind: 'value'; readonly snap: Snapshot }
-  /** Another process holds the lease for `leaseMs` more. */
-  | { readonly kind: 'busy'; readonly leaseMs: number }
+  | { readonly kind: 'value'; readonly snap: Snapshot; /** `performance.now()` when the claim was sent. */ readonly sentAt: number }
+  /** Another process holds the lease (fencing token `token`) for `leaseMs` more. */
+  | { readonly kind: 'busy'; readonly leaseMs: number; readonly token: number }
   /** The lease is ours: fetch, then commit or release it. */
   | { readonly kind: 'lease'; readonly lease: Lease };
 
@@ -95,6 +107,16 @@ export interface NamespaceSettings {
 
 type Waiter = () => void;
 
+/** What an `acquire` of an entry has seen: messages (count), the lease it waits on, the last failure told. */
+interface Watch {
+  n: number;
+  users: number;
+  /** Token of the lease the last claim found busy. */
+  busy: number | undefined;
+  /** The last failure message of the entry seen while watched (it may arrive before the claim's reply). */
+  failure: { token: number; error: unknown; origin: string } | undefined;
+}
+
 export class RedisNamespace {
   readonly keys: RedisKeys;
   readonly #link: RedisLink;
@@ -105,7 +127,7 @@ export class RedisNamespace {
    * a message that arrives between the claim and the wait (it travels on the subscriber's
    * connection, the claim's reply on another) is not waited for a second time.
    */
-  readonly #watched = new Map<string, { n: number; users: number }>();
+  readonly #watched = new Map<string, Watch>();
   /** Callers waiting for the next message of an entry: `name\0canon` -> wakers. */
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Entries this process is registered as a holder of: `name\0canon` -> holders key. */
@@ -152,14 +174,15 @@ export class RedisNamespace {
   async claim(name: string, canon: string, options: ClaimOptions = {}): Promise<Claim> {
     this.#live();
     const k = this.keys;
+    const sentAt = performance.now();
     const r = (await this.#link.eval(
       CLAIM,
       [k.entry(name, canon), k.lease(name, canon), k.seq, k.floors],
       [name, String(this.#s.leaseMs), options.mode ?? 'value', String(options.replace ?? 0)],
     )) as unknown[];
     const kind = String(r[0]);
-    if (kind === 'value') return { kind: 'value', snap: toSnapshot(r.slice(1)) };
-    if (kind === 'busy') return { kind: 'busy', leaseMs: Number(r[1]) };
+    if (kind === 'value') return { kind: 'value', snap: toSnapshot(r.slice(1)), sentAt };
+    if (kind === 'busy') return { kind: 'busy', leaseMs: Number(r[1]), token: Number(r[2]) };
     const token = Number(r[1]);
     const current = r.length > 2 ? toSnapshot(r.slice(2)) : undefined;
     const lease = new Lease(this, name, canon, token, current);
@@ -175,7 +198,7 @@ export class RedisNamespace {
   async acquire(name: string, canon: string, options: ClaimOptions & { signal?: AbortSignal } = {}): Promise<Exclude<Claim, { kind: 'busy' }>> {
     const id = `${name}\0${canon}`;
     let w = this.#watched.get(id);
-    if (!w) this.#watched.set(id, (w = { n: 0, users: 0 }));
+    if (!w) this.#watched.set(id, (w = { n: 0, users: 0, busy: undefined, failure: undefined }));
     w.users++;
     try {
       for (;;) {
@@ -183,6 +206,10 @@ export class RedisNamespace {
         const seen = w.n;
         const c = await this.claim(name, canon, options);
         if (c.kind !== 'busy') return c;
+        w.busy = c.token;
+        // The failure of that lease's fetch arrived before the claim's reply: hand it on now.
+        if (w.failure?.token === c.token) this.#roundFailed(name, canon, w.failure);
+        options.signal?.throwIfAborted();
         // The entry changed while the claim was answered: claim again at once.
         if (w.n !== seen) continue;
         // +5 ms: the lease has surely ended on the server when we claim again.
@@ -258,6 +285,30 @@ export class RedisNamespace {
     return { ok: false, reason: String(r[1]) as 'cleared' | 'newer' | 'lease' };
   }
 
+  /**
+   * Tells the processes waiting on lease `token` that its fetch failed (`error`: encoded by the
+   * caller). Sent at once, in order with what this process sends next (its release); not sent
+   * if the lease no longer holds that token. Resolves true if published.
+   */
+  tellRoundFailed(name: string, canon: string, token: number, error: Buffer): Promise<boolean> {
+    this.#live();
+    const k = this.keys;
+    const p = this.#link.eval(TELL, [k.lease(name, canon)], [this.#link.pubCmd, k.channel, 'x', name, canon, this.#s.origin, String(token), error]);
+    return p.then((r) => Number(r) === 1);
+  }
+
+  /** Tells the other holders that this process's background refresh of version `v` failed. Sent at once, in order. */
+  tellRefreshFailed(name: string, canon: string, v: number, retryInMs: number | undefined, failures: number): Promise<unknown> {
+    this.#live();
+    const k = this.keys;
+    const payload = encodeValue({ r: retryInMs ?? -1, f: failures });
+    return this.#link.eval(TELL, [k.lease(name, canon)], [this.#link.pubCmd, k.channel, 'r', name, canon, this.#s.origin, String(v), payload]);
+  }
+
+  #roundFailed(name: string, canon: string, f: { token: number; error: unknown; origin: string }): void {
+    this.#listener.onRoundFailed?.(name, canon, f.token, f.error, f.origin);
+  }
+
   /** @internal Called by a lease when it ends. */
   leaseEnded(lease: Lease): void {
     this.#leases.delete(lease);
@@ -286,7 +337,8 @@ export class RedisNamespace {
     this.#live();
     const key = this.keys.holders(name, canon);
     this.#holding.set(`${name}\0${canon}`, key);
-    await this.#link.eval(HOLD, [key], [this.#s.origin, String(this.#s.replicaLeaseMs)]);
+    const k = this.keys;
+    await this.#link.eval(HOLD, [key], [this.#s.origin, String(this.#s.replicaLeaseMs), this.#link.pubCmd, k.channel, name, canon]);
   }
 
   /** Unregisters this process as a holder of the entry. */
@@ -294,7 +346,7 @@ export class RedisNamespace {
     const id = `${name}\0${canon}`;
     const key = this.#holding.get(id) ?? this.keys.holders(name, canon);
     this.#holding.delete(id);
-    if (!this.#closed) await this.#link.eval(UNHOLD, [key], [this.#s.origin]);
+    if (!this.#closed) await this.#link.eval(UNHOLD, [key], [this.#s.origin, this.#link.pubCmd, this.keys.channel, name, canon]);
   }
 
   /** Names of the processes holding the entry now, sorted. */
@@ -327,12 +379,26 @@ export class RedisNamespace {
       if (m.kind === 'w' && l.onSnapshot && (l.interested?.(m.name, m.canon) ?? true)) l.onSnapshot(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
       else if (m.kind === 'c') l.onClear?.(m.name, m.canon, m.v, m.origin);
       else if (m.kind === 'C') l.onClearAll?.(m.name === '*' ? undefined : m.name, m.v, m.origin);
+      else if (m.kind === 'x') {
+        // Only an acquire waiting on that very lease takes it (now, or when its claim's reply comes).
+        const w = this.#watched.get(`${m.name}\0${m.canon}`);
+        if (w) {
+          w.failure = { token: m.v, error: decodeValue(m.val), origin: m.origin };
+          if (w.busy === m.v) this.#roundFailed(m.name, m.canon, w.failure);
+        }
+      } else if (m.kind === 'h') {
+        l.onHolders?.(m.name, m.canon, m.origin);
+      } else if (m.kind === 'r' && l.onRefreshFailed && (l.interested?.(m.name, m.canon) ?? true)) {
+        const { r, f } = decodeValue(m.val) as { r: number; f: number };
+        l.onRefreshFailed(m.name, m.canon, m.v, r < 0 ? undefined : r, f, m.origin);
+      }
     } catch {
       // A value this process cannot decode (written by another version of the codec) is
       // skipped here; a claim reads it again from Redis (and fails there, to the caller).
     } finally {
+      // A failure is not a change of the entry: waiters go on waiting for the release.
       if (m.kind === 'C') this.#wakeAll(m.name === '*' ? undefined : m.name);
-      else this.#wake(`${m.name}\0${m.canon}`);
+      else if (m.kind !== 'x' && m.kind !== 'r' && m.kind !== 'h') this.#wake(`${m.name}\0${m.canon}`);
     }
   }
 

@@ -25,7 +25,12 @@
 // carries the snapshot itself: a 4-byte big-endian header length, the header (msgpack array
 // `[kind, name, canon, origin, v, has, ttl, hs, valLength, stLength]`), val, st.
 // Kinds: 'w' a write (value or state), 'c' a clear of one entry, 'C' a clear of every key
-// of `name` ('*': every expirable), 'f' a lease released without a write (waiters retry).
+// of `name` ('*': every expirable), 'f' a lease released without a write (waiters retry),
+// 'x' the fetch under lease `v` failed for callers who missed (val: the error, msgpack; sent
+// only while that lease holds, before its release), 'r' a replica's background refresh of
+// version `v` failed (val: `{ r: retry in ms or -1, f: failures }`, msgpack), 'h' a process
+// began or stopped holding the entry (readers of its holders read them again). Failures are
+// never stored: 'x' and 'r' are messages only.
 import { createHash } from 'node:crypto';
 
 export interface Script {
@@ -88,7 +93,7 @@ function script(name: string, body: string): Script {
  * KEYS: entry, lease, seq, floors. ARGV: name, leaseMs, mode ('value' | 'lease'), replace.
  * mode 'value': a valid stored value whose version is not `replace` is returned as it is:
  *   { 'value', snapshot... }.
- * Otherwise, while another lease runs: { 'busy', ms left of it }.
+ * Otherwise, while another lease runs: { 'busy', ms left of it, its token }.
  * Otherwise the lease is taken: { 'lease', token, snapshot... } (snapshot absent when
  * nothing is stored), the token above every version of the namespace.
  */
@@ -102,7 +107,7 @@ if ARGV[3] == 'value' and s and s[2] == 1 and s[1] ~= tonumber(ARGV[4]) then
   return {'value', s[1], s[2], s[3], s[4], s[5], s[6]}
 end
 local left = redis.call('PTTL', KEYS[2])
-if left ~= -2 then return {'busy', math.max(left, 0)} end
+if left ~= -2 then return {'busy', math.max(left, 0), redis.call('GET', KEYS[2]) or '0'} end
 local token = next_version(KEYS[3], now)
 redis.call('SET', KEYS[2], fmt(token), 'PX', ARGV[2])
 if s then return {'lease', token, s[1], s[2], s[3], s[4], s[5], s[6]} end
@@ -187,6 +192,21 @@ return {'ok', s[1], s[2], s[3], s[4], s[5], s[6]}
 `,
 );
 
+/**
+ * KEYS: lease. ARGV: pubcmd, channel, kind ('x' | 'r'), name, canon, origin, v, payload.
+ * Publishes a failure message (see the kinds above). Kind 'x' is sent only while the lease
+ * holds token `v` (a lost lease's failure would answer callers waiting on another one).
+ * 1 if published.
+ */
+export const TELL = script(
+  'tell',
+  `
+if ARGV[3] == 'x' and redis.call('GET', KEYS[1]) ~= ARGV[7] then return 0 end
+publish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], {tonumber(ARGV[7]), 0, 0, ARGV[8], 0, ''})
+return 1
+`,
+);
+
 /** KEYS: entry, seq. ARGV: name, canon, pubcmd, channel, origin. A tombstone with a fresh version; returns it. */
 export const CLEAR = script(
   'clear',
@@ -233,24 +253,35 @@ return out
 `,
 );
 
-/** KEYS: holders sets. ARGV: process name, leaseMs. Registers (or refreshes) the process in each. */
+/**
+ * KEYS: holders sets. ARGV: process name, leaseMs [, pubcmd, channel, name, canon]. Registers
+ * (or refreshes) the process in each; with the last four (one entry), a new registration is
+ * published ('h').
+ */
 export const HOLD = script(
   'hold',
   `
 local until_ms = now_ms() + tonumber(ARGV[2])
 for _, k in ipairs(KEYS) do
-  redis.call('ZADD', k, fmt(until_ms), ARGV[1])
+  local added = redis.call('ZADD', k, fmt(until_ms), ARGV[1])
   redis.call('PEXPIRE', k, fmt(tonumber(ARGV[2]) * 2))
+  if added == 1 and #ARGV >= 6 then publish(ARGV[3], ARGV[4], 'h', ARGV[5], ARGV[6], ARGV[1], nil) end
 end
 return #KEYS
 `,
 );
 
-/** KEYS: holders sets. ARGV: process name. Unregisters the process from each. */
+/**
+ * KEYS: holders sets. ARGV: process name [, pubcmd, channel, name, canon]. Unregisters the
+ * process from each; with the last four (one entry), the change is published ('h').
+ */
 export const UNHOLD = script(
   'unhold',
   `
-for _, k in ipairs(KEYS) do redis.call('ZREM', k, ARGV[1]) end
+for _, k in ipairs(KEYS) do
+  local removed = redis.call('ZREM', k, ARGV[1])
+  if removed == 1 and #ARGV >= 5 then publish(ARGV[2], ARGV[3], 'h', ARGV[4], ARGV[5], ARGV[1], nil) end
+end
 return #KEYS
 `,
 );
