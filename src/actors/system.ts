@@ -121,8 +121,8 @@ export class ActorSystem implements RefRouter {
     if (timeout !== Infinity) this.#deadlines.add(slot, timeout);
     if (ref.node === this.name) {
       const actor = this.#actors.get(ref.id);
-      if (actor) actor.enqueueCall(slot);
-      else slot.fail(new ActorDownError(ref, 'noproc'));
+      if (actor) return actor.call(slot);
+      slot.fail(new ActorDownError(ref, 'noproc'));
     } else if (this.#remote) {
       slot.msg = undefined;
       this.#remote.call(ref, msg, slot);
