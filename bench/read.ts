@@ -68,7 +68,12 @@ const read: BenchModule = {
       },
       {
         headers: ['goal', 'target', 'measured', 'met'],
-        rows: [['hit ops/s vs await floor (median of per-run ratios)', '>= 0.5x', `${fmt(m.hitVsFloorOps)}x`, (m.hitVsFloorOps ?? 0) >= 0.5 ? 'yes' : 'no']],
+        rows: [
+          ['hit ops/s vs await floor (median of per-run ratios)', '>= 0.5x', `${fmt(m.hitVsFloorOps)}x`, (m.hitVsFloorOps ?? 0) >= 0.5 ? 'yes' : 'no'],
+          ['await floor after the store vs before (median of per-run ratios)', '<= 1.1x', `${fmt(m.awaitTaxRatio)}x`, (m.awaitTaxRatio ?? Infinity) <= 1.1 ? 'yes' : 'no'],
+          ['hit ns vs the floor before the store (median of per-run ratios)', '<= 1.5x', `${fmt(m.hitVsUntaxedFloor)}x`, (m.hitVsUntaxedFloor ?? Infinity) <= 1.5 ? 'yes' : 'no'],
+          ['promise hooks on after the store ran (median over runs, 1 = on)', '0', fmt(m.promiseTrackingAfterStore), m.promiseTrackingAfterStore === 0 ? 'yes' : 'no'],
+        ],
       },
     ];
   },
