@@ -33,6 +33,19 @@ describe('the re-entrance context costs nothing on the awaits of a process that 
   });
 });
 
+describe('the re-entrance context is turned off at the next turn of the event loop', () => {
+  // Pins the deferred disable: turning async_hooks' promise hooks on and off costs about as
+  // much as a local `trans`, so a loop of `trans` calls must not do it for each call.
+  it('right after a trans it is still on where it costs, and off after the next turn', async () => {
+    await using p = await spawnPeer();
+    await p.start({});
+    const costs = await p.run<boolean>(HELD_PEER, 'bareContextTracks');
+    const r = await p.run<{ sameTurn: boolean; nextTurn: boolean }>(HELD_PEER, 'afterOneTrans', 'turns');
+    expect(r.sameTurn).toBe(costs);
+    expect(r.nextTurn).toBe(false);
+  });
+});
+
 describe('the re-entrance context while several holders overlap', () => {
   // Pins the count of holders: the context goes off only when the last one leaves, so a
   // holder that leaves first does not take re-entrance away from one still running.

@@ -6,10 +6,12 @@
 // AsyncLocalStorage is built on async_hooks (Node 20 and 22 by default), each enabled
 // instance installs promise hooks that cost on every promise of the process, the user's
 // included (measured on Node 20: an `await` 62 ns before, 204 ns after). So there the
-// context is on only while something is held: `runHolding` enters it, and the last
-// `leaveHolding` disables it again, which removes the hooks. A process that holds nothing
-// (between fetches, between `trans` calls) pays nothing on its awaits; one that holds a lock
-// pays while it holds it. Where an AsyncLocalStorage rides on the async context frame V8
+// context is on only while something is held: `runHolding` enters it, and once the last
+// holder has left it is disabled again, which removes the hooks. A process that holds
+// nothing (between fetches, between `trans` calls) pays nothing on its awaits; one that
+// holds a lock pays while it holds it. The disable waits for the next turn of the event
+// loop, and happens only if nothing is held then: turning the hooks on and off costs about
+// as much as a local `trans` itself, and a loop of `trans` calls would pay it on each. Where an AsyncLocalStorage rides on the async context frame V8
 // carries anyway (Node 24 by default), entering it costs nothing on other promises and it
 // stays on. Which of the two the running Node uses is found out once, by what entering a
 // context does to a new promise (see `entersPromiseTracking`), not by its version.
@@ -32,6 +34,9 @@ let holds = 0;
 
 /** Whether entering `context` turns on the process's promise tracking; found on first use. */
 let tracking: boolean | undefined;
+
+/** A disable is scheduled for the next turn of the event loop. */
+let disablePending = false;
 
 const noop = (): void => {};
 
@@ -70,9 +75,20 @@ export function runHolding<A, R>(key: unknown, value: unknown, fn: (arg: A) => R
   return context.run(held, fn, arg);
 }
 
-/** Ends one `runHolding`; the last one turns the context off where it costs on every promise. */
+/**
+ * Ends one `runHolding`. After the last one, where the context costs on every promise, it is
+ * turned off at the next turn of the event loop unless something is held again by then.
+ */
 export function leaveHolding(): void {
-  if (--holds === 0 && tracking === true) context.disable();
+  if (--holds === 0 && tracking === true && !disablePending) {
+    disablePending = true;
+    setImmediate(disableIfIdle);
+  }
+}
+
+function disableIfIdle(): void {
+  disablePending = false;
+  if (holds === 0) context.disable();
 }
 
 /** `runHolding` calls not yet left (for tests and diagnostics). */
