@@ -9,9 +9,11 @@
 // context is on only while something is held: `runHolding` enters it, and once the last
 // holder has left it is disabled again, which removes the hooks. A process that holds
 // nothing (between fetches, between `trans` calls) pays nothing on its awaits; one that
-// holds a lock pays while it holds it. The disable waits for the next turn of the event
-// loop, and happens only if nothing is held then: turning the hooks on and off costs about
-// as much as a local `trans` itself, and a loop of `trans` calls would pay it on each. Where an AsyncLocalStorage rides on the async context frame V8
+// holds a lock pays while it holds it. Turning the hooks on and off costs about as much as
+// a local `trans` itself (~1 us on Node 20), so a loop of `trans` calls must not pay it on
+// each: the context is turned off at once the first time in a turn of the event loop, but
+// once it has been entered again in that same turn (a loop), later disables wait for the
+// next turn, and happen then only if nothing is held. Where an AsyncLocalStorage rides on the async context frame V8
 // carries anyway (Node 24 by default), entering it costs nothing on other promises and it
 // stays on. Which of the two the running Node uses is found out once, by what entering a
 // context does to a new promise (see `entersPromiseTracking`), not by its version.
@@ -35,7 +37,11 @@ let holds = 0;
 /** Whether entering `context` turns on the process's promise tracking; found on first use. */
 let tracking: boolean | undefined;
 
-/** A disable is scheduled for the next turn of the event loop. */
+/** The context was turned off in this turn of the event loop (`newTurn` is scheduled). */
+let offThisTurn = false;
+/** It was entered again after that, in the same turn: disables wait for the next turn. */
+let looping = false;
+/** A disable waits for the next turn. */
 let disablePending = false;
 
 const noop = (): void => {};
@@ -69,6 +75,7 @@ export function heldUnder(key: unknown): unknown {
  */
 export function runHolding<A, R>(key: unknown, value: unknown, fn: (arg: A) => R, arg: A): R {
   holds++;
+  if (offThisTurn) looping = true;
   tracking ??= entersPromiseTracking();
   const held = new Map(holds === 1 ? undefined : context.getStore());
   held.set(key, value);
@@ -77,18 +84,29 @@ export function runHolding<A, R>(key: unknown, value: unknown, fn: (arg: A) => R
 
 /**
  * Ends one `runHolding`. After the last one, where the context costs on every promise, it is
- * turned off at the next turn of the event loop unless something is held again by then.
+ * turned off: at once, or at the next turn of the event loop when it is entered over and
+ * over in this one (see the top of this file).
  */
 export function leaveHolding(): void {
-  if (--holds === 0 && tracking === true && !disablePending) {
+  if (--holds !== 0 || tracking !== true) return;
+  if (looping) {
     disablePending = true;
-    setImmediate(disableIfIdle);
+    return;
+  }
+  context.disable();
+  if (!offThisTurn) {
+    offThisTurn = true;
+    setImmediate(newTurn);
   }
 }
 
-function disableIfIdle(): void {
-  disablePending = false;
-  if (holds === 0) context.disable();
+function newTurn(): void {
+  offThisTurn = false;
+  looping = false;
+  if (disablePending) {
+    disablePending = false;
+    if (holds === 0) context.disable();
+  }
 }
 
 /** `runHolding` calls not yet left (for tests and diagnostics). */
