@@ -8,15 +8,21 @@
 // included (measured on Node 20: an `await` 62 ns before, 204 ns after). So there the
 // context is on only while something is held: `runHolding` enters it, and once the last
 // holder has left it is disabled again, which removes the hooks. A process that holds
-// nothing (between fetches, between `trans` calls) pays nothing on its awaits; one that
-// holds a lock pays while it holds it. Turning the hooks on and off costs about as much as
-// a local `trans` itself (~1 us on Node 20), so a loop of `trans` calls must not pay it on
-// each: the context is turned off at once the first time in a turn of the event loop, but
-// once it has been entered again in that same turn (a loop), later disables wait for the
-// next turn, and happen then only if nothing is held. Where an AsyncLocalStorage rides on the async context frame V8
-// carries anyway (Node 24 by default), entering it costs nothing on other promises and it
-// stays on. Which of the two the running Node uses is found out once, by what entering a
-// context does to a new promise (see `entersPromiseTracking`), not by its version.
+// nothing (between fetches, between `trans` calls) no longer pays the hooks on its awaits.
+// What removing them cannot undo: once promise hooks have been installed in a process, V8
+// keeps its slower path for every `await` there (a protector, never restored), about 1.3x
+// to 1.6x the untaxed floor on Node 20 (and on Node 24 for a process that installs hooks
+// itself); only a process that never enters the context pays nothing at all.
+//
+// Turning the hooks on and off costs about as much as a local `trans` itself (~1 us on
+// Node 20), so a loop of `trans` calls must not pay it on each: the context is turned off
+// at once the first time in a turn of the event loop, but once it has been entered again
+// in that same turn (a loop), later disables wait for the next turn, and happen then only
+// if nothing is held. Where an AsyncLocalStorage rides on the async context frame V8
+// carries anyway (Node 24 by default), entering it installs no hook and costs nothing on
+// other promises, and it stays on. Which of the two the running Node uses is found out
+// once, by what entering a context does to a new promise (see `entersPromiseTracking`),
+// not by its version.
 //
 // Invariants:
 // - `holds` counts the `runHolding` calls not yet left; every value stored under a key is
