@@ -101,6 +101,33 @@ describe('actors: the call path of a local call', () => {
       await stopped;
     }));
 
+  // Pins the deadline taken only when the run leaves the call unanswered: no timer can fire
+  // before that microtask, so a call answered in it needs none (and starts no tick timer).
+  it('a call answered in the microtask that runs the mailbox starts no deadline timer', () =>
+    withNode(async (node) => {
+      const a = node.spawn({ init: () => 0, handleCall: (m: number, s: number) => ({ reply: m, state: s }) });
+      const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const before = timers();
+      for (let i = 0; i < 10; i++) expect(await a.call(i, { timeout: 1_000 })).toBe(i);
+      expect(timers()).toBe(before);
+      // One left unanswered by the run (a reply given later) gets its deadline then.
+      let later: From<number> | undefined;
+      const held = node.spawn({
+        init: () => 0,
+        handleCall: (_m: number, s: number, from: From<number>) => {
+          later = from;
+          return { noreply: true as const, state: s };
+        },
+      });
+      const waiting = held.call(7, { timeout: 1_000 });
+      await null;
+      await null;
+      expect(later).toBeDefined();
+      expect(timers()).toBe(before + 1);
+      later!.reply(7);
+      expect(await waiting).toBe(7);
+    }));
+
   it('a call that times out before its reply rejects with CallTimeoutError, and the late reply is dropped', () =>
     withNode(async (node) => {
       let later: From<string> | undefined;

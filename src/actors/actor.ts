@@ -13,6 +13,7 @@
 import { ActorDownError, type DownReason } from '../errors.js';
 import type { Behavior, NoReply, Reply } from './behavior.js';
 import { CallSlot } from './call-slot.js';
+import type { Deadlines } from './deadlines.js';
 import type { ActorRef } from './ref.js';
 
 /** A cast in the mailbox; calls are queued as their CallSlot. */
@@ -116,18 +117,17 @@ export class Actor {
   }
 
   /**
-   * Queues a call from this node and returns the caller's promise. To an idle actor, that is
-   * the promise of the microtask that runs the mailbox (see CallSlot.answerAfter).
+   * A call from this node to an idle actor: queues it and returns the caller's promise, the
+   * promise of the microtask that runs the mailbox (see CallSlot.answerAfter), which tracks
+   * the call's deadline in `deadlines` if the run leaves it unanswered. Returns undefined
+   * (and queues nothing) when the actor is not idle, or this turn's microtask runs are spent.
    */
-  call(slot: CallSlot): Promise<unknown> {
-    if (this.#status === 'idle' && microRuns < MICRO_RUNS_PER_TURN) {
-      this.#queue[this.#tail++] = slot;
-      this.#status = 'scheduled';
-      countMicroRun();
-      return slot.answerAfter(this.#run);
-    }
-    this.enqueueCall(slot);
-    return slot.promise;
+  callIdle(slot: CallSlot, deadlines: Deadlines | undefined): Promise<unknown> | undefined {
+    if (this.#status !== 'idle' || microRuns >= MICRO_RUNS_PER_TURN) return undefined;
+    this.#queue[this.#tail++] = slot;
+    this.#status = 'scheduled';
+    countMicroRun();
+    return slot.answerAfter(this.#run, deadlines);
   }
 
   /** Queues a call; the slot settles with the reply or the failure. */

@@ -11,9 +11,13 @@
 //   still runs in a microtask after the call returns, and the caller resumes in the next one.
 //   A handler that has not answered by then (async, or `noreply`) leaves the caller on the
 //   deferred, two microtasks later than a deferred alone would (the cost of adopting it).
+//   Such a call's deadline is tracked only from then on (`lateDeadline`): no timer can fire
+//   before the microtasks queued now have run, so a call answered in that microtask (a
+//   synchronous handler, nearly every call) never needs one, and one tracked a few
+//   microseconds late still never times out early.
 import { CallTimeoutError } from '../errors.js';
 import type { From } from './behavior.js';
-import type { DeadlineEntry, DeadlineTracker } from './deadlines.js';
+import type { DeadlineEntry, DeadlineTracker, Deadlines } from './deadlines.js';
 import type { ActorRefData } from './ref.js';
 
 export class CallSlot<R = unknown> implements DeadlineEntry, From<R> {
@@ -27,6 +31,8 @@ export class CallSlot<R = unknown> implements DeadlineEntry, From<R> {
   onSettle: (() => void) | undefined = undefined;
   /** The mailbox run `answerAfter` waits for, until its microtask runs it. */
   run: (() => void) | undefined = undefined;
+  /** Where `answerAfter` tracks the deadline if the run leaves the call unanswered. */
+  lateDeadline: Deadlines | undefined = undefined;
   /** The outcome, kept while no deferred exists to take it: the reply, or the error. */
   #outcome: unknown = undefined;
   #failed = false;
@@ -58,9 +64,13 @@ export class CallSlot<R = unknown> implements DeadlineEntry, From<R> {
     return this.#promise;
   }
 
-  /** The caller's promise: settles in the microtask that runs `run`, with what the slot holds then. */
-  answerAfter(run: () => void): Promise<R> {
+  /**
+   * The caller's promise: settles in the microtask that runs `run`, with what the slot holds
+   * then. A call still unanswered after `run` gets its deadline in `deadlines` then.
+   */
+  answerAfter(run: () => void, deadlines: Deadlines | undefined): Promise<R> {
     this.run = run;
+    this.lateDeadline = deadlines;
     return Promise.resolve(this as CallSlot).then(runThenAnswer) as Promise<R>;
   }
 
@@ -105,5 +115,10 @@ function runThenAnswer(slot: CallSlot): unknown {
   const run = slot.run;
   slot.run = undefined;
   run?.();
+  const deadlines = slot.lateDeadline;
+  if (deadlines !== undefined) {
+    slot.lateDeadline = undefined;
+    if (!slot.settled) deadlines.add(slot, slot.timeout);
+  }
   return slot.take();
 }
