@@ -38,12 +38,15 @@ serve({
       const E = defineExpirables(
         {
           token: expirable({ fetch: async () => ok(TOKEN, Infinity) }),
+          // A value that expires (in a day): its hit reads the monotonic clock, `token`'s does not.
+          expiring: expirable({ fetch: async () => ok(TOKEN, Date.now() + 86_400_000) }),
           tenantKey: expirable({ keyed: true, fetch: async (tenant: string) => ok(`${TOKEN}-${tenant}`, Infinity) }),
         },
         { node, namespace },
       );
       const first = await E.token();
       if (!first.ok || first.value !== TOKEN) throw new Error(`priming fetch failed: ${JSON.stringify(first)}`);
+      if ((await E.expiringOrThrow()) !== TOKEN) throw new Error('priming fetch of the expiring value failed');
       // A few keys already held, read in rotation: every keyed read is a hit.
       const tenants = ['t-1', 't-2', 't-3', 't-4'];
       for (const t of tenants) {
@@ -64,6 +67,7 @@ serve({
         [
           { name: 'awaitFloorNs', op: () => floor() },
           { name: 'hitNs', op: () => E.token() },
+          { name: 'expiringHitNs', op: () => E.expiring() },
           { name: 'hitOrThrowNs', op: () => E.tokenOrThrow() },
           { name: 'keyedHitNs', op: () => E.tenantKey(tenants[turn++ & 3]!) },
         ],
@@ -95,6 +99,8 @@ serve({
         awaitFloorBeforeStoreNs: before.floor!,
         awaitTaxRatio: asyncNs.awaitFloorNs! / before.floor!,
         hitVsUntaxedFloor: asyncNs.hitNs! / before.floor!,
+        expiringHitNs: asyncNs.expiringHitNs!,
+        expiringHitVsUntaxedFloor: asyncNs.expiringHitNs! / before.floor!,
         promiseTrackingAfterStore: tracking ? 1 : 0,
       };
     } finally {
