@@ -13,6 +13,7 @@
 import { ActorDownError, type DownReason } from '../errors.js';
 import type { Behavior, NoReply, Reply } from './behavior.js';
 import { CallSlot } from './call-slot.js';
+import type { Deadlines } from './deadlines.js';
 import type { ActorRef } from './ref.js';
 
 /** A cast in the mailbox; calls are queued as their CallSlot. */
@@ -32,6 +33,14 @@ const resetBudget = (): void => {
   microRuns = 0;
   budgetResetPending = false;
 };
+/** One more mailbox run scheduled as a microtask in this turn of the event loop. */
+const countMicroRun = (): void => {
+  microRuns++;
+  if (!budgetResetPending) {
+    budgetResetPending = true;
+    setImmediate(resetBudget);
+  }
+};
 
 type Status = 'init' | 'idle' | 'scheduled' | 'running' | 'down';
 
@@ -47,9 +56,14 @@ export class Actor {
   readonly ref: ActorRef;
   readonly #behavior: AnyBehavior;
   #state: unknown = undefined;
-  /** Mailbox: entries from `#head` on are still to be handled. */
+  /**
+   * Mailbox: entries from `#head` to `#tail` are still to be handled; those before `#head`
+   * are cleared. A drained mailbox keeps its array (both indexes go back to 0), so an actor
+   * called over and over writes into the same slot rather than allocating an array a call.
+   */
   #queue: (Envelope | undefined)[] = [];
   #head = 0;
+  #tail = 0;
   #status: Status = 'init';
   /** Set by `stop` while a handler runs; honoured as soon as it settles. */
   #stopReason: DownReason | undefined = undefined;
@@ -102,20 +116,34 @@ export class Actor {
     }
   }
 
+  /**
+   * A call from this node to an idle actor: queues it and returns the caller's promise, the
+   * promise of the microtask that runs the mailbox (see CallSlot.answerAfter), which tracks
+   * the call's deadline in `deadlines` if the run leaves it unanswered. Returns undefined
+   * (and queues nothing) when the actor is not idle, or this turn's microtask runs are spent.
+   */
+  callIdle(slot: CallSlot, deadlines: Deadlines | undefined): Promise<unknown> | undefined {
+    if (this.#status !== 'idle' || microRuns >= MICRO_RUNS_PER_TURN) return undefined;
+    this.#queue[this.#tail++] = slot;
+    this.#status = 'scheduled';
+    countMicroRun();
+    return slot.answerAfter(this.#run, deadlines);
+  }
+
   /** Queues a call; the slot settles with the reply or the failure. */
   enqueueCall(slot: CallSlot): void {
     if (this.#status === 'down') {
       slot.fail(new ActorDownError(this.ref, 'noproc'));
       return;
     }
-    this.#queue.push(slot);
+    this.#queue[this.#tail++] = slot;
     if (this.#status === 'idle') this.#schedule();
   }
 
   /** Queues a cast; dropped if the actor is down. */
   enqueueCast(msg: unknown): void {
     if (this.#status === 'down') return;
-    this.#queue.push(new CastEnvelope(msg));
+    this.#queue[this.#tail++] = new CastEnvelope(msg);
     if (this.#status === 'idle') this.#schedule();
   }
 
@@ -142,13 +170,10 @@ export class Actor {
 
   #schedule(): void {
     this.#status = 'scheduled';
-    if (microRuns++ < MICRO_RUNS_PER_TURN) {
-      if (!budgetResetPending) {
-        budgetResetPending = true;
-        setImmediate(resetBudget);
-      }
+    if (microRuns < MICRO_RUNS_PER_TURN) {
+      countMicroRun();
       // A then on a settled promise is a bare V8 microtask; queueMicrotask costs about
-      // three times more in Node (it tracks async context), and this is the call hot path.
+      // three times more in Node (it tracks async context).
       void RESOLVED.then(this.#run);
     } else {
       // Actors calling each other (or an app looping on `await ref.call()`) would otherwise
@@ -165,7 +190,7 @@ export class Actor {
   /** Handles queued messages until the mailbox is empty or a handler goes async. */
   #loop(): void {
     const queue = this.#queue;
-    while (this.#head < queue.length) {
+    while (this.#head < this.#tail) {
       if (this.#stopReason !== undefined) {
         void this.#terminate(this.#stopReason);
         return;
@@ -179,8 +204,7 @@ export class Actor {
         return;
       }
     }
-    this.#queue = [];
-    this.#head = 0;
+    this.#drained();
     this.#status = 'idle';
     if (this.#stopReason !== undefined) void this.#terminate(this.#stopReason);
   }
@@ -269,20 +293,27 @@ export class Actor {
       void this.#terminate(this.#stopReason);
       return;
     }
-    if (this.#head < this.#queue.length) {
+    if (this.#head < this.#tail) {
       // A busy actor with async handlers may never see its mailbox empty: drop the handled
       // prefix once it is most of the array, so the mailbox does not grow without bound.
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
+      if (this.#head > 1024 && this.#head * 2 > this.#tail) {
+        this.#queue = this.#queue.slice(this.#head, this.#tail);
+        this.#tail -= this.#head;
         this.#head = 0;
       }
       this.#status = 'running';
       this.#loop();
     } else {
-      this.#queue = [];
-      this.#head = 0;
+      this.#drained();
       this.#status = 'idle';
     }
+  }
+
+  /** Every entry handled (and cleared): start again at the front; a burst's large array goes. */
+  #drained(): void {
+    this.#head = 0;
+    this.#tail = 0;
+    if (this.#queue.length > 1024) this.#queue = [];
   }
 
   #crash(err: unknown, slot: CallSlot | undefined): void {
@@ -298,12 +329,13 @@ export class Actor {
     this.#state = undefined;
     // Fail everything queued or held, then run terminate, then tell the monitors.
     const queued = this.#queue;
-    for (let i = this.#head; i < queued.length; i++) {
+    for (let i = this.#head; i < this.#tail; i++) {
       const env = queued[i];
       if (env instanceof CallSlot) env.fail(new ActorDownError(this.ref, reason));
     }
     this.#queue = [];
     this.#head = 0;
+    this.#tail = 0;
     this.#current?.fail(new ActorDownError(this.ref, reason));
     this.#current = undefined;
     if (this.#held) {

@@ -118,12 +118,19 @@ export class ActorSystem implements RefRouter {
     const timeout = options?.timeout ?? this.callTimeout;
     if (options?.timeout !== undefined) checkTimeout('timeout', timeout);
     const slot = new CallSlot(ref, timeout, msg);
-    if (timeout !== Infinity) this.#deadlines.add(slot, timeout);
+    const deadlines = timeout !== Infinity ? this.#deadlines : undefined;
     if (ref.node === this.name) {
       const actor = this.#actors.get(ref.id);
+      // An idle actor answers in the next microtask: the deadline waits for that (see CallSlot).
+      const answer = actor?.callIdle(slot, deadlines);
+      if (answer !== undefined) return answer;
+      deadlines?.add(slot, timeout);
       if (actor) actor.enqueueCall(slot);
       else slot.fail(new ActorDownError(ref, 'noproc'));
-    } else if (this.#remote) {
+      return slot.promise;
+    }
+    deadlines?.add(slot, timeout);
+    if (this.#remote) {
       slot.msg = undefined;
       this.#remote.call(ref, msg, slot);
     } else {

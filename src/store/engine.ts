@@ -8,7 +8,7 @@ import { ExpirableError, ExpirableSerializationError, fromWire, type ExpirableFa
 import { checkEncodable } from '../mesh/codec.js';
 import type { ExpirableResult } from './result.js';
 import type { Clock } from '../util/clock.js';
-import { heldUnder, runHolding } from '../util/held-context.js';
+import { heldUnder, leaveHolding, runHolding } from '../util/held-context.js';
 import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
 import type { Coordination, PeerSnapshot, RefreshFailed, UnlessValid } from './backend.js';
@@ -237,6 +237,7 @@ export class ExpirableEngine {
           return await runHolding(e, grant, fn, token);
         } finally {
           grant.held = false;
+          leaveHolding();
         }
       },
       signal,

@@ -4,7 +4,8 @@
 //
 // Built once per expirable by its engine; the DSL only names the functions. The clock is
 // chosen once here too: the system clock is read as `performance.now()` inline, any other
-// (a test's fake clock) through its `now()`.
+// (a test's fake clock) through its `now()`. A value that never expires (deadline Infinity)
+// is served without reading the clock at all: the read is most of a hit's own cost.
 import { performance } from 'node:perf_hooks';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { Entry } from './entry.js';
@@ -36,7 +37,7 @@ export function reader(src: ReadSource, clock: Clock): Reader {
   if (clock === systemClock) {
     if (e) {
       return () => {
-        if (e.deadline > performance.now()) {
+        if (e.deadline === Infinity || e.deadline > performance.now()) {
           stats.hits++;
           return e.result!;
         }
@@ -50,7 +51,7 @@ export function reader(src: ReadSource, clock: Clock): Reader {
       } catch (err) {
         return Promise.reject(err);
       }
-      if (k.deadline > performance.now()) {
+      if (k.deadline === Infinity || k.deadline > performance.now()) {
         stats.hits++;
         return k.result!;
       }
@@ -79,7 +80,7 @@ export function readerOrThrow(src: ReadSource, clock: Clock): ReaderOrThrow {
   if (clock === systemClock) {
     if (e) {
       return () => {
-        if (e.deadline > performance.now()) {
+        if (e.deadline === Infinity || e.deadline > performance.now()) {
           stats.hits++;
           return e.valuePromise!;
         }
@@ -93,7 +94,7 @@ export function readerOrThrow(src: ReadSource, clock: Clock): ReaderOrThrow {
       } catch (err) {
         return Promise.reject(err);
       }
-      if (k.deadline > performance.now()) {
+      if (k.deadline === Infinity || k.deadline > performance.now()) {
         stats.hits++;
         return k.valuePromise!;
       }

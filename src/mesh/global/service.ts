@@ -7,7 +7,7 @@ import type { ActorSystem } from '../../actors/system.js';
 import type { Membership } from '../membership.js';
 import { longTimeout, type TimerHandle } from '../../util/timers.js';
 import { monotonicNow } from '../../util/clock.js';
-import { heldUnder, runHolding } from '../../util/held-context.js';
+import { heldUnder, leaveHolding, runHolding } from '../../util/held-context.js';
 import { KEY_ESC, MAX_RESOURCE_TEXT, canonicalKey } from '../canonical-key.js';
 import { rendezvous } from './rendezvous.js';
 import { TokenMemory } from './fencing.js';
@@ -234,22 +234,26 @@ export class GlobalLocks {
     const lock = new HeldLock(r);
     let result: T | Promise<T>;
     let thenable: boolean;
+    // The lock is released before the context is left: `lock.held` is false by then.
     try {
       result = runHolding(this.#ctxPrefix + lk, lock, fn, lock);
       thenable = isThenable(result); // reading `then` may throw too
     } catch (err) {
       this.#release(r);
+      leaveHolding();
       throw err;
     }
     // A synchronous fn has settled already: release now rather than a microtask later.
     if (!thenable) {
       this.#release(r);
+      leaveHolding();
       return result as T;
     }
     try {
       return await result;
     } finally {
       this.#release(r);
+      leaveHolding();
     }
   }
 
