@@ -158,8 +158,10 @@ export class ProcessGroups {
       }
       m.groups.set(group, (m.groups.get(group) ?? 0) + 1);
     }
-    this.#changed(group, 'join', list);
+    // Peers first: the frames leave before this node's monitors run, and a delta that a
+    // monitor sends in turn (a leave, say) follows this one on every link.
     this.#broadcast({ t: 'join', from: this.#self, group, ids: list.map((r) => r.id) });
+    this.#changed(group, 'join', list);
   }
 
   /**
@@ -172,8 +174,8 @@ export class ProcessGroups {
     const left: ActorRef[] = [];
     for (const ref of list) if (this.#leaveOne(group, ref.id)) left.push(ref);
     if (left.length === 0) return false;
-    this.#changed(group, 'leave', left);
     this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((r) => r.id) });
+    this.#changed(group, 'leave', left);
     return true;
   }
 
@@ -269,8 +271,8 @@ export class ProcessGroups {
     for (const [group, count] of [...m.groups]) {
       const left: ActorRef[] = [];
       for (let i = 0; i < count; i++) if (this.#leaveOne(group, id)) left.push(m.ref);
-      this.#changed(group, 'leave', left);
       this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((r) => r.id) });
+      this.#changed(group, 'leave', left);
     }
   }
 

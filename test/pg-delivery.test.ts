@@ -1,6 +1,8 @@
-// Process groups: when a remote join or leave takes effect on a node. Deltas are applied as the
-// link delivers them, so whatever the same peer sent after a join (here, the reply of a call)
-// finds the member already in this node's view, however busy this node's actors are.
+// Process groups: when and in which order a peer's joins and leaves take effect on a node.
+// Deltas are applied as the link delivers them, so whatever the same peer sent after a join
+// (here, the reply of a call) finds the member already in this node's view, however busy this
+// node's actors are; and they leave in the order the groups changed, even when a monitor
+// callback changes a group in turn.
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNode, type Node } from '../src/node.js';
 import type { ActorRef } from '../src/actors/ref.js';
@@ -12,7 +14,7 @@ afterEach(async () => {
 });
 
 async function pair(): Promise<[Node, Node]> {
-  const tag = `pl${process.pid}x${++seq}`;
+  const tag = `pd${process.pid}x${++seq}`;
   const a = await startNode({ name: `${tag}-a`, port: 0, cookie: `cookie-${tag}` });
   live.push(a);
   const b = await startNode({ name: `${tag}-b`, port: 0, cookie: `cookie-${tag}`, seeds: [a.address!] });
@@ -56,5 +58,25 @@ describe('pg: a remote delta is applied when its frame is read', () => {
       busy = false;
       await spin;
     }
+  });
+});
+
+describe('pg: deltas leave in the order the groups changed', () => {
+  it('a monitor that makes a member leave as it joins: the peers see the join, then the leave', async () => {
+    const [a, b] = await pair();
+    const x = a.spawn({ init: () => null });
+    const echo = a.spawn({ init: () => null, handleCall: (m: number, s: null) => ({ reply: m, state: s }) });
+    const seenOnB: string[] = [];
+    b.pg.monitor('g', (e) => seenOnB.push(`${e.type} ${e.refs.map((r) => r.id).join()}`));
+    const off = a.pg.monitor('g', (e) => {
+      if (e.type === 'join') a.pg.leave('g', e.refs);
+    });
+    a.pg.join('g', x);
+    off();
+    expect(a.pg.getMembers('g')).toEqual([]);
+    // A call over the same link, answered after both deltas: b has applied them by then.
+    await b.ref<number, number>(echo).call(1);
+    expect(seenOnB).toEqual([`join ${x.id}`, `leave ${x.id}`]);
+    expect(b.pg.getMembers('g')).toEqual([]);
   });
 });
