@@ -146,6 +146,9 @@ export class ProcessGroups {
     const list = this.#localRefs(refs);
     if (this.#closed) throw new Error(`node ${this.#self} is closed`);
     if (list.length === 0) return;
+    // Peers first: the frames leave before the bookkeeping below and before this node's
+    // monitors run, and a delta that a monitor sends in turn (a leave, say) follows this one.
+    this.#broadcast({ t: 'join', from: this.#self, group, ids: list.map((r) => r.id) });
     let members = this.#local.get(group);
     if (!members) this.#local.set(group, (members = []));
     for (const ref of list) {
@@ -158,9 +161,6 @@ export class ProcessGroups {
       }
       m.groups.set(group, (m.groups.get(group) ?? 0) + 1);
     }
-    // Peers first: the frames leave before this node's monitors run, and a delta that a
-    // monitor sends in turn (a leave, say) follows this one on every link.
-    this.#broadcast({ t: 'join', from: this.#self, group, ids: list.map((r) => r.id) });
     this.#changed(group, 'join', list);
   }
 
