@@ -4,10 +4,19 @@
 //   moment any other node's `pg.monitor` callback saw that member, minus the moment of the
 //   `join` call. One join at a time; times are wall-clock microseconds read as
 //   `performance.timeOrigin + performance.now()` in each process (one host, one clock).
+// - rawVisible (the floor of joinVisible): alternating with the joins, the same node writes a
+//   4-byte frame on plain sockets to every other node process; the latest arrival minus the
+//   write. A one-way message to N-1 processes: on 2 vCPUs, waking a process on the idle one
+//   costs 50-60 µs, and the last receiver waits for a CPU. The mesh round trip (a call loop,
+//   both ends kept awake) is not that floor.
 // - downCleanup: the last node holds `--members` members; once every node sees them, this
 //   process notes the time and kills that node with SIGKILL; the figure is the moment the
-//   last surviving node had no member of it left in its view, minus the kill. Also reported
-//   from each survivor's own `nodedown` (its socket closing), as downCleanupFromNodedownMs.
+//   last surviving node had no member of it left in its view, minus the kill. Split in two:
+//   killToNodedownMs (the kill until the last survivor's mesh handled the socket closing:
+//   the kernel tearing the process down) and downCleanupFromNodedownMs (from each
+//   survivor's own `nodedown`, seen ahead of pg's listener, to no member left; worst one).
+//   killToRawCloseMs: the kill until a plain socket to the killed process closed (the
+//   kernel's moment, nothing of ours on the path), last survivor.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { panel } from './lib/chart.js';
@@ -57,18 +66,26 @@ const pg: BenchModule<PgParams> = {
       names.push(...rest.map((r) => r.name));
       await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
 
+      const rawPorts = await Promise.all(children.map((c) => c.request<number>('rawListen')));
+      await Promise.all(children.map((c, i) => c.request('rawConnect', { ports: rawPorts.filter((_, k) => k !== i) })));
+
       ctx.progress(0.05, 'mesh rtt');
       const ref = await children[1]!.request<ActorRefData>('spawnEcho');
       const rtt = await children[0]!.request<PingPongResult>('callLoop', { ref, durationMs: d * 0.2 });
 
       ctx.progress(0.25, 'joins');
       const h = newHistogram();
+      const raw = newHistogram();
       const end = Date.now() + d;
       for (let i = 0; Date.now() < end || i === 0; i++) {
         const j = i % p.nodes;
+        const others = children.filter((_, k) => k !== j);
         const { key, at } = await children[j]!.request<{ key: string; at: number }>('join');
-        const seen = await Promise.all(children.filter((_, k) => k !== j).map((c) => c.request<number>('waitSeen', { key }, 30_000)));
+        const seen = await Promise.all(others.map((c) => c.request<number>('waitSeen', { key }, 30_000)));
         h.recordValue(Math.max(1, Math.round(Math.max(...seen) - at)));
+        const rawAt = await children[j]!.request<number>('rawSend', { k: i });
+        const rawSeen = await Promise.all(others.map((c) => c.request<number>('waitRawSeen', { k: i }, 30_000)));
+        raw.recordValue(Math.max(1, Math.round(Math.max(...rawSeen) - rawAt)));
         if (i % 20 === 0) ctx.progress(0.25 + 0.6 * Math.min(1, 1 - (end - Date.now()) / d), 'joins');
       }
 
@@ -79,18 +96,26 @@ const pg: BenchModule<PgParams> = {
       const keys: string[] = [];
       for (let m = 0; m < p.members; m++) keys.push((await victim.request<{ key: string }>('join')).key);
       for (const c of survivors) for (const key of keys) await c.request('waitSeen', { key }, 30_000);
-      const gone = survivors.map((c) => c.request<{ goneAt: number; downAt: number | undefined }>('waitGone', { name: victimName }, 60_000));
+      const gone = survivors.map((c) =>
+        c.request<{ goneAt: number; downAt: number | undefined; rawClosedAt: number | undefined }>('waitGone', { name: victimName }, 60_000),
+      );
       const killedAt = nowUs();
       await victim.kill();
       const g = await Promise.all(gone);
       const lastGone = Math.max(...g.map((x) => x.goneAt));
       const fromDown = g.map((x) => (x.downAt === undefined ? NaN : x.goneAt - x.downAt));
+      const lastDown = Math.max(...g.map((x) => (x.downAt === undefined ? NaN : x.downAt)));
+      const lastRawClose = Math.max(...g.map((x) => (x.rawClosedAt === undefined ? NaN : x.rawClosedAt)));
       const mesh = decodeHistogram(rtt.histogram);
       metrics = {
         joinVisibleP50Us: h.getValueAtPercentile(50),
         joinVisibleP99Us: h.getValueAtPercentile(99),
+        rawVisibleP50Us: raw.getValueAtPercentile(50),
+        rawVisibleP99Us: raw.getValueAtPercentile(99),
         meshRttP50Us: mesh.getValueAtPercentile(50) / 1000,
         downCleanupMs: (lastGone - killedAt) / 1000,
+        killToNodedownMs: (lastDown - killedAt) / 1000,
+        killToRawCloseMs: (lastRawClose - killedAt) / 1000,
         downCleanupFromNodedownMs: Math.max(...fromDown) / 1000,
         joins: h.totalCount,
       };
@@ -116,7 +141,8 @@ const pg: BenchModule<PgParams> = {
         title: `pg: membership over ${r.params.nodes} nodes`,
         panels: [
           panel('a join seen by every other node', 'µs', [
-            ['mesh round trip p50 (floor)', r.metrics.meshRttP50Us, 'floor'],
+            ['raw one-way to every other process p50 (floor)', r.metrics.rawVisibleP50Us, 'floor'],
+            ['mesh round trip p50', r.metrics.meshRttP50Us, 'floor'],
             ['join visible p50 (ours)', r.metrics.joinVisibleP50Us, 'ours'],
             ['join visible p99 (ours)', r.metrics.joinVisibleP99Us, 'ours'],
             ...peer('Erlang distribution round trip p50', e?.meshRttP50Us),
@@ -134,11 +160,12 @@ const pg: BenchModule<PgParams> = {
   table(result: BenchResult, notes: string[]): TableSection[] {
     const m = result.metrics;
     const e = result.compare.erlang;
-    const headers = ['figure', 'ours', 'vs mesh RTT p50', ...(e ? ["Erlang's pg", 'vs its RTT p50'] : [])];
+    const headers = ['figure', 'ours', 'vs mesh RTT p50', 'vs raw one-way p50', ...(e ? ["Erlang's pg", 'vs its RTT p50'] : [])];
     const row = (label: string, k: string, rel: boolean): string[] => [
       label,
       fmt(m[k]),
       rel ? ratio(m[k], m.meshRttP50Us) : '',
+      rel ? ratio(m[k], m.rawVisibleP50Us) : '',
       ...(e ? [fmt(e[k]), rel ? ratio(e[k], e.meshRttP50Us) : ''] : []),
     ];
     const sections: TableSection[] = [
@@ -148,8 +175,12 @@ const pg: BenchModule<PgParams> = {
         rows: [
           row('join -> seen by every other node, p50 (µs)', 'joinVisibleP50Us', true),
           row('join -> seen by every other node, p99 (µs)', 'joinVisibleP99Us', true),
+          row('raw frame -> seen by every other process, p50 (µs)', 'rawVisibleP50Us', true),
+          row('raw frame -> seen by every other process, p99 (µs)', 'rawVisibleP99Us', true),
           row('mesh round trip p50 (µs)', 'meshRttP50Us', true),
           row('kill -9 -> no member left in any view (ms)', 'downCleanupMs', false),
+          row('kill -9 -> socket close handled, last node (ms)', 'killToNodedownMs', false),
+          row('kill -9 -> a raw socket to it closed, last node (ms)', 'killToRawCloseMs', false),
           row('nodedown -> no member left, worst node (ms)', 'downCleanupFromNodedownMs', false),
           row('joins measured', 'joins', false),
         ],

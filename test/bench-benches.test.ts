@@ -104,14 +104,19 @@ describe('pg', () => {
     expect(json.metrics.joins).toBeGreaterThan(0);
     expect(json.metrics.downCleanupMs).toBeGreaterThan(0);
     expect(json.metrics.joinVisibleP99Us).toBeGreaterThanOrEqual(json.metrics.joinVisibleP50Us);
+    // The floor was measured alongside, and the cleanup is split at the socket's close, which
+    // the mesh reports (nodedown) before pg's listener empties the view.
+    expect(json.metrics.rawVisibleP50Us).toBeGreaterThan(0);
+    expect(json.metrics.killToNodedownMs).toBeGreaterThan(0);
+    expect(json.metrics.downCleanupFromNodedownMs).toBeGreaterThanOrEqual(0);
+    expect(json.metrics.killToNodedownMs).toBeLessThanOrEqual(json.metrics.downCleanupMs);
   });
 });
 
-// Opt-in: the Erlang side of this comparison has hung twice in about ten runs (no result within
-// its time limit; cause not found yet), which must not fail the suite. Run it with
-// EXPIRABLE_STORE_BENCH_ERLANG_PG=1 where `erl` is installed.
-const erlangPg = hasErlang() && process.env.EXPIRABLE_STORE_BENCH_ERLANG_PG === '1';
-if (hasErlang() && !erlangPg) console.log('pg --compare erlang smoke test skipped: set EXPIRABLE_STORE_BENCH_ERLANG_PG=1 to run it');
+// Runs where `erl` is installed. (Its Erlang side used to hang about once in ten runs: a
+// watcher spawned on a node whose distribution was up before its kernel had started `pg`.
+// pg_bench.erl now waits for `pg` on every node and bounds every wait.)
+const erlangPg = hasErlang();
 
 describe('pg --compare erlang', () => {
   it.skipIf(!erlangPg)("runs the same workload on Erlang's pg and reports it under compare.erlang", { timeout: 120_000 }, async () => {
@@ -120,7 +125,7 @@ describe('pg --compare erlang', () => {
     if (cmd.kind !== 'run') throw new Error('expected run');
     const result = await runBench(pg, cmd.benches[0]!.values, cmd.common, { dir, command: 'smoke', print: () => {} });
     const erl = result!.compare.erlang!;
-    for (const k of ['joinVisibleP50Us', 'joinVisibleP99Us', 'meshRttP50Us', 'downCleanupMs']) expect(typeof erl[k], k).toBe('number');
+    for (const k of ['joinVisibleP50Us', 'joinVisibleP99Us', 'meshRttP50Us', 'downCleanupMs', 'killToNodedownMs']) expect(typeof erl[k], k).toBe('number');
     expect(erl.joins).toBeGreaterThan(0);
     expect(erl.downCleanupMs).toBeGreaterThan(0);
     checkSvg(join(dir, 'pg.svg'));

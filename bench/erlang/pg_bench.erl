@@ -15,17 +15,26 @@
 %% Started as: erl ... -run pg_bench main PeersCsv DurationMs Members OutFile
 %% It writes OutFile (`rtt U` per round trip, `join U` per join, `gone T` and `down T` per
 %% surviving node, T in OS microseconds) and halts the surviving nodes.
+%%
+%% Before any measurement every node is connected to every other one and runs its `pg` scope
+%% (and `rex`): a node answers pings as soon as its distribution is up, which is before the
+%% kernel starts `pg`, and a watcher spawned there then would die in pg:monitor (a lost
+%% `watching`: the bench used to hang on it). Every wait is bounded: on a timeout this prints
+%% what it waited for on stderr and halts with status 2.
 -module(pg_bench).
 -export([main/1, watcher/1, echo/0, member/2]).
+
+-define(WAIT, 15000).
 
 main([PeersCsv, Duration, Members, Out]) ->
     Peers = [list_to_atom(P) || P <- string:tokens(PeersCsv, ",")],
     ok = connect(Peers, 200),
     Nodes = [node() | Peers],
+    ok = ready(Nodes, 200),
     D = list_to_integer(Duration),
     Self = self(),
     Watchers = [{N, spawn(N, ?MODULE, watcher, [Self])} || N <- Nodes],
-    [receive {watching, W} -> ok end || {_, W} <- Watchers],
+    [receive {watching, W} -> ok after ?WAIT -> fail({watcher_not_started, N}) end || {N, W} <- Watchers],
     %% 1. round trip node 1 -> node 2
     Echo = spawn(lists:nth(2, Nodes), ?MODULE, echo, []),
     Rtts = rtt_loop(Echo, erlang:monotonic_time(microsecond) + D * 200, []),
@@ -36,7 +45,7 @@ main([PeersCsv, Duration, Members, Out]) ->
     Victim = lists:last(Nodes),
     M = list_to_integer(Members),
     Pids = [spawn(Victim, ?MODULE, member, [Self, os:system_time(microsecond)]) || _ <- lists:seq(1, M)],
-    [receive {joined, P, _} -> ok end || P <- Pids],
+    [receive {joined, P, _} -> ok after ?WAIT -> fail({member_not_joined, Victim}) end || P <- Pids],
     [seen(W, P) || {N, W} <- Watchers, N =/= Victim, P <- Pids],
     Survivors = [{N, W} || {N, W} <- Watchers, N =/= Victim],
     [W ! {watch_gone, Victim, Self} || {_, W} <- Survivors],
@@ -50,12 +59,28 @@ main([PeersCsv, Duration, Members, Out]) ->
     timer:sleep(100),
     halt(0).
 
-connect(_, 0) -> error(cannot_connect);
+connect(Peers, 0) -> fail({cannot_connect, [P || P <- Peers, net_adm:ping(P) =/= pong]});
 connect(Peers, Tries) ->
     case lists:all(fun(P) -> net_adm:ping(P) =:= pong end, Peers) of
         true -> ok;
         false -> timer:sleep(50), connect(Peers, Tries - 1)
     end.
+
+%% Every node runs `pg` and `rex`, and is connected to every other node.
+ready(Nodes, 0) -> fail({not_ready, [{N, rpc:call(N, erlang, nodes, [], 1000)} || N <- Nodes]});
+ready(Nodes, Tries) ->
+    Ok = fun(N) ->
+        is_pid(rpc:call(N, erlang, whereis, [pg], 1000)) andalso
+            lists:all(fun(M) -> M =:= N orelse rpc:call(N, net_adm, ping, [M], 1000) =:= pong end, Nodes)
+    end,
+    case lists:all(Ok, Nodes) of
+        true -> ok;
+        false -> timer:sleep(50), ready(Nodes, Tries - 1)
+    end.
+
+fail(What) ->
+    io:format(standard_error, "pg_bench: gave up: ~p~n", [What]),
+    halt(2).
 
 echo() -> receive {From, X} -> From ! {self(), X}, echo() end.
 
@@ -65,7 +90,7 @@ rtt_loop(Echo, End, Acc) ->
         true -> Acc;
         false ->
             Echo ! {self(), ping},
-            receive {Echo, ping} -> ok end,
+            receive {Echo, ping} -> ok after ?WAIT -> fail({no_echo, node(Echo)}) end,
             rtt_loop(Echo, End, [max(1, erlang:monotonic_time(microsecond) - T0) | Acc])
     end.
 
@@ -75,14 +100,14 @@ join_loop(Nodes, Watchers, I, End, Acc) ->
         false ->
             N = lists:nth(I rem length(Nodes) + 1, Nodes),
             P = spawn(N, ?MODULE, member, [self(), 0]),
-            T0 = receive {joined, P, T} -> T end,
+            T0 = receive {joined, P, T} -> T after ?WAIT -> fail({member_not_joined, N}) end,
             Seen = [seen(W, P) || {Other, W} <- Watchers, Other =/= N],
             join_loop(Nodes, Watchers, I + 1, End, [max(1, lists:max(Seen) - T0) | Acc])
     end.
 
 seen(W, P) ->
     W ! {seen, P, self()},
-    receive {seen, W, P, T} -> T end.
+    receive {seen, W, P, T} -> T after ?WAIT -> fail({member_not_seen, node(P), by, node(W)}) end.
 
 %% A group member: notes the time, joins, tells the coordinator, then lives until killed.
 member(Parent, _) ->

@@ -1,14 +1,13 @@
 // `pg --compare erlang`: the pg workload on Erlang's `pg` (bench/erlang/pg_bench.erl) on a
-// cluster of BEAM nodes, when `erl` is on the PATH. A private epmd on a free port, loopback
-// only; the last node is killed with SIGKILL here (as ours is), and every process started
-// here is killed at the end.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+// cluster of BEAM nodes, when `erl` is on the PATH, started by `startBeamCluster` (./erlang.ts:
+// a private epmd on a free port, loopback only). The last node is killed with SIGKILL here (as
+// ours is) when the main node prints the line `ready`, and every process started here is
+// killed at the end. The Erlang side bounds each of its waits and exits non-zero, saying
+// which, rather than hang; its output is in the error.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, waitForPort } from './erlang.js';
-import { tempDir, trackProcess } from './procs.js';
+import { startBeamCluster } from './erlang.js';
 import { newHistogram } from './stats.js';
 
 const ERL_SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'erlang', 'pg_bench.erl');
@@ -18,6 +17,7 @@ export interface PgFigures {
   joinVisibleP99Us: number;
   meshRttP50Us: number;
   downCleanupMs: number;
+  killToNodedownMs: number;
   downCleanupFromNodedownMs: number;
   joins: number;
 }
@@ -27,66 +27,25 @@ const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
 /** Runs the pg workload on `nodes` BEAM nodes for `durationMs` of joins. */
 export async function runErlangPg(nodes: number, durationMs: number, members: number): Promise<PgFigures> {
-  const tmp = tempDir('pg-bench-erl-');
-  const dir = tmp.path;
-  const procs: ChildProcess[] = [];
+  const cluster = await startBeamCluster({ source: ERL_SOURCE, nodes, prefix: 'pb', erlFlags: ['-kernel', 'start_pg', 'true'] });
   try {
-    const c = spawnSync('erlc', ['-o', dir, ERL_SOURCE], { encoding: 'utf8' });
-    if (c.status !== 0) throw new Error(`erlc failed: ${c.stderr}${c.stdout}`);
-    const epmdPort = await freePort();
-    const env = { ...process.env, ERL_EPMD_PORT: String(epmdPort) };
-    const epmd = spawn('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore', env });
-    procs.push(epmd);
-    trackProcess(epmd);
-    await waitForPort(epmdPort);
-    const cookie = randomBytes(12).toString('hex');
-    const tag = `pb${process.pid}${randomBytes(2).toString('hex')}`;
-    const names = Array.from({ length: nodes }, (_, i) => `${tag}_${i + 1}@127.0.0.1`);
-    const erlArgs = (name: string): string[] => [
-      '-noshell', '-name', name, '-setcookie', cookie, '-start_epmd', 'false', '-pa', dir,
-      '-kernel', 'inet_dist_use_interface', '{127,0,0,1}', '-kernel', 'start_pg', 'true',
-    ];
-    let output = '';
-    const peers: ChildProcess[] = [];
-    for (const name of names.slice(1)) {
-      const p = spawn('erl', erlArgs(name), { stdio: ['ignore', 'ignore', 'pipe'], env });
-      p.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-      procs.push(p);
-      peers.push(p);
-      trackProcess(p);
-    }
-    const victim = peers.at(-1)!;
-    const out = join(dir, 'result.txt');
-    const main = spawn('erl', [...erlArgs(names[0]!), '-run', 'pg_bench', 'main', names.slice(1).join(','), String(Math.round(durationMs)), String(members), out], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-    });
-    procs.push(main);
-    trackProcess(main);
+    const victim = cluster.peers.at(-1)!;
+    const out = join(cluster.dir, 'result.txt');
     let killedAt = NaN;
-    main.stdout!.on('data', (d: Buffer) => {
-      output += d.toString();
-      if (Number.isNaN(killedAt) && output.includes('ready')) {
-        killedAt = nowUs();
-        victim.kill('SIGKILL');
-      }
+    const main = cluster.startMain('pg_bench', [cluster.names.slice(1).join(','), String(Math.round(durationMs)), String(members), out], {
+      limitMs: durationMs * 2 + 60_000,
+      onLine: (line) => {
+        if (line === 'ready' && Number.isNaN(killedAt)) {
+          killedAt = nowUs();
+          victim.kill('SIGKILL');
+        }
+      },
     });
-    main.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    // A BEAM that hangs (a node that cannot connect) fails the bench instead of hanging it.
-    const limitMs = durationMs * 2 + 60_000;
-    let timer: NodeJS.Timeout | undefined;
-    const code = await new Promise<number | null>((r) => {
-      timer = setTimeout(() => {
-        output += `\nno result after ${limitMs} ms\n`;
-        main.kill('SIGKILL');
-      }, limitMs);
-      main.once('exit', (x) => r(x));
-    }).finally(() => clearTimeout(timer));
-    if (code !== 0) throw new Error(`the Erlang pg bench failed (exit ${code}):\n${output.slice(-4000)}`);
+    const code = await main.exited;
+    if (code !== 0) throw new Error(`the Erlang pg bench failed (exit ${code}):\n${cluster.output().slice(-4000)}`);
     return parse(readFileSync(out, 'utf8'), killedAt);
   } finally {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    tmp.remove();
+    cluster.stop();
   }
 }
 
@@ -103,12 +62,14 @@ function parse(text: string, killedAt: number): PgFigures {
     else if (key === 'down') down.push(Number(v));
   }
   const lastGone = gone.length > 0 && gone.every((g) => g > 0) ? Math.max(...gone) : NaN;
+  const lastDown = down.length > 0 && down.every((d) => d > 0) ? Math.max(...down) : NaN;
   const fromDown = gone.map((g, i) => (down[i]! > 0 ? g - down[i]! : NaN));
   return {
     joinVisibleP50Us: joins.totalCount ? joins.getValueAtPercentile(50) : NaN,
     joinVisibleP99Us: joins.totalCount ? joins.getValueAtPercentile(99) : NaN,
     meshRttP50Us: rtt.totalCount ? rtt.getValueAtPercentile(50) : NaN,
     downCleanupMs: (lastGone - killedAt) / 1000,
+    killToNodedownMs: (lastDown - killedAt) / 1000,
     downCleanupFromNodedownMs: fromDown.length > 0 ? Math.max(...fromDown) / 1000 : NaN,
     joins: joins.totalCount,
   };

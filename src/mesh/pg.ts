@@ -11,15 +11,17 @@
 //   node's tables, with no mailbox hop: pg's "optimised for speed" ETS reads. A group's
 //   member list is built once after a change and then returned as a copy.
 // - Writes of local members (`join`, `leave`, an actor going down) change the local table at
-//   once and cast the delta to every connected peer. Remote deltas go through the scope's
-//   actor mailbox, in arrival order.
+//   once and cast the delta to every connected peer. Remote deltas are applied as the link
+//   delivers them (a runtime service, `ActorSystem.serve`: no mailbox hop, no wait for a
+//   turn of the event loop), in arrival order; so anything a peer sent after a join (a
+//   reply, a cast) finds the member already in this node's view, however busy its actors.
 // - Only local actors join (as in pg, a process joins from its own node): a remote ref is
 //   refused with InvalidOptionError. A ref may join a group more than once and then appears
 //   that many times; `leave` removes one membership per ref listed (pg does the same).
 // - Each local member is monitored once; when it stops or crashes it leaves every group
 //   and the peers are told.
 //
-// Messages (casts between the actors named after the scope, `pg` by default; version 1):
+// Messages (casts to the service named after the scope, `pg` by default; version 1):
 // - `sync{from, groups: [group, ids[]][], ask}`: the sender's whole local state. Sent to a
 //   peer on its `nodeup` (both sides do it, which is pg's discover + sync in one step) and,
 //   empty, on close. The receiver replaces everything it had from that peer, emitting the
@@ -34,22 +36,28 @@
 //   A goes down ...................▶ nodedown(A): drop A's part in one step
 //
 // Ordering: the mesh emits `nodeup(peer)` before delivering any message from it and keeps
-// order per link, so a peer's sync always comes before its deltas. A delta waiting in the
-// mailbox when its sender goes down is dropped (we check the sender is up), so a dead node's
+// order per link, so a peer's sync always comes before its deltas. A delta from a peer this
+// scope does not count as up (one delivered after its nodedown) is dropped, so a dead node's
 // members cannot come back; after a reconnect the peer's fresh sync replaces its part.
+//
+// Failure handling: a message that is not well formed (another version, a bug) is dropped
+// with a process warning; it never throws into the link, which stays up. A monitor callback
+// that throws does not stop the others nor the table update (its error is rethrown apart).
+// A peer that goes down takes its members with it in its `nodedown` listener, synchronously,
+// before any listener registered after the node started.
 //
 // Partitions: each side sees only its own members; on heal, nodeup triggers the syncs and
 // both views converge. Group names are strings; members are ActorRefs bound to this node's
 // runtime (so `call`/`cast` on them work from here).
 //
-// Scopes (as pg's): `node.pg.scope('name')` is another, independent set of groups, served by
-// the actor `pg:name` on every node that uses it; the default scope's actor is `pg`.
+// Scopes (as pg's): `node.pg.scope('name')` is another, independent set of groups, served
+// under the id `pg:name` on every node that uses it; the default scope's id is `pg`.
 import { InvalidOptionError } from '../errors.js';
 import type { ActorSystem } from '../actors/system.js';
 import { isRefData, type ActorRef, type ActorRefData } from '../actors/ref.js';
 import type { Membership } from './membership.js';
 
-/** The default scope: also the well-known id of the scope's actor on every node. */
+/** The default scope: also the well-known id of the scope's service on every node. */
 export const PG_SCOPE = 'pg';
 
 /** What `monitor(group, fn)` reports. */
@@ -77,8 +85,8 @@ export class ProcessGroups {
   readonly #system: ActorSystem;
   readonly #membership: Membership;
   readonly #scope: string;
-  /** Well-known id of this scope's actor on every node. */
-  readonly #actorId: string;
+  /** Well-known id of this scope's service on every node. */
+  readonly #serviceId: string;
   /** Other scopes created through this one (`scope(name)`), closed with it. */
   readonly #scopes = new Map<string, ProcessGroups>();
   /** group -> local refs, with repeats for repeated joins. */
@@ -101,17 +109,10 @@ export class ProcessGroups {
     this.#membership = membership;
     this.#scope = options.scope ?? PG_SCOPE;
     checkName('scope', this.#scope);
-    this.#actorId = this.#scope === PG_SCOPE ? PG_SCOPE : `${PG_SCOPE}:${this.#scope}`;
-    system.spawn<null, never, never, unknown>(
-      {
-        init: () => null,
-        handleCast: (msg) => {
-          this.#onMessage(msg as PgMsg);
-          return null;
-        },
-      },
-      { name: this.#actorId },
-    );
+    this.#serviceId = this.#scope === PG_SCOPE ? PG_SCOPE : `${PG_SCOPE}:${this.#scope}`;
+    // Deltas are handled as the link delivers them, in arrival order: no mailbox hop, so a
+    // join is in this node's view (and its monitors have run) before the frame's turn ends.
+    system.serve(this.#serviceId, this.#onMessage);
     membership.on('nodeup', this.#onNodeUp);
     membership.on('nodedown', this.#onNodeDown);
     // Peers already connected: they will not see a nodeup, so ask them for their state.
@@ -145,6 +146,9 @@ export class ProcessGroups {
     const list = this.#localRefs(refs);
     if (this.#closed) throw new Error(`node ${this.#self} is closed`);
     if (list.length === 0) return;
+    // Peers first: the frames leave before the bookkeeping below and before this node's
+    // monitors run, and a delta that a monitor sends in turn (a leave, say) follows this one.
+    this.#broadcast({ t: 'join', from: this.#self, group, ids: list.map((r) => r.id) });
     let members = this.#local.get(group);
     if (!members) this.#local.set(group, (members = []));
     for (const ref of list) {
@@ -158,7 +162,6 @@ export class ProcessGroups {
       m.groups.set(group, (m.groups.get(group) ?? 0) + 1);
     }
     this.#changed(group, 'join', list);
-    this.#broadcast({ t: 'join', from: this.#self, group, ids: list.map((r) => r.id) });
   }
 
   /**
@@ -171,8 +174,8 @@ export class ProcessGroups {
     const left: ActorRef[] = [];
     for (const ref of list) if (this.#leaveOne(group, ref.id)) left.push(ref);
     if (left.length === 0) return false;
-    this.#changed(group, 'leave', left);
     this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((r) => r.id) });
+    this.#changed(group, 'leave', left);
     return true;
   }
 
@@ -268,8 +271,8 @@ export class ProcessGroups {
     for (const [group, count] of [...m.groups]) {
       const left: ActorRef[] = [];
       for (let i = 0; i < count; i++) if (this.#leaveOne(group, id)) left.push(m.ref);
-      this.#changed(group, 'leave', left);
       this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((r) => r.id) });
+      this.#changed(group, 'leave', left);
     }
   }
 
@@ -283,7 +286,7 @@ export class ProcessGroups {
 
   #syncTo(peer: string, ask: boolean): void {
     const groups: [string, string[]][] = [...this.#local].map(([g, refs]) => [g, refs.map((r) => r.id)]);
-    this.#system.castPlain({ node: peer, id: this.#actorId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
+    this.#system.castPlain({ node: peer, id: this.#serviceId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
   }
 
   // A peer is down: its members vanish in one step.
@@ -294,8 +297,8 @@ export class ProcessGroups {
     if (theirs) for (const [group, refs] of theirs) this.#changed(group, 'leave', refs);
   };
 
-  #onMessage(msg: PgMsg): void {
-    // A malformed message (another version, a bug) is dropped, never crashes the scope's actor.
+  #onMessage = (msg: unknown): void => {
+    // A malformed message (another version, a bug) is dropped; it never closes the link.
     if (!wellFormed(msg)) {
       process.emitWarning(`pg scope ${this.#scope} on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_PG_MSG' });
       return;
@@ -329,7 +332,7 @@ export class ProcessGroups {
         return;
       }
     }
-  }
+  };
 
   // A peer's whole local state replaces what we had from it; monitors hear the difference.
   #onSync(peer: string, old: Map<string, ActorRef[]>, groups: [string, string[]][]): void {
@@ -365,7 +368,7 @@ export class ProcessGroups {
   }
 
   #broadcast(msg: PgMsg): void {
-    for (const peer of this.#up) this.#system.castPlain({ node: peer, id: this.#actorId }, msg);
+    for (const peer of this.#up) this.#system.castPlain({ node: peer, id: this.#serviceId }, msg);
   }
 }
 

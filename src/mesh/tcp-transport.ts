@@ -2,9 +2,11 @@
 //
 // - Reading: every chunk goes through one FrameDecoder (linear, no re-concatenation). A bad
 //   length, or any ProtocolError raised by the frame handler, destroys this socket only.
-// - Writing: frames sent in one tick are written together on the next tick, in one write:
-//   copied into one buffer when small (cheaper than a writev of several), corked into one
-//   writev when large. Nagle is off so a lone frame goes at once.
+// - Writing: the first frame sent in a tick is written at once (Nagle is off, so it leaves
+//   now: a lone frame, a join or a reply, does not wait for the rest of the tick); frames
+//   sent after it in the same tick are written together at the end of the tick, in one
+//   write: copied into one buffer when small (cheaper than a writev of several), corked
+//   into one writev when large. So a burst costs at most two writes per tick, in order.
 // - Closing: `onClose` runs once, from the socket's 'close' event, with the first reason
 //   recorded (our own destroy reason, a socket error code, or 'connection_closed' when the other end closed it).
 import net from 'node:net';
@@ -30,7 +32,9 @@ export class TcpTransport implements Transport {
   /** First reason recorded; reported by onClose. */
   #reason: CloseInfo | undefined = undefined;
   #closed = false;
-  /** Frames sent in this tick, written together on the next. */
+  /** A frame was written in this tick: later ones wait in #pending for the end of the tick. */
+  #burst = false;
+  /** Frames sent in this tick after the first, written together at its end. */
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   readonly #closedPromise: Promise<void>;
@@ -93,14 +97,21 @@ export class TcpTransport implements Transport {
   send(buf: Uint8Array): void {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
-    if (this.#pending.length === 0) process.nextTick(this.#flush);
+    if (!this.#burst) {
+      this.#burst = true;
+      process.nextTick(this.#flush);
+      socket.write(buf);
+      return;
+    }
     this.#pending.push(buf);
     this.#pendingBytes += buf.length;
   }
 
-  // One write per tick: small frames are copied into one buffer (cheaper than a writev of
-  // several, measured), large ones go out corked as one writev.
+  // The end of a tick in which a frame was written: the frames sent after it go out in one
+  // write; small ones are copied into one buffer (cheaper than a writev of several,
+  // measured), large ones go out corked as one writev.
   #flush = (): void => {
+    this.#burst = false;
     const frames = this.#pending;
     if (frames.length === 0) return;
     const bytes = this.#pendingBytes;
