@@ -126,6 +126,22 @@ export class Entry {
   }
 
   /**
+   * Takes a later reading of the value this replica holds (the same write: same version and
+   * `expiresAt`) when it leaves the value more life here: returns true if the deadline moved.
+   * Each reading bounds the value's life from above (see `apply`), so the later of two is as
+   * safe as either. Without it a replica whose reading came late (an ask answered slowly, a
+   * push that sat in transit) expires early and, asking a peer that still holds the same
+   * version valid, is refused that answer as not newer and fetches inside the value's life.
+   */
+  renew(s: Snapshot, since: number, now: number, wallNow: number): boolean {
+    if (s.v !== this.version || !this.hasValue || !s.has || !(s.ttl > 0) || s.exp !== this.expiresAt || this.deadline === Infinity) return false;
+    const deadline = s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
+    if (!(deadline > this.deadline)) return false;
+    this.deadline = deadline;
+    return true;
+  }
+
+  /**
    * Drops value and state (a clear); `version` becomes the clear's version if that is newer.
    * The epoch is bumped by the clearing node when `clear` is called, not here: a refresh
    * queued behind the clear on the lock runs after it and may store what it fetches.
