@@ -9,9 +9,10 @@
 // - `version` only grows. A snapshot is applied only if its version is greater (an older
 //   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
 //   snapshot without value whose version is the clear's version (a tombstone).
-// - `deadline` is monotonic milliseconds (the store's clock), computed once on receipt from
-//   the time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
-//   jumps after receipt do not move it.
+// - `deadline` is monotonic milliseconds (the store's clock), computed on receipt from the
+//   time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
+//   jumps after receipt do not move it. A later reading of the same write may move it later
+//   (`renew`: each reading is an upper bound of the value's life, none lengthens it).
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
