@@ -12,7 +12,7 @@
 // - `deadline` is monotonic milliseconds (the store's clock), computed on receipt from the
 //   time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
 //   jumps after receipt do not move it. A later reading of the same write may move it later
-//   (`renew`: each reading is an upper bound of the value's life, none lengthens it).
+//   (`renew`: each reading bounds the value's life from above, none goes past it).
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
