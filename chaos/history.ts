@@ -13,7 +13,10 @@ export interface ReadOp {
   name: string;
   key?: string;
   start: number;
-  /** null: still pending when the process was asked to drain (a hang). */
+  /**
+   * null: still pending when the process was asked to drain (a hang), or when the process
+   * was gone (killed; `error` says so): it had begun and may have taken effect.
+   */
   end: number | null;
   ok: boolean;
   version?: number;

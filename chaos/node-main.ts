@@ -1,12 +1,20 @@
 // One node process of a chaos run, driven by the harness over the IPC channel (separate
 // from the mesh, so a cut mesh link never cuts the harness off). It starts a node, runs the
-// workload and records each operation (start and end on Date.now()) in batches to the
-// harness; its fetches go to the harness's upstream and its lock holders write to the
-// harness's external store, both over IPC.
+// workload and reports each operation (start and end on Date.now()) to the harness as it
+// begins and as it settles; its fetches go to the harness's upstream and its lock holders
+// write to the harness's external store, both over IPC.
 //
 // Harness -> node: { rid, op: 'start' | 'pause' | 'resume' | 'health' | 'block' | 'slow' | 'close', ... }
 //   each answered { rid, ok, value | error }; answers to this node's own requests: { id, value }.
-// Node -> harness: { id, req: 'fetch' | 'write', ... } and { entries: Entry[] } batches.
+// Node -> harness: { id, req: 'fetch' | 'write', ... }; { begin: seq, op } when an operation
+//   starts, before it runs; { end: seq, op } when it settles (or is drained unsettled);
+//   { entries: Entry[] } for views and health.
+//
+// Every message leaves at once, not in batches: a process killed with -9 loses only what
+// its IPC channel had not yet written. The harness records an operation whose end never
+// came as unsettled (end null) when the process is gone, so an operation that had begun
+// before a kill is in the history even when it never finished: a `clear` that had started
+// dropped values on every node, and a fetch after it is no double fetch.
 import { defineExpirables, expirable, ok, startNode, type Node, type NodeOptions } from '../src/index.js';
 import { faultHook } from '../src/mesh/fault-hook.js';
 import type { Entry, Op, HealthEntry } from './history.js';
@@ -58,18 +66,26 @@ function ask<T>(req: Record<string, unknown>): Promise<T> {
   });
 }
 
-// ---- the history batch ----
+// ---- the history ----
 
-let batch: Entry[] = [];
-const record = (e: Entry): void => {
-  batch.push(e);
-};
-const flush = (): void => {
-  if (batch.length === 0) return;
-  send({ entries: batch });
-  batch = [];
-};
-setInterval(flush, 200).unref();
+const record = (e: Entry): void => send({ entries: [e] });
+
+/** Sequence numbers of the operations begun here, so the harness can pair begin and end. */
+let nextSeq = 0;
+const seqOf = new WeakMap<Op, number>();
+
+/** Tells the harness an operation starts (before it runs: it may never end, see the header). */
+function begin(op: Op): void {
+  const seq = ++nextSeq;
+  seqOf.set(op, seq);
+  pending.add(op);
+  send({ begin: seq, op });
+}
+
+/** The operation settled (or is drained unsettled, end null). */
+function end(op: Op): void {
+  send({ end: seqOf.get(op), op });
+}
 
 // ---- the workload ----
 
@@ -103,7 +119,7 @@ async function readerLoop(store: Store, w: WorkloadConfig, rnd: () => number, se
     if (x < w.clearRate) {
       const name = NAMES[Math.floor(rnd() * 3)]!;
       const op: Op = { type: 'op', op: 'clear', node: self, pid: process.pid, name, start: Date.now(), end: null, ok: false };
-      pending.add(op);
+      begin(op);
       try {
         await store.clear(name);
         op.ok = true;
@@ -112,12 +128,12 @@ async function readerLoop(store: Store, w: WorkloadConfig, rnd: () => number, se
       }
       op.end = Date.now();
       pending.delete(op);
-      record(op);
+      end(op);
     } else {
       const name = x < 0.4 ? 'lazyToken' : x < 0.7 ? 'eagerToken' : 'keyedToken';
       const key = name === 'keyedToken' ? `k${Math.floor(rnd() * w.keys)}` : undefined;
       const op: Op = { type: 'op', op: 'read', node: self, pid: process.pid, name, ...(key === undefined ? {} : { key }), start: Date.now(), end: null, ok: false };
-      pending.add(op);
+      begin(op);
       try {
         const r = key === undefined ? await store.fetch(name as 'lazyToken') : await store.fetch('keyedToken', key);
         if (r.ok) {
@@ -132,7 +148,7 @@ async function readerLoop(store: Store, w: WorkloadConfig, rnd: () => number, se
       }
       op.end = Date.now();
       pending.delete(op);
-      record(op);
+      end(op);
     }
     await sleep(10 + rnd() * 40);
   }
@@ -142,7 +158,7 @@ async function lockLoop(n: Node, w: WorkloadConfig, rnd: () => number, self: str
   while (running) {
     const resource = `res-${Math.floor(rnd() * w.resources)}`;
     const op: Op = { type: 'op', op: 'trans', node: self, pid: process.pid, resource, start: Date.now(), end: null, ok: false };
-    pending.add(op);
+    begin(op);
     try {
       await n.global.trans(resource, async (lock) => {
         const grantedAt = Date.now();
@@ -160,7 +176,7 @@ async function lockLoop(n: Node, w: WorkloadConfig, rnd: () => number, self: str
     }
     op.end = Date.now();
     pending.delete(op);
-    record(op);
+    end(op);
     await sleep(20 + rnd() * 100);
   }
 }
@@ -183,9 +199,8 @@ async function pause(cap: number): Promise<number> {
   running = false;
   await Promise.race([Promise.all(loops), sleep(cap)]);
   const left = [...pending];
-  for (const op of left) record(op);
+  for (const op of left) end(op);
   pending.clear();
-  flush();
   return left.length;
 }
 
@@ -220,7 +235,6 @@ async function handle(cmd: Command): Promise<unknown> {
     case 'health': {
       const h = health(cmd.phase);
       record(h);
-      flush();
       return h;
     }
     case 'block':
@@ -235,7 +249,6 @@ async function handle(cmd: Command): Promise<unknown> {
       await pause(5_000);
       await store?.close();
       await node?.close();
-      flush();
       setTimeout(() => process.exit(0), 50);
       return null;
   }

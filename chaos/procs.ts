@@ -2,9 +2,14 @@
 // namespace in netns mode) with an IPC channel, commanded by requests, serving the
 // process's own requests to the upstream and the external store. Every process is killed
 // by its pid when the harness exits or is interrupted.
+//
+// Operations: the process reports each one as it begins and as it settles (see
+// ./node-main.ts). Those begun and not settled when the process is gone (killed, or a
+// frozen one killed by a restart) go into the history unsettled (end null), after the last
+// message the process wrote: an operation cut short by a kill may have taken effect.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Entry } from './history.js';
+import type { Entry, Op } from './history.js';
 
 const NODE_MAIN = fileURLToPath(new URL('./node-main.ts', import.meta.url));
 
@@ -37,6 +42,8 @@ export class NodeProc {
   #gone = false;
   #nextRid = 0;
   readonly #pending = new Map<number, Pending>();
+  /** Operations the process began and has not settled, by its sequence number. */
+  readonly #open = new Map<number, Op>();
 
   /** `wrap` turns the node command line into the one to spawn (e.g. inside a namespace). */
   constructor(name: string, wrap: (argv: string[]) => string[], env: Record<string, string>, handlers: ProcHandlers) {
@@ -54,6 +61,8 @@ export class NodeProc {
     };
     this.child.stdout!.on('data', keep);
     this.child.stderr!.on('data', keep);
+    // An answer sent as the process dies fails to write (EPIPE): its exit tells the rest.
+    this.child.on('error', (err) => keep(Buffer.from(`\n${String(err)}\n`)));
     this.exited = new Promise((resolve) => {
       this.child.once('exit', () => {
         this.#gone = true;
@@ -63,7 +72,18 @@ export class NodeProc {
           p.reject(new Error(`node ${name} (pid ${this.pid}) exited\n${this.output}`));
         }
         this.#pending.clear();
-        resolve();
+        // 'exit' may come before the last messages the process wrote are read: the channel
+        // closes after them. Only then are the operations still open unsettled for good.
+        const settle = (): void => {
+          clearTimeout(cap);
+          const open = [...this.#open.values()].map((op) => ({ ...op, end: null, ok: false, error: 'the process was gone before it settled' }));
+          this.#open.clear();
+          if (open.length > 0) handlers.onEntries(open);
+          resolve();
+        };
+        const cap = setTimeout(settle, 5000);
+        if (this.child.connected) this.child.once('disconnect', settle);
+        else settle();
       });
     });
     let onReady: () => void = () => {};
@@ -75,6 +95,14 @@ export class NodeProc {
     this.child.on('message', (m: Record<string, unknown>) => {
       if (m.ready) return onReady();
       if (Array.isArray(m.entries)) return handlers.onEntries(m.entries as Entry[]);
+      if (typeof m.begin === 'number') {
+        this.#open.set(m.begin, m.op as Op);
+        return;
+      }
+      if (typeof m.end === 'number') {
+        this.#open.delete(m.end);
+        return handlers.onEntries([m.op as Op]);
+      }
       if (m.req === 'fetch') {
         const value = handlers.onFetch(name, m.name as string, m.key as string | undefined);
         return this.#send({ id: m.id, value });

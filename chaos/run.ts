@@ -137,8 +137,10 @@ export async function runChaos(o: RunOptions): Promise<RunOutcome> {
   const procs: (NodeProc | undefined)[] = names.map(() => undefined);
   const lifecycles = new Map<number, ProcEntry>();
   const views = new Map<string, ViewEntry>();
+  /** The newest process spawned under each name (its first view can come before its start is answered). */
+  const newest = new Map<string, number>();
   const onView = (v: ViewEntry): void => {
-    if (procs[names.indexOf(v.node)]?.pid === v.pid) views.set(v.node, v);
+    if (newest.get(v.node) === v.pid) views.set(v.node, v);
   };
   const env: Record<string, string> = { [FAULT_HOOK_ENV]: '1' };
   const seeds = (i: number): string[] => procs.flatMap((p, j) => (j !== i && p && !p.gone && p.address ? [p.address] : []));
@@ -146,6 +148,7 @@ export async function runChaos(o: RunOptions): Promise<RunOutcome> {
   async function startProc(i: number): Promise<NodeProc> {
     const wrap = (argv: string[]): string[] => (net ? net.wrap(i, argv) : argv);
     const p = new NodeProc(names[i]!, wrap, env, handlers);
+    newest.set(names[i]!, p.pid);
     await p.ready;
     const r = await p.request<{ address: string }>('start', {
       options: {

@@ -98,6 +98,12 @@ describe('checkFetchOnce', () => {
     expect(checkFetchOnce([cut(900, 5000, ['a', 'b']), fetch('a', 1000, 1, 3000), fetch('b', 2000, 2, 4000)], config).violations).toEqual([]);
   });
 
+  it('a clear its killed process never settled (end null) counts from its start: a fetch after it passes, one before it does not', () => {
+    const unsettled = (start: number): Entry => ({ type: 'op', op: 'clear', node: 'c', pid: 1, name: 'token', start, end: null, ok: false, error: 'the process was gone before it settled' });
+    expect(checkFetchOnce([fetch('a', 1000, 1, 30_000), unsettled(1500), fetch('a', 2000, 2, 40_000)], config).violations).toEqual([]);
+    expect(checkFetchOnce([fetch('a', 1000, 1, 30_000), unsettled(2500), fetch('a', 2000, 2, 40_000)], config).violations).toHaveLength(1);
+  });
+
   it('a cut elsewhere, or one long healed, does not excuse a double fetch', () => {
     const elsewhere = [cut(900, 5000, ['c', 'd']), fetch('a', 1000, 1, 30_000), fetch('b', 2000, 2, 40_000)];
     expect(checkFetchOnce(elsewhere, config).violations).toHaveLength(1);

@@ -144,6 +144,32 @@ describe('store regressions (cluster scope, TCP)', () => {
     expect(r.ok && r.expiresAt).toBeGreaterThan(at);
     await A.close();
   });
+
+  it('a replica that counted the value\'s life short takes the same version back from a peer instead of fetching', async () => {
+    // Pins: a replica's reading of a value came late (here: its wall clock was ahead when it
+    // adopted it, as a slow ask or push also does), so it expired here while the peer that
+    // fetched still held it valid; asked under the lock, that peer's same version was refused
+    // as not newer, and the node fetched inside the value's life (chaos, CI seed, Node 20).
+    await using c = await localCluster(2);
+    const [a, b] = c.nodes as [Node, Node];
+    const namespace = uniqueNamespace('reg');
+    const clock = new FakeClock();
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace });
+    const B = defineExpirables(defs(), { node: b, namespace, clock });
+    expect(await A.tok()).toMatchObject({ ok: true, value: 'tok-1' });
+    clock.jumpWall(59_000); // B reads expiresAt as 1 s away
+    expect(await B.tok()).toMatchObject({ ok: true, value: 'tok-1' }); // A's push, or B's ask
+    clock.jumpWall(-59_000); // the wall clock is stepped back
+    await clock.advance(2_000); // B's reading has run out; A's value lives on
+    expect(await B.tok()).toMatchObject({ ok: true, value: 'tok-1' });
+    expect(B.stats().tok.misses).toBe(2);
+    expect(fetches).toBe(1);
+    expect(await B.tok()).toMatchObject({ ok: true, value: 'tok-1' }); // served here again: a hit
+    expect(B.stats().tok.hits).toBe(1);
+    await Promise.all([A.close(), B.close()]);
+  });
 });
 
 

@@ -400,7 +400,13 @@ export class ExpirableEngine {
   }
 
   #adopt(e: Entry, best: PeerSnapshot): void {
-    if (e.disposed || !e.apply(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) return;
+    if (e.disposed) return;
+    // The same value, read with more life left than this replica counted: it serves again (no fetch).
+    if (e.renew(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) {
+      this.#arm(e);
+      return;
+    }
+    if (!e.apply(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) return;
     if (e.hasValue) this.stats.adopted++;
     publish('replicate', () => ({ ...this.#about(e, this.#co.self()), from: best.from, version: best.snap.v, how: 'adopt' }));
     this.#afterWrite(e);

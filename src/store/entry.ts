@@ -9,9 +9,10 @@
 // - `version` only grows. A snapshot is applied only if its version is greater (an older
 //   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
 //   snapshot without value whose version is the clear's version (a tombstone).
-// - `deadline` is monotonic milliseconds (the store's clock), computed once on receipt from
-//   the time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
-//   jumps after receipt do not move it.
+// - `deadline` is monotonic milliseconds (the store's clock), computed on receipt from the
+//   time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
+//   jumps after receipt do not move it. A later reading of the same write may move it later
+//   (`renew`: each reading bounds the value's life from above, none goes past it).
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
@@ -122,6 +123,22 @@ export class Entry {
       this.dropValue();
     }
     this.refreshFailures = 0;
+    return true;
+  }
+
+  /**
+   * Takes a later reading of the value this replica holds (the same write: same version and
+   * `expiresAt`) when it leaves the value more life here: returns true if the deadline moved.
+   * Each reading bounds the value's life from above (see `apply`), so the later of two is as
+   * safe as either. Without it a replica whose reading came late (an ask answered slowly, a
+   * push that sat in transit) expires early and, asking a peer that still holds the same
+   * version valid, is refused that answer as not newer and fetches inside the value's life.
+   */
+  renew(s: Snapshot, since: number, now: number, wallNow: number): boolean {
+    if (s.v !== this.version || !this.hasValue || !s.has || !(s.ttl > 0) || s.exp !== this.expiresAt || this.deadline === Infinity) return false;
+    const deadline = s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
+    if (!(deadline > this.deadline)) return false;
+    this.deadline = deadline;
     return true;
   }
 
