@@ -77,8 +77,12 @@ export interface Coordination {
    * right cannot be had (closed, coordinator unreachable, `signal` aborted while waiting).
    */
   exclusive<T>(name: string, canon: string, resource: string, current: number, fn: (token: number) => Promise<T>, signal?: AbortSignal): Promise<T>;
-  /** The newest snapshot other processes hold of the entry (`since`: the store clock now). */
-  learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined>;
+  /**
+   * The newest snapshot other processes hold of the entry (`since`: the store clock now). With
+   * `enough`, it may resolve with the first snapshot for which `enough` is true, without
+   * waiting for the other processes (then it need not be the newest).
+   */
+  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean): Promise<PeerSnapshot | undefined>;
   /**
    * Sends what was written to `resource` under a grant to its holders and waiting processes.
    * Resolves with the snapshot as the coordinator stored it, when it gives it a version of its
