@@ -186,15 +186,19 @@ export class ExpirableEngine {
   }
 
   /**
-   * A miss asks the peers for the value while its lock request waits: a valid value another
-   * node holds answers the callers here at once and withdraws the lock request, so a node that
-   * joins a value the cluster already has takes no turn at the lock (the refresh, if granted
-   * before the answers came back, finds the value adopted, or asks again under the lock).
+   * A miss asks the entry's holders for the value while its lock request waits: a valid value
+   * one of them holds answers the callers here at once and withdraws the lock request, so a
+   * node that joins a value the cluster already has takes no turn at the lock (the refresh, if
+   * granted before an answer came back, finds the value adopted, or asks every node under the
+   * lock). A cold entry has no holders: nothing is asked.
    */
   #pull(e: Entry, round: Round): void {
+    const self = this.#co.self();
+    const holders = this.#co.holders(this.name, e.canon, e.resource, false).filter((n) => n !== self);
+    if (holders.length === 0) return;
     const since = this.#clock.now();
     this.#co
-      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s))
+      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s), holders)
       .then((best) => {
         if (!best || round.answered || round.epoch !== e.epoch || e.disposed || this.#ctx.closed) return;
         this.#adopt(e, best);

@@ -51,19 +51,19 @@
 //
 // Refresh (cluster scope), on the node whose callers missed or whose timer fired:
 //
-//     caller ─ single flight ─┬─> ask every peer (a miss only, while the lock is asked for):
-//                             │     a valid value -> adopt, answer, withdraw the request
+//     caller ─ single flight ─┬─> ask the entry's holders (a miss only, while the lock is
+//                             │   asked for): a valid value -> adopt, answer, withdraw
 //                             └─> trans(resource) ──> granted (token T)
 //       1. local replica good enough? (a push or the ask above came first) -> done
 //       2. ask every peer; adopt the newest snapshot; good enough now? -> done, no fetch
 //       3. fetch; on success apply (version >= T), join the group, push to every node
 //     <─ release (same write as the push), then the callers here are answered
 //
-// Per cold miss on N nodes: one fetch, one lock grant (the nodes answered by the push
-// withdraw their requests), 2(N-1) asks and replies from the fetcher, N-1 pushes; a node
-// whose callers wait is answered by the push itself, one message after the fetch.
-// A node that misses while another holds a valid value takes it from its ask, with no turn
-// at the lock.
+// A cold stampede on N nodes costs one fetch, one lock grant (the nodes answered by the
+// push withdraw their requests), N-1 asks and replies from the node granted the lock, and
+// N-1 pushes; the callers on the other nodes are answered by the push itself, one message
+// after the fetch ends. A node that misses while others hold a valid value takes it from
+// its ask to them, with no turn at the lock.
 //
 // Node down: the lock is released when its holder's node goes down, so a waiter elsewhere
 // is granted it, finds no newer value (the dead node pushed nothing, or everything) and
@@ -172,11 +172,11 @@ export function tellFailure(node: StoreNode, group: string, msg: RefreshFailed, 
 }
 
 /**
- * Asks every connected node for its snapshot of the entry; resolves with the newest (or
- * undefined) once every node answered or failed, or at once with the first answer for
- * which `enough` is true (the answers still on their way are not waited for: one slow or
- * silent node costs nothing when another holds what is needed). `since` is the store
- * clock's time now: the snapshots' time left counts from it.
+ * Asks every connected node (or those of them in `only`) for its snapshot of the entry;
+ * resolves with the newest (or undefined) once every node asked answered or failed, or at
+ * once with the first answer for which `enough` is true (the answers still on their way
+ * are not waited for: one slow or silent node costs nothing when another holds what is
+ * needed). `since` is the store clock's time now: the snapshots' time left counts from it.
  */
 export function askPeers(
   node: StoreNode,
@@ -186,8 +186,9 @@ export function askPeers(
   timeout: number,
   since: number,
   enough?: (s: PeerSnapshot) => boolean,
+  only?: readonly string[],
 ): Promise<PeerSnapshot | undefined> {
-  const peers = node.nodes();
+  const peers = only ? node.nodes().filter((peer) => only.includes(peer)) : node.nodes();
   if (peers.length === 0) return Promise.resolve(undefined);
   const id = routerId(namespace);
   return new Promise((resolve) => {

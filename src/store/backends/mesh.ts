@@ -61,10 +61,10 @@ export class MeshCoordination implements Coordination {
     return node.global.trans(resource, (lock) => fn(lock.token), signal ? { signal } : undefined);
   }
 
-  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean): Promise<PeerSnapshot | undefined> {
+  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, only?: readonly string[]): Promise<PeerSnapshot | undefined> {
     const node = this.#ctx.nodeNow();
     if (!node) return Promise.resolve(undefined);
-    return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since, enough);
+    return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since, enough, only);
   }
 
   /** Sends at once, in this call (see pushToAll); nothing to wait for. */
