@@ -190,9 +190,11 @@ export class ExpirableEngine {
    * one of them holds answers the callers here at once and withdraws the lock request, so a
    * node that joins a value the cluster already has takes no turn at the lock (the refresh, if
    * granted before an answer came back, finds the value adopted, or asks every node under the
-   * lock). A cold entry has no holders: nothing is asked.
+   * lock). A cold entry has no holders: nothing is asked. Nor does a node that holds a replica
+   * itself: every write is pushed to it, so the other holders have nothing newer for it.
    */
   #pull(e: Entry, round: Round): void {
+    if (e.holding) return;
     const self = this.#co.self();
     const holders = this.#co.holders(this.name, e.canon, e.resource, false).filter((n) => n !== self);
     if (holders.length === 0) return;
