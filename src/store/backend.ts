@@ -80,10 +80,10 @@ export interface Coordination {
   /**
    * The newest snapshot other processes hold of the entry (`since`: the store clock now). With
    * `enough`, it may resolve with the first snapshot for which `enough` is true, without
-   * waiting for the other processes (then it need not be the newest). With `only`, it need
-   * ask no other processes than those (names as `holders` lists them).
+   * waiting for the other processes (then it need not be the newest). With `holdersOf` (the
+   * entry's resource), it need ask only the processes holding a replica of it (none: nothing).
    */
-  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, only?: readonly string[]): Promise<PeerSnapshot | undefined>;
+  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, holdersOf?: string): Promise<PeerSnapshot | undefined>;
   /**
    * Sends what was written to `resource` under a grant to its holders and waiting processes.
    * Resolves with the snapshot as the coordinator stored it, when it gives it a version of its

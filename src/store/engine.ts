@@ -195,12 +195,9 @@ export class ExpirableEngine {
    */
   #pull(e: Entry, round: Round): void {
     if (e.holding) return;
-    const self = this.#co.self();
-    const holders = this.#co.holders(this.name, e.canon, e.resource, false).filter((n) => n !== self);
-    if (holders.length === 0) return;
     const since = this.#clock.now();
     this.#co
-      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s), holders)
+      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s), e.resource)
       .then((best) => {
         if (!best || round.answered || round.epoch !== e.epoch || e.disposed || this.#ctx.closed) return;
         this.#adopt(e, best);

@@ -61,9 +61,11 @@ export class MeshCoordination implements Coordination {
     return node.global.trans(resource, (lock) => fn(lock.token), signal ? { signal } : undefined);
   }
 
-  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, only?: readonly string[]): Promise<PeerSnapshot | undefined> {
+  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, holdersOf?: string): Promise<PeerSnapshot | undefined> {
     const node = this.#ctx.nodeNow();
     if (!node) return Promise.resolve(undefined);
+    const only = holdersOf === undefined ? undefined : node.pg.getMembers(holdersOf).map((m) => m.node);
+    if (only?.length === 0) return Promise.resolve(undefined);
     return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since, enough, only);
   }
 
