@@ -52,6 +52,7 @@ const replication: BenchModule<ReplicationParams> = {
       panels: [
         panel('latency', 'µs', [
           ['mesh round trip p50 (floor)', r.metrics.meshRttP50Us, 'floor'],
+          ...(r.metrics.meshIdleRttP50Us !== undefined ? [['mesh round trip to an idle process p50 (floor)', r.metrics.meshIdleRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING round trip p50 (floor)', r.metrics.redisRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ['fetch end to every replica p50 (ours)', r.metrics.replicationP50Us, 'ours'],
           ['fetch end to every replica p99 (ours)', r.metrics.replicationP99Us, 'ours'],
@@ -73,6 +74,7 @@ const replication: BenchModule<ReplicationParams> = {
       ['fetch end -> on every replica, p99', fmt(m.replicationP99Us), ratio(m.replicationP99Us, m.meshRttP50Us)],
       ['fetch end -> on every replica, max', fmt(m.replicationMaxUs), ratio(m.replicationMaxUs, m.meshRttP50Us)],
       ['mesh round trip (remote call) p50', fmt(m.meshRttP50Us), '1.00x'],
+      [`mesh round trip to a process idle ${result.params.ttlMs} ms, p50`, fmt(m.meshIdleRttP50Us), ratio(m.meshIdleRttP50Us, m.meshRttP50Us)],
     ];
     if (onRedis) {
       rows.push(['the same on a store on the mesh (same processes, alternating), p50', fmt(m.meshReplicationP50Us), ratio(m.meshReplicationP50Us, m.meshRttP50Us)]);
@@ -128,6 +130,10 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
     const ref = await children[1]!.request<ActorRefData>('spawnEcho');
     const rtt = await children[0]!.request<PingPongResult>('callLoop', { ref, durationMs: redisUrl ? d * 0.1 : d * 0.2 });
     const redisRtt = redisUrl ? await children[0]!.request<PingPongResult>('redisPing', { url: redisUrl, durationMs: d * 0.1 }) : undefined;
+    // The same round trip to a process idle for a refresh period, as a replica is when a push
+    // reaches it: waking it is part of the floor (on a 2-vCPU machine, more than a hot round trip).
+    ctx.progress(0.15, 'mesh rtt, idle');
+    const idle = await children[0]!.request<{ histogram: string }>('idleCallLoop', { ref, gapMs: p.ttlMs, durationMs: d * 0.1 });
 
     // Replicas everywhere, then node 1 refreshes on every expiry. On Redis, a second store on
     // the mesh takes turns with it (segments alternate), timed the same way: the two backends
@@ -164,13 +170,16 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
 
     const mesh = decodeHistogram(rtt.histogram);
     const meshRttP50Us = mesh.getValueAtPercentile(50) / 1000;
+    const meshIdleRttP50Us = decodeHistogram(idle.histogram).getValueAtPercentile(50) / 1000;
     const replicationP50Us = h.totalCount ? h.getValueAtPercentile(50) : NaN;
     const metrics: Record<string, number> = {
       replicationP50Us,
       replicationP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
       replicationMaxUs: h.totalCount ? h.maxValue : NaN,
       meshRttP50Us,
+      meshIdleRttP50Us,
       replicationOverRtt: replicationP50Us / meshRttP50Us,
+      replicationOverIdleRtt: replicationP50Us / meshIdleRttP50Us,
       refreshes: h.totalCount,
       incomplete,
     };

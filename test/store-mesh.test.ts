@@ -9,7 +9,7 @@ import { fail, ok } from '../src/store/result.js';
 import type { Definitions, NoReservedNames } from '../src/dsl/types.js';
 import type { Node } from '../src/node.js';
 import { localCluster } from './fixtures/store-mesh.js';
-import { EventLog, gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
+import { EventLog, gate, pushTo, sleep, uniqueNamespace } from './fixtures/store-tools.js';
 
 /** The same definitions on every node, as an app deployed on each would have them. */
 function defineOn<const D extends Definitions>(nodes: Node[], defs: () => D & NoReservedNames<D>, options: Omit<DefineOptions, 'node'> = {}) {
@@ -107,12 +107,11 @@ describe('cluster scope across nodes (TCP, one process)', () => {
     const group = `expirable-store/${s.namespace}/token/`;
     const [a, b] = c.nodes as [Node, Node];
     await vi.waitFor(() => expect(a.pg.getMembers(group)).toHaveLength(2));
-    const onB = a.pg.getMembers(group).find((m) => m.node === b.name)!;
     // A stale push (version 1, far below any fencing token) arriving late is ignored.
-    await a.ref(onB).call({ t: 'put', from: a.name, snap: { v: 1, has: true, value: 'stale', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined } });
+    await pushTo(a, b.name, s.namespace, 'token', '', { v: 1, has: true, value: 'stale', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined });
     expect(await B.tokenOrThrow()).toBe('tok-1');
     // A newer one is applied.
-    await a.ref(onB).call({ t: 'put', from: a.name, snap: { v: Number.MAX_SAFE_INTEGER, has: true, value: 'newer', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined } });
+    await pushTo(a, b.name, s.namespace, 'token', '', { v: Number.MAX_SAFE_INTEGER, has: true, value: 'newer', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined });
     expect(await B.tokenOrThrow()).toBe('newer');
     await s.close();
   });

@@ -10,7 +10,7 @@ import { clockToken } from '../src/mesh/global/fencing.js';
 import { startNode, type Node } from '../src/node.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import { localCluster } from './fixtures/store-mesh.js';
-import { gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
+import { gate, pushTo, sleep, uniqueNamespace } from './fixtures/store-tools.js';
 
 const soon = (ms: number) => Date.now() + ms;
 
@@ -39,13 +39,7 @@ describe('store regressions (cluster scope, TCP)', () => {
     await granted.promise;
     const first = A.tok();
     // The holder pushes what it wrote (a value living 300 ms); A's waiting caller takes it.
-    await b.ref({ node: a.name, id: `expirable-store/${namespace}` }).call({
-      t: 'put',
-      n: 'tok',
-      k: '',
-      from: b.name,
-      snap: { v: token, has: true, value: 'pushed', exp: soon(300), ttl: 300, hs: false, st: undefined },
-    });
+    await pushTo(b, a.name, namespace, 'tok', '', { v: token, has: true, value: 'pushed', exp: soon(300), ttl: 300, hs: false, st: undefined });
     expect(await first).toMatchObject({ ok: true, value: 'pushed' });
     await sleep(450); // the pushed value has expired; A's first refresh still waits for the lock
     const later = A.tok();
@@ -79,13 +73,7 @@ describe('store regressions (cluster scope, TCP)', () => {
     await granted.promise;
     const first = A.tok();
     // Sent with 60 s left, but its expiresAt is 300 ms away: it spent its life in transit.
-    await b.ref({ node: a.name, id: `expirable-store/${namespace}` }).call({
-      t: 'put',
-      n: 'tok',
-      k: '',
-      from: b.name,
-      snap: { v: token, has: true, value: 'pushed', exp: clock.wallNow() + 300, ttl: 60_000, hs: false, st: undefined },
-    });
+    await pushTo(b, a.name, namespace, 'tok', '', { v: token, has: true, value: 'pushed', exp: clock.wallNow() + 300, ttl: 60_000, hs: false, st: undefined });
     expect(await first).toMatchObject({ ok: true, value: 'pushed' });
     await clock.advance(298);
     expect(await A.tok()).toMatchObject({ ok: true, value: 'pushed' });
@@ -112,11 +100,10 @@ describe('store regressions (cluster scope, TCP)', () => {
     expect(await B.tokOrThrow()).toBe('tok-1');
     const group = `expirable-store/${namespace}/tok/`;
     await vi.waitFor(() => expect(a.pg.getMembers(group)).toHaveLength(2));
-    const onB = a.pg.getMembers(group).find((m) => m.node === b.name)!;
     // B holds a value written under a coordinator whose clock ran 10 minutes ahead of the
     // one granting tokens now.
     const ahead = clockToken() + 10 * 60_000 * 1024;
-    await a.ref(onB).call({ t: 'put', from: a.name, snap: { v: ahead, has: true, value: 'ahead', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined } });
+    await pushTo(a, b.name, namespace, 'tok', '', { v: ahead, has: true, value: 'ahead', exp: soon(60_000), ttl: 60_000, hs: false, st: undefined });
     expect(await B.tokOrThrow()).toBe('ahead');
     await A.clear('tok');
     const r = await B.tok();

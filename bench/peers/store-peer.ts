@@ -194,6 +194,23 @@ serve({
     const r = node!.ref(ref);
     return timedLoop(() => r.call({ add: 2 }), durationMs);
   },
+  /**
+   * One call of `ref` every `gapMs` for `durationMs`, both ends idle in between (as a replica
+   * is between two refreshes): round trips, ns (HDR), the first one left out.
+   */
+  async idleCallLoop({ ref, gapMs, durationMs }: { ref: ActorRefData; gapMs: number; durationMs: number }) {
+    const r = node!.ref(ref);
+    const h = newHistogram();
+    const end = Date.now() + durationMs;
+    await r.call({ add: 2 });
+    while (Date.now() < end) {
+      await sleep(gapMs);
+      const t0 = now();
+      await r.call({ add: 2 });
+      h.recordValue(Math.max(1, Number(now() - t0)));
+    }
+    return { histogram: encodeHistogram(h), count: h.totalCount };
+  },
   async close(): Promise<null> {
     for (const s of stores.values()) await s.close().catch(() => undefined);
     stores.clear();

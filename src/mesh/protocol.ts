@@ -24,6 +24,10 @@
 //   refused). Lock names are the canonical text of ./canonical-key.ts (a string resource is
 //   its own text; it was JSON-quoted), so the coordinator of a lock is another node than
 //   under 4: nodes of 5 and 6 must not share locks.
+// - 7: the store's push of a written value (src/store/replication.ts) is one CAST to every
+//   connected node's store router, served as delivered, no longer a CALL to each replica's
+//   actor and to the router of the others: a node of 6 would not take a node of 7's values.
+//   Nothing else changed on the wire.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
 // - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize, address | null]
@@ -51,7 +55,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 export const Tag = {
   HELLO: 1,

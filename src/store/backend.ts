@@ -99,8 +99,13 @@ export interface Coordination {
     signal?: AbortSignal,
     unlessValid?: UnlessValid<T>,
   ): Promise<T>;
-  /** The newest snapshot other processes hold of the entry (`since`: the store clock now). */
-  learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined>;
+  /**
+   * The newest snapshot other processes hold of the entry (`since`: the store clock now). With
+   * `enough`, it may resolve with the first snapshot for which `enough` is true, without
+   * waiting for the other processes (then it need not be the newest). With `holdersOf` (the
+   * entry's resource), it need ask only the processes holding a replica of it (none: nothing).
+   */
+  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, holdersOf?: string): Promise<PeerSnapshot | undefined>;
   /**
    * Sends what was written to `resource` under a grant to its holders and waiting processes.
    * Resolves with the snapshot as the coordinator stored it, when it gives it a version of its

@@ -13,7 +13,7 @@ import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
 import type { Coordination, PeerSnapshot, RefreshFailed, UnlessValid } from './backend.js';
 import { publish } from './diagnostics.js';
-import { Entry, type Snapshot } from './entry.js';
+import { Entry, servable, type Snapshot } from './entry.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
 import { Round, type RoundMode } from './round.js';
 import { reader, readerOrThrow, type Reader, type ReaderOrThrow } from './reader.js';
@@ -193,6 +193,7 @@ export class ExpirableEngine {
   }
 
   async #refresh(e: Entry, round: Round, armed: number): Promise<ExpirableResult<unknown>> {
+    if (round.mode === 'miss') this.#pull(e, round);
     try {
       return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal, {
         // A coordinator that sees a valid value as it grants answers with it instead (no fetch).
@@ -206,6 +207,32 @@ export class ExpirableEngine {
       this.stats.failures++;
       return { ok: false, error: this.#error('unavailable', 'could not take the lock of this expirable', err) };
     }
+  }
+
+  /**
+   * A miss asks the entry's holders for the value while its lock request waits: a valid value
+   * one of them holds answers the callers here at once and withdraws the lock request, so a
+   * node that joins a value the cluster already has takes no turn at the lock (the refresh, if
+   * granted before an answer came back, finds the value adopted, or asks every node under the
+   * lock). A cold entry has no holders: nothing is asked. Nor does a node that holds a replica
+   * itself: every write is pushed to it, so the other holders have nothing newer for it.
+   */
+  #pull(e: Entry, round: Round): void {
+    if (e.holding) return;
+    const since = this.#clock.now();
+    this.#co
+      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s), e.resource)
+      .then((best) => {
+        if (!best || round.answered || round.epoch !== e.epoch || e.disposed || this.#ctx.closed) return;
+        this.#adopt(e, best);
+        if (e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
+      })
+      .catch(() => undefined); // nothing learned: the refresh goes on under the lock
+  }
+
+  /** True when `s`, from a peer, is newer than what `e` holds and carries a value valid now. */
+  #wouldServe(e: Entry, s: PeerSnapshot): boolean {
+    return s.snap.v > e.version && servable(s.snap, s.since, this.#clock.now(), this.#clock.wallNow());
   }
 
   /**
@@ -293,14 +320,23 @@ export class ExpirableEngine {
     if (mode === 'miss' && round.answered) return this.#skipped(e, mode);
     // 1. A push may have arrived while we waited for the lock.
     if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
-    // 2. A peer may hold a newer value (or state): take it rather than fetch.
-    let peerMax = 0;
-    const best = await this.#co.learn(this.name, e.canon, this.#clock.now());
+    // 2. A peer may hold a newer value (or state): take it rather than fetch. The first
+    //    answer that would do ends the wait; without one, every node's answer counts (the
+    //    newest version raises the version of what this refresh writes).
+    let early = false;
+    let best = await this.#co.learn(this.name, e.canon, this.#clock.now(), (s) => (early = this.#wouldServe(e, s)));
     if (best) {
-      peerMax = best.snap.v;
       this.#adopt(e, best);
       if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
+      if (early) {
+        // Taken before every node answered, but not enough after all (it expired since, or a
+        // clear overtook it): hear every node before writing.
+        best = await this.#co.learn(this.name, e.canon, this.#clock.now());
+        if (best) this.#adopt(e, best);
+        if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
+      }
     }
+    const peerMax = best?.snap.v ?? 0;
     // 3. Fetch, unless this is a background refresh and a peer's attempt at this very value
     //    failed since our timer fired: that peer retries on its backoff; we stand by.
     const nodeName = this.#co.self();
@@ -356,10 +392,12 @@ export class ExpirableEngine {
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, version: snap.v, expiresAt: run.expiresAt }));
     this.#afterWrite(e);
-    // The callers get the value now, not after the push: a silent peer can hold the push for
-    // peerTimeout, and a short-lived value must not be handed out after it expired.
+    // The push is sent first (on the mesh: queued now, written with the lock's release), then
+    // the callers are answered, without waiting for any acknowledgement: a silent peer must not
+    // hold them, and a short-lived value must not be handed out after it expired.
+    const published = this.#published(e, e.snapshot(this.#clock.now()));
     round.answer(result);
-    await this.#published(e, e.snapshot(this.#clock.now()));
+    await published;
     return result;
   }
 
@@ -584,10 +622,13 @@ export class ExpirableEngine {
     });
   }
 
-  /** A push to this node's router: taken only by an entry whose callers wait for a refresh. */
+  /**
+   * A value written elsewhere, offered to this node: taken by an entry that holds a replica or
+   * whose callers wait for a refresh (they are answered with it at once).
+   */
   applyWaiting(canon: string, snap: Snapshot, from: string): void {
     const e = this.peek(canon);
-    if (e && e.round && !e.holding) this.#onPut(e, snap, from);
+    if (e && (e.round || e.holding)) this.#onPut(e, snap, from);
   }
 
   /** Every key cleared with version `v` (a generation): drop what is older. */

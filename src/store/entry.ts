@@ -115,8 +115,7 @@ export class Entry {
       this.hasValue = true;
       this.value = s.value;
       this.expiresAt = s.exp;
-      // Wall time is truncated to the millisecond: one ms off, as when the fetch returned.
-      this.deadline = s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
+      this.deadline = deadlineOf(s, since, now, wallNow);
       this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
       this.valuePromise = Promise.resolve(s.value);
     } else {
@@ -169,4 +168,18 @@ export class Entry {
     this.timer = undefined;
     this.armedVersion = -1;
   }
+}
+
+/**
+ * The monotonic deadline of the value of `s` on this host (see `Entry.apply`): the sooner of
+ * `since + ttl` and the fetch's `expiresAt` read on this host's wall clock.
+ */
+export function deadlineOf(s: Snapshot, since: number, now: number, wallNow: number): number {
+  // Wall time is truncated to the millisecond: one ms off, as when the fetch returned.
+  return s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
+}
+
+/** True when `s` carries a value that would still be valid now if applied (see `Entry.apply`). */
+export function servable(s: Snapshot, since: number, now: number, wallNow: number): boolean {
+  return s.has && s.ttl > 0 && deadlineOf(s, since, now, wallNow) > now;
 }

@@ -16,19 +16,22 @@
 // A replica applies a snapshot only if its version is greater than the one it holds, so an
 // older value never overwrites a newer one, whatever order messages arrive in.
 //
-// Messages (all are calls with a short timeout; a peer that does not answer is skipped):
-// - router `ask { n, k }` -> Snapshot | null: what that node holds for the entry, valid or
-//   not (its state may be newer even when its value expired). Sent to every connected node,
-//   not only to the group's members: a member's join may not have reached us yet when we
-//   get the lock right after it (the release and the grant travel other links than the
-//   join), and asking every node closes that window.
-// - entry `put { snap, from }` -> true: the lock holder pushes what it wrote (value, state)
-//   to every member of the group before it releases the lock.
-// - router `put { n, k, snap, from }` -> true: the same push to every other connected node;
-//   a node takes it only if callers there are waiting for a refresh of that entry, and
-//   answers them at once (their own turn at the lock then finds the value and ends). This
-//   is what keeps a stampede's caller latency near one fetch plus one message, instead of
-//   one lock hand-over per node.
+// Messages (calls have a short timeout; a peer that does not answer is skipped):
+// - router `ask { n, k }` (call) -> Snapshot | null: what that node holds for the entry,
+//   valid or not (its state may be newer even when its value expired). Sent to every
+//   connected node, not only to the group's members: a member's join may not have reached
+//   us yet when we get the lock right after it (the release and the grant travel other links
+//   than the join), and asking every node closes that window. The asker stops waiting at
+//   the first answer that would serve its callers (newer than what it holds, a value still
+//   valid); only when none does it waits for every node (or its timeout), because then it
+//   fetches and the newest version known must raise the version of what it writes.
+// - router `put { n, k, snap, from }` (cast, served as delivered: no mailbox hop): the
+//   writer's push of what it wrote (value, state) to every other connected node. A node
+//   takes it if it holds a replica of the entry, or if callers there wait for a refresh of
+//   it: they are answered at once, and their own request for the lock is withdrawn. Nothing
+//   is acknowledged and nothing waits: the push is queued in the same tick as the lock's
+//   release, so both leave in one write per link, and the writer's callers are answered
+//   after that write (./round.ts). A node the push misses asks on its next miss.
 // - router `clear { n, k, v }` -> true: drop value and state if older than `v` (the clear's
 //   version); sent to every connected node, members or not, so a node whose refresh is in
 //   flight gets it too.
@@ -43,16 +46,24 @@
 //   of version v failed and it retries in retryInMs. Receivers move their own timer for v
 //   to a while after that retry (a backup, in case the sender dies) and, if they already
 //   wait for the lock, give up their turn: so a failing provider sees about one attempt per
-//   backoff step from the whole cluster, not one per replica.
+//   backoff step from the whole cluster, not one per replica. (The entry actor is otherwise
+//   only the replica's place in the group: `replicas()` lists its members.)
 //
 // Refresh (cluster scope), on the node whose callers missed or whose timer fired:
 //
-//     caller ─ single flight ─> trans(resource) ──> granted (token T)
-//       1. local replica good enough? (a push arrived while we waited) -> done
+//     caller ─ single flight ─┬─> ask the entry's holders (a miss only, while the lock is
+//                             │   asked for): a valid value -> adopt, answer, withdraw
+//                             └─> trans(resource) ──> granted (token T)
+//       1. local replica good enough? (a push or the ask above came first) -> done
 //       2. ask every peer; adopt the newest snapshot; good enough now? -> done, no fetch
-//       3. fetch; on success apply (version >= T), join the group, answer the callers
-//          here, put to every member
-//     <─ release
+//       3. fetch; on success apply (version >= T), join the group, push to every node
+//     <─ release (same write as the push), then the callers here are answered
+//
+// A cold stampede on N nodes costs one fetch, one lock grant (the nodes answered by the
+// push withdraw their requests), N-1 asks and replies from the node granted the lock, and
+// N-1 pushes; the callers on the other nodes are answered by the push itself, one message
+// after the fetch ends. A node that misses while others hold a valid value takes it from
+// its ask to them, with no turn at the lock.
 //
 // Node down: the lock is released when its holder's node goes down, so a waiter elsewhere
 // is granted it, finds no newer value (the dead node pushed nothing, or everything) and
@@ -83,14 +94,13 @@ export type RouterCall =
   | { readonly t: 'ask'; readonly n: string; readonly k: string }
   | { readonly t: 'clear'; readonly n: string; readonly k: string; readonly v: number }
   | { readonly t: 'keys'; readonly n: string }
-  | { readonly t: 'failed'; readonly n: string; readonly k: string; readonly error: WireError; readonly from: string }
-  | { readonly t: 'put'; readonly n: string; readonly k: string; readonly snap: Snapshot; readonly from: string };
+  | { readonly t: 'failed'; readonly n: string; readonly k: string; readonly error: WireError; readonly from: string };
+
+/** Casts to a store's router id, handled as they are delivered (no mailbox). */
+export type RouterCast = { readonly t: 'put'; readonly n: string; readonly k: string; readonly snap: Snapshot; readonly from: string };
 
 /** Calls answered by an entry's actor. */
-export type EntryCall =
-  | { readonly t: 'put'; readonly snap: Snapshot; readonly from: string }
-  | RefreshFailed;
-
+export type EntryCall = RefreshFailed;
 
 /** What the router needs from the store on its node. */
 export interface RouterHandlers {
@@ -120,21 +130,35 @@ export function routerBehavior(h: RouterHandlers): Behavior<null, RouterCall, un
         case 'failed':
           h.failed(msg.n, msg.k, msg.error, msg.from);
           return { reply: true, state };
-        case 'put':
-          h.put(msg.n, msg.k, msg.snap, msg.from);
-          return { reply: true, state };
       }
     },
   };
 }
 
-/** An entry's actor: applies what the lock holder pushes, hears of peers' failed refreshes. */
-export function entryBehavior(onPut: (snap: Snapshot, from: string) => void, onFailed: (msg: RefreshFailed) => void): Behavior<null, EntryCall, boolean> {
+/**
+ * The handler of the casts to the router id (a `put`), run as each is delivered: synchronous,
+ * and it never throws (a malformed message is dropped, as a cast nobody handles).
+ */
+export function routerCasts(h: RouterHandlers): (msg: unknown) => void {
+  return (msg) => {
+    const m = msg as Partial<RouterCast> | null;
+    if (m === null || typeof m !== 'object' || m.t !== 'put' || typeof m.n !== 'string' || typeof m.k !== 'string' || typeof m.from !== 'string') return;
+    const snap = m.snap as Partial<Snapshot> | undefined;
+    if (snap === null || typeof snap !== 'object' || typeof snap.v !== 'number' || typeof snap.ttl !== 'number') return;
+    try {
+      h.put(m.n, m.k, m.snap!, m.from);
+    } catch {
+      // a replica that cannot take it keeps what it holds; the next ask or push brings it
+    }
+  };
+}
+
+/** An entry's actor: its place in the entry's group, and it hears of peers' failed refreshes. */
+export function entryBehavior(onFailed: (msg: RefreshFailed) => void): Behavior<null, EntryCall, boolean> {
   return {
     init: () => null,
     handleCall: (msg, state) => {
-      if (msg.t === 'put') onPut(msg.snap, msg.from);
-      else onFailed(msg);
+      onFailed(msg);
       return { reply: true, state };
     },
   };
@@ -148,57 +172,75 @@ export function tellFailure(node: StoreNode, group: string, msg: RefreshFailed, 
 }
 
 /**
- * Asks every connected node for its snapshot of the entry; resolves with the newest (or
- * undefined). `since` is the store clock's time now: the snapshots' time left counts from it.
+ * Asks every connected node (or those of them in `only`) for its snapshot of the entry;
+ * resolves with the newest (or undefined) once every node asked answered or failed, or at
+ * once with the first answer for which `enough` is true (the answers still on their way
+ * are not waited for: one slow or silent node costs nothing when another holds what is
+ * needed). `since` is the store clock's time now: the snapshots' time left counts from it.
  */
-export async function askPeers(node: StoreNode, namespace: string, name: string, canon: string, timeout: number, since: number): Promise<PeerSnapshot | undefined> {
-  const peers = node.nodes();
-  if (peers.length === 0) return undefined;
+export function askPeers(
+  node: StoreNode,
+  namespace: string,
+  name: string,
+  canon: string,
+  timeout: number,
+  since: number,
+  enough?: (s: PeerSnapshot) => boolean,
+  only?: readonly string[],
+): Promise<PeerSnapshot | undefined> {
+  const peers = only ? node.nodes().filter((peer) => only.includes(peer)) : node.nodes();
+  if (peers.length === 0) return Promise.resolve(undefined);
   const id = routerId(namespace);
-  const replies = await Promise.all(
-    peers.map((peer) =>
+  return new Promise((resolve) => {
+    let best: PeerSnapshot | undefined;
+    let left = peers.length;
+    let done = false;
+    const settle = (r: PeerSnapshot | undefined): void => {
+      if (done) return;
+      if (r && (!best || r.snap.v > best.snap.v)) best = r;
+      if (r && enough?.(r)) {
+        done = true;
+        resolve(r);
+        return;
+      }
+      if (--left === 0) {
+        done = true;
+        resolve(best);
+      }
+    };
+    for (const peer of peers) {
       node
         .ref<RouterCall, Snapshot | null>({ node: peer, id })
         .call({ t: 'ask', n: name, k: canon }, { timeout })
         .then(
-          (snap) => (snap ? { from: peer, snap, since } : undefined),
-          () => undefined, // a node without this store, down, or slow: it has nothing for us
-        ),
-    ),
-  );
-  let best: PeerSnapshot | undefined;
-  for (const r of replies) if (r && (!best || r.snap.v > best.snap.v)) best = r;
-  return best;
+          (snap) => settle(snap ? { from: peer, snap, since } : undefined),
+          () => settle(undefined), // a node without this store, down, or slow: it has nothing for us
+        );
+    }
+  });
 }
 
 /**
- * Pushes `snap` (what the entry `canon` holds now) to every member of its group on other nodes (their entry
- * actors), and to the router of every other connected node, where it is taken only by an
- * entry whose callers are waiting for a refresh (they are answered at once instead of
- * after their own turn at the lock). Resolves when each answered or failed.
+ * Pushes `snap` (what the entry `canon` holds now) to the router of every other connected
+ * node, as one cast each: the frames are queued at once, in this call, so they leave in the
+ * same write as whatever else this tick sends to that node (the lock's release). A node
+ * takes it if it holds a replica of the entry or callers there wait for it. Nothing is
+ * acknowledged: a node it does not reach takes the value from the next push, or asks for it
+ * on its next miss. Returns how many nodes it was sent to.
  */
-export async function pushToMembers(node: StoreNode, namespace: string, name: string, canon: string, resource: string, snap: Snapshot, timeout: number): Promise<number> {
-  const members = node.pg.getMembers(resource).filter((m) => m.node !== node.name);
-  const memberNodes = new Set(members.map((m) => m.node));
-  const msg: EntryCall = { t: 'put', snap, from: node.name };
-  const routerMsg: RouterCall = { t: 'put', n: name, k: canon, snap, from: node.name };
+export function pushToAll(node: StoreNode, namespace: string, name: string, canon: string, snap: Snapshot): number {
+  const msg: RouterCast = { t: 'put', n: name, k: canon, snap, from: node.name };
   const id = routerId(namespace);
-  const sends = [
-    ...members.map((m) => node.ref<EntryCall, boolean>(m).call(msg, { timeout })),
-    ...node
-      .nodes()
-      .filter((peer) => !memberNodes.has(peer))
-      .map((peer) => node.ref<RouterCall, unknown>({ node: peer, id }).call(routerMsg, { timeout })),
-  ];
-  const acks = await Promise.all(
-    sends.map((p) =>
-      p.then(
-        () => 1,
-        () => 0,
-      ),
-    ),
-  );
-  return acks.reduce<number>((a, b) => a + b, 0);
+  let sent = 0;
+  for (const peer of node.nodes()) {
+    try {
+      node.ref({ node: peer, id }).cast(msg);
+      sent++;
+    } catch {
+      // too large for that node's frames (it asks on its next miss and gets the same refusal)
+    }
+  }
+  return sent;
 }
 
 /**

@@ -28,12 +28,18 @@ export class Round {
     this.abort = mode === 'miss' ? new AbortController() : undefined;
   }
 
-  /** Answers the callers (once; later answers are ignored). */
+  /**
+   * Answers the callers (once; later answers are ignored). The round is closed and its lock
+   * request withdrawn at once; the callers' code runs in a tick queued now. The mesh transport
+   * writes a link's frames in a tick queued when the first of them was sent: the push sent
+   * just before the answer, and the lock's release that joins it in the same write when the
+   * refresh returns, are on the wire before the callers run, whatever their code does.
+   */
   answer(r: ExpirableResult<unknown>): void {
     if (this.answered) return;
     this.answered = true;
     this.onAnswered(this);
-    this.#resolve(r);
+    process.nextTick(this.#resolve, r);
     this.abort?.abort();
   }
 }

@@ -8,7 +8,7 @@ import type { Node } from '../../node.js';
 import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox } from '../backend.js';
 import { requireCluster, storeNode, type StoreNode } from '../cluster.js';
 import type { Snapshot } from '../entry.js';
-import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToMembers, routerBehavior, routerId, tellFailure, tellRoundFailed } from '../replication.js';
+import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToAll, routerBehavior, routerCasts, routerId, tellFailure, tellRoundFailed, type RouterHandlers } from '../replication.js';
 
 /** What the mesh coordination needs from its store. */
 export interface MeshContext {
@@ -21,19 +21,25 @@ export interface MeshContext {
   nodeNow(): StoreNode | undefined;
 }
 
-/** Spawns the router of the store `namespace` on `node`: it answers other nodes from `inbox`. */
+/**
+ * Spawns the router of the store `namespace` on `node`: it answers other nodes from `inbox`.
+ * Its calls (ask, clear, keys, failed) go through its mailbox; the casts to its id (the
+ * pushes of written values) are served as they are delivered, with no mailbox hop, until
+ * the router stops.
+ */
 export function spawnRouter(n: Node, namespace: string, inbox: StoreInbox): { node: StoreNode; router: ActorRef } {
   const node = storeNode(n);
-  const router = node.spawn(
-    routerBehavior({
-      ask: (name, canon) => inbox.snapshot(name, canon),
-      failed: (name, canon, error, from) => inbox.roundFailed(name, canon, error, from),
-      clear: (name, canon, v) => inbox.cleared(name, canon, v),
-      keys: (name) => inbox.keys(name),
-      put: (name, canon, snap, from) => inbox.offered(name, canon, snap, from),
-    }),
-    { name: routerId(namespace) },
-  ) as ActorRef;
+  const handlers: RouterHandlers = {
+    ask: (name, canon) => inbox.snapshot(name, canon),
+    failed: (name, canon, error, from) => inbox.roundFailed(name, canon, error, from),
+    clear: (name, canon, v) => inbox.cleared(name, canon, v),
+    keys: (name) => inbox.keys(name),
+    put: (name, canon, snap, from) => inbox.offered(name, canon, snap, from),
+  };
+  const id = routerId(namespace);
+  const router = node.spawn(routerBehavior(handlers), { name: id }) as ActorRef;
+  const unserve = n.system.serve(id, routerCasts(handlers));
+  node.monitor(router, () => unserve());
   return { node, router };
 }
 
@@ -55,16 +61,19 @@ export class MeshCoordination implements Coordination {
     return node.global.trans(resource, (lock) => fn(lock.token), signal ? { signal } : undefined);
   }
 
-  learn(name: string, canon: string, since: number): Promise<PeerSnapshot | undefined> {
+  learn(name: string, canon: string, since: number, enough?: (s: PeerSnapshot) => boolean, holdersOf?: string): Promise<PeerSnapshot | undefined> {
     const node = this.#ctx.nodeNow();
     if (!node) return Promise.resolve(undefined);
-    return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since);
+    const only = holdersOf === undefined ? undefined : node.pg.getMembers(holdersOf).map((m) => m.node);
+    if (only?.length === 0) return Promise.resolve(undefined);
+    return askPeers(node, this.#ctx.namespace, name, canon, this.#ctx.peerTimeout, since, enough, only);
   }
 
-  async publish(name: string, canon: string, resource: string, snap: Snapshot): Promise<undefined> {
+  /** Sends at once, in this call (see pushToAll); nothing to wait for. */
+  publish(name: string, canon: string, _resource: string, snap: Snapshot): Promise<undefined> {
     const node = this.#ctx.nodeNow();
-    if (node) await pushToMembers(node, this.#ctx.namespace, name, canon, resource, snap, this.#ctx.peerTimeout);
-    return undefined;
+    if (node) pushToAll(node, this.#ctx.namespace, name, canon, snap);
+    return Promise.resolve(undefined);
   }
 
   async roundFailed(name: string, canon: string, error: Error): Promise<void> {
@@ -96,12 +105,9 @@ export class MeshCoordination implements Coordination {
   hold(_name: string, _canon: string, resource: string, listener: ReplicaListener): Holding | undefined {
     const node = this.#ctx.nodeNow();
     if (!node) return undefined;
-    const actor = node.spawn(
-      entryBehavior(
-        (snap, from) => listener.put(snap, from),
-        (msg) => listener.refreshFailed(msg),
-      ),
-    );
+    // Pushes reach the replica through the router (see spawnRouter); the actor is its place
+    // in the entry's group (`holders`) and hears of the other replicas' failed refreshes.
+    const actor = node.spawn(entryBehavior((msg) => listener.refreshFailed(msg)));
     node.pg.join(resource, actor);
     return {
       release: () => {

@@ -1,0 +1,111 @@
+// The miss path of a cluster-scope expirable across nodes (src/store/replication.ts): what a
+// refresh waits for, and what it does not. Real nodes over real TCP in this process; a
+// "silent" peer is a connected node whose store router takes messages and answers none (a
+// stopped or overloaded process), with a peerTimeout far beyond the margins used here.
+import { describe, expect, it } from 'vitest';
+import { defineExpirables } from '../src/dsl/define.js';
+import { expirable } from '../src/dsl/definition.js';
+import { ok } from '../src/store/result.js';
+import type { Node } from '../src/node.js';
+import { localCluster } from './fixtures/store-mesh.js';
+import { gate, sleep, uniqueNamespace } from './fixtures/store-tools.js';
+
+const soon = (ms: number) => Date.now() + ms;
+/** Far beyond the margin of each race below: waiting for it fails the test. */
+const PEER_TIMEOUT = 25_000;
+/** How long an outcome that needs no peer timeout may take here (a loaded 2-core machine). */
+const MARGIN = 8_000;
+
+/** Resolves with `p`'s value, or with 'waited' if `ms` pass first. */
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'waited'> => Promise.race([p, sleep(ms).then(() => 'waited' as const)]);
+
+/** Resolves once everything `from` sent to the store `namespace` on `to` before this call was delivered there (one link is FIFO). */
+async function delivered(from: Node, to: Node, namespace: string): Promise<void> {
+  await from.ref({ node: to.name, id: `expirable-store/${namespace}` }).call({ t: 'ask', n: 'tok', k: '' });
+}
+
+/** Makes `node` a silent peer of the store `namespace`: its router answers asks with `ask()`, nothing else, ever. */
+function silentRouter(node: Node, namespace: string, ask: () => 'none' | 'never'): void {
+  node.spawn(
+    {
+      init: () => null,
+      handleCall: (msg: { t?: string }, state: null) => (msg?.t === 'ask' && ask() === 'none' ? { reply: null, state } : { noreply: true as const, state }),
+    },
+    { name: `expirable-store/${namespace}` },
+  );
+}
+
+describe('the miss path (cluster scope, TCP)', () => {
+  it('the fetching node lets go of the lock without waiting for its push to be acknowledged (a silent peer)', async () => {
+    // Before: the push was a call to every node, awaited under the lock, so a silent peer held
+    // the lock (and every waiter in the cluster) for peerTimeout after each fetch.
+    await using c = await localCluster(3);
+    const [a, b, silent] = c.nodes as [Node, Node, Node];
+    const namespace = uniqueNamespace('miss');
+    silentRouter(silent, namespace, () => 'none'); // answers asks (it holds nothing), never a push
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace, peerTimeout: PEER_TIMEOUT });
+    const B = defineExpirables(defs(), { node: b, namespace, peerTimeout: PEER_TIMEOUT });
+    expect(await A.tokOrThrow()).toBe('tok-1');
+    // The lock is free again: another node is granted it at once.
+    const granted = within(b.global.trans(`expirable-store/${namespace}/tok/`, async () => 'granted'), MARGIN);
+    expect(await granted).toBe('granted');
+    // And B, which never called, takes A's value with no fetch.
+    expect(await B.tokOrThrow()).toBe('tok-1');
+    expect(fetches).toBe(1);
+    await Promise.all([A.close(), B.close()]);
+  });
+
+  it('an ask ends at the first answer that serves: a silent peer costs a node that joins a held value nothing', async () => {
+    // Before: an ask waited for every node, so one silent peer added peerTimeout to every
+    // cold node's first call even though another node held the value.
+    await using c = await localCluster(3);
+    const [a, b, silent] = c.nodes as [Node, Node, Node];
+    const namespace = uniqueNamespace('miss');
+    let mute = false;
+    silentRouter(silent, namespace, () => (mute ? 'never' : 'none'));
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace, peerTimeout: PEER_TIMEOUT });
+    const B = defineExpirables(defs(), { node: b, namespace, peerTimeout: PEER_TIMEOUT });
+    expect(await A.tokOrThrow()).toBe('tok-1');
+    mute = true; // from now on the silent peer answers no ask either
+    await delivered(a, b, namespace); // A's push came and went: B has no entry, it took nothing
+    expect(await within(B.tok(), MARGIN)).toMatchObject({ ok: true, value: 'tok-1' });
+    expect(B.stats().tok).toMatchObject({ fetches: 0, adopted: 1 });
+    expect(fetches).toBe(1);
+    await Promise.all([A.close(), B.close()]);
+  });
+
+  it('a miss takes a value another node holds without a turn at the lock (its request is withdrawn)', async () => {
+    // Before: a node that missed asked its peers only once granted the lock, so N cold nodes
+    // joining a value the cluster held took N lock turns, one after the other.
+    await using c = await localCluster(3);
+    const [a, b, holder] = c.nodes as [Node, Node, Node];
+    const namespace = uniqueNamespace('miss');
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace });
+    const B = defineExpirables(defs(), { node: b, namespace });
+    expect(await A.tokOrThrow()).toBe('tok-1');
+    await delivered(a, b, namespace); // A's push came and went: B has no entry, it took nothing
+    // Another node takes the entry's lock and keeps it.
+    const release = gate();
+    const held = gate();
+    const holding = holder.global.trans(`expirable-store/${namespace}/tok/`, async () => {
+      held.open();
+      await release.promise;
+    });
+    await held.promise;
+    // B misses while the lock is held: A's replica answers it.
+    expect(await within(B.tok(), MARGIN)).toMatchObject({ ok: true, value: 'tok-1' });
+    expect(B.stats().tok).toMatchObject({ fetches: 0, adopted: 1 });
+    // Its lock request was withdrawn: nothing of B's waits behind the holder.
+    expect(b.global.stats().waiting).toBe(0);
+    release.open();
+    await holding;
+    expect(fetches).toBe(1);
+    await Promise.all([A.close(), B.close()]);
+  });
+});
