@@ -116,6 +116,18 @@ describe('checkFetchOnce', () => {
     expect(checkFetchOnce([fetch('a', 1000, 1, 3000), fetch('b', 3000 - EDGE_MS - 1, 2, 5000)], config).violations).toHaveLength(1);
   });
 
+  it('a slowed link of either node widens that edge by its round trip, only for that pair and while it lasts (finding 6)', () => {
+    const slow = (node: string, start: number, end: number, ms: number): FaultEntry => ({ ...fault('slow', node, start, end), detail: `${ms} ms` });
+    // n2 held the value; its links were slowed 91 ms each way: a refetch 182 + 50 ms before expiry passes.
+    const within = 3000 - EDGE_MS - 182 + 1;
+    expect(checkFetchOnce([fetch('n2', 1000, 1, 3000), slow('n2', 2000, 4000, 91), fetch('n0', within, 2, 5000)], config).violations).toEqual([]);
+    // One earlier than that is still a double fetch.
+    expect(checkFetchOnce([fetch('n2', 1000, 1, 3000), slow('n2', 2000, 4000, 91), fetch('n0', within - 2, 2, 5000)], config).violations).toHaveLength(1);
+    // A slow link of a third node, or one healed more than a second before, widens nothing.
+    expect(checkFetchOnce([fetch('n2', 1000, 1, 3000), slow('n1', 2000, 4000, 91), fetch('n0', within, 2, 5000)], config).violations).toHaveLength(1);
+    expect(checkFetchOnce([fetch('n2', 1000, 1, 3000), slow('n2', 100, 1500, 91), fetch('n0', within, 2, 5000)], config).violations).toHaveLength(1);
+  });
+
   it('an eager cycle ends beforeExpiry (plus jitter) before expiry', () => {
     const h = [fetch('a', 1000, 1, 10_000, 'eagerToken'), fetch('b', 8950, 2, 18_000, 'eagerToken')];
     expect(checkFetchOnce(h, config).violations).toEqual([]);

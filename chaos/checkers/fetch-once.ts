@@ -8,7 +8,7 @@
 // - the nodes of F1 and F2 were separated at some time in [F1, F2] (a cut between them,
 //   or either killed, frozen or restarted: its value may be gone with it). This is the
 //   documented price of a partition: one fetch per side.
-import type { Entry, FetchEntry, ClearOp, CheckConfig, CheckResult, Violation } from '../history.js';
+import type { Entry, FetchEntry, ClearOp, CheckConfig, CheckResult, FaultEntry, Violation } from '../history.js';
 import { Topology } from './topology.js';
 
 /** How long before F1 a clear still counts (a fetch takes at most this long to reach the upstream). */
@@ -24,9 +24,26 @@ const CLEAR_SLACK_MS = 1_000;
  */
 export const EDGE_MS = 50;
 
+/**
+ * The same edge when a link of F1's or F2's node was slowed by `slow` (d ms each way) in the
+ * second before F2: the ask's round trip is longer by 2d, and so is the time left that is
+ * spent on the way (finding 6). Only that node pair and that window get the longer edge.
+ */
+function slowEdgeMs(slows: readonly FaultEntry[], f1: FetchEntry, f2: FetchEntry): number {
+  let extra = 0;
+  for (const s of slows) {
+    if (s.start > f2.t || s.end < f2.t - CLEAR_SLACK_MS) continue;
+    if (!s.nodes.includes(f1.node) && !s.nodes.includes(f2.node)) continue;
+    const d = Number.parseFloat(s.detail ?? '');
+    if (Number.isFinite(d) && d > 0) extra = Math.max(extra, 2 * d);
+  }
+  return EDGE_MS + extra;
+}
+
 export function checkFetchOnce(entries: readonly Entry[], config: Pick<CheckConfig, 'eager' | 'settleMs'>): CheckResult {
   const topo = new Topology(entries, config.settleMs);
   const clears = entries.filter((e): e is ClearOp => e.type === 'op' && e.op === 'clear');
+  const slows = entries.filter((e): e is FaultEntry => e.type === 'fault' && e.kind === 'slow');
   const groups = new Map<string, FetchEntry[]>();
   for (const e of entries) {
     if (e.type !== 'fetch') continue;
@@ -42,7 +59,7 @@ export function checkFetchOnce(entries: readonly Entry[], config: Pick<CheckConf
       const f2 = fetches[j]!;
       for (let i = j - 1; i >= 0; i--) {
         const f1 = fetches[i]!;
-        if (f2.t >= cycleEnd(f1, config.eager)) continue;
+        if (f2.t >= cycleEnd(f1, config.eager, slowEdgeMs(slows, f1, f2))) continue;
         const cleared = clears.some((c) => c.name === f2.name && c.start <= f2.t && (c.end ?? Infinity) >= f1.t - CLEAR_SLACK_MS);
         if (cleared || topo.separated(f1.node, f2.node, f1.t, f2.t)) continue;
         const what = f2.key === undefined ? f2.name : `${f2.name}[${f2.key}]`;
@@ -58,7 +75,7 @@ export function checkFetchOnce(entries: readonly Entry[], config: Pick<CheckConf
   return { name: 'fetch-once', violations };
 }
 
-function cycleEnd(f: FetchEntry, eager: Record<string, number>): number {
+function cycleEnd(f: FetchEntry, eager: Record<string, number>, edgeMs: number): number {
   const before = eager[f.name];
-  return (before === undefined ? f.expiresAt : f.expiresAt - 1.1 * before) - EDGE_MS;
+  return (before === undefined ? f.expiresAt : f.expiresAt - 1.1 * before) - edgeMs;
 }
