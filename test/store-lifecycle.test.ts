@@ -102,8 +102,11 @@ describe('clear, close and diagnostics across nodes (TCP, one process)', () => {
     const [A, B] = c.nodes.map((node) => defineExpirables(defs(), { node, namespace }));
     using events = new EventLog(namespace);
     expect(await A!.fxOrThrow()).toBe('fx-1');
-    // Once A's refresh (and its push) released the lock, B asks under the lock and adopts.
+    // Once A's refresh released the lock and its push reached B's node (an ask of B's router
+    // sent after it on the same link is answered after it: B, holding nothing, dropped it),
+    // B's miss asks the holders and adopts.
     await c.nodes[0]!.global.trans(`expirable-store/${namespace}/fx/`, async () => undefined);
+    await c.nodes[0]!.ref({ node: c.nodes[1]!.name, id: `expirable-store/${namespace}` }).call({ t: 'ask', n: 'fx', k: '' });
     expect(await B!.fxOrThrow()).toBe('fx-1');
     expect(events.events.find((e) => e.channel === 'replicate' && e.node === c.nodes[1]!.name)).toMatchObject({ how: 'adopt', from: c.nodes[0]!.name });
     // Both timers fire; the first takes the lock and fetches (held), the other waits for it.
