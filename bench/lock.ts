@@ -58,7 +58,7 @@ const lock: BenchModule<LockParams> = {
     resources: { type: 'number', integer: true, min: 1, default: 1, description: 'resources the contenders spread over' },
     hold: { type: 'number', min: 0, arg: 'ms', default: 0, description: 'ms each grant holds the lock' },
     compare: { type: 'string', choices: ['none', 'erlang', 'redlock'], default: 'none', description: "also run the workload on Erlang's :global.trans (erlang) or on redlock 4 over one redis-server (redlock)" },
-    redis: { type: 'string', arg: 'url', default: '', description: 'with --compare redlock: the Redis to use (default: a redis-server started for the run)' },
+    redis: { type: 'string', arg: 'url', description: 'with --compare redlock: the Redis to use (default: a redis-server started for the run)' },
   },
   params(v) {
     const p = {
@@ -67,7 +67,7 @@ const lock: BenchModule<LockParams> = {
       resources: v.resources as number,
       holdMs: v.hold as number,
       compare: v.compare as string,
-      redis: v.redis as string,
+      redis: (v.redis as string | undefined) ?? '',
     };
     if (p.resources > p.nodes * p.contenders) throw new BenchUsageError('--resources must not exceed nodes x contenders');
     return p;
