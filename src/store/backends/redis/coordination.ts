@@ -6,8 +6,10 @@
 //   when the lease was taken is what `learn` answers under it. Given `unlessValid` (a refresh),
 //   the claim is in mode 'value': a valid stored value answers in the same script, and no
 //   lease is taken (one round trip, no fetch).
-// - `publish`: the lease's commit; Redis gives the write a fresh version and publishes it to
-//   every process. The stored snapshot goes back to the engine, so the replica here holds the
+// - `publish`: the lease's commit; Redis keeps the engine's version when no other write can
+//   have it (normally: the lease's token, so the fetch:end event and every replica's replicate
+//   event carry the same version), else gives a fresh one, and publishes the write to every
+//   process. The stored snapshot goes back to the engine, so the replica here holds the
 //   version every other process holds. A refused commit (fenced) stores nothing.
 // - `clear` / `clearAll`: a tombstone / a clear floor (generation) in Redis, published.
 // - `hold` / `holders`: the holders sorted set. `holders` is synchronous: it answers from a
@@ -144,7 +146,7 @@ export class RedisCoordination implements Coordination {
     const lease = this.#leases.get(idOf(name, canon));
     // No lease (it ended: lost to its expiry, or released): Redis would refuse the write.
     if (!lease || lease.ended) return 'refused';
-    const r = snap.has ? await lease.commit(snap) : await lease.putState(snap.st);
+    const r = snap.has ? await lease.commit(snap) : await lease.putState(snap.st, snap.v);
     return r.ok ? r.snap : 'refused';
   }
 
