@@ -182,9 +182,9 @@ serve({
   wallTimes({ namespace }: { namespace: string }) {
     return { fetched: fetchedAt.get(namespace) ?? {}, readable: readableAt.get(namespace) ?? {} };
   },
-  /** Raw `PING` round trips to Redis (no client library), the Redis floor. */
-  redisPing({ url, durationMs }: { url: string; durationMs: number }) {
-    return redisPingPong(url, durationMs);
+  /** Raw `PING` round trips to Redis (no client library), the Redis floor; with `gapMs`, one PING every `gapMs` (both ends idle between). */
+  redisPing({ url, durationMs, gapMs }: { url: string; durationMs: number; gapMs?: number }) {
+    return redisPingPong(url, durationMs, 200, gapMs ?? 0);
   },
   spawnEcho(): ActorRefData {
     const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });
