@@ -65,6 +65,7 @@ export class RedisCoordination implements Coordination {
     if (this.#ns) return this.#ns;
     const p = this.#backend.open(this.#namespace, {
       onSnapshot: (name, canon, snap, origin) => this.#onSnapshot(name, canon, snap, origin),
+      known: (name, canon, v, origin) => this.#known(name, canon, v, origin),
       onClear: (name, canon, v) => {
         this.#inbox.cleared(name, canon, v);
         this.#refreshSoon(name, canon);
@@ -104,6 +105,18 @@ export class RedisCoordination implements Coordination {
     const held = this.#held.get(idOf(name, canon));
     if (held) held.listener.put(snap, origin);
     else this.#inbox.offered(name, canon, snap, origin);
+  }
+
+  /**
+   * A write that would change nothing here, left undecoded: our own commit (its reply brings
+   * it; its message usually comes after, when the replica already holds it), or a version the
+   * replica already holds (the engine would drop it).
+   */
+  #known(name: string, canon: string, v: number, origin: string): boolean {
+    const id = idOf(name, canon);
+    if (origin === this.self() && this.#leases.has(id)) return true;
+    const held = this.#held.get(id);
+    return held !== undefined && held.listener.version() >= v;
   }
 
   self(): string {

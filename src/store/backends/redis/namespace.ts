@@ -66,6 +66,12 @@ export interface BackendListener {
    * process). @default every entry
    */
   interested?(name: string, canon: string): boolean;
+  /**
+   * True when a write of version `v` by `origin` would change nothing here (this process holds
+   * that version or a newer one, or wrote it itself and takes it from the reply): it is not
+   * decoded, and `onSnapshot` is not called. @default false
+   */
+  known?(name: string, canon: string, v: number, origin: string): boolean;
   /** The fetch under lease `token`, which an `acquire` of this process waits on, failed (`error`: what the writer sent). */
   onRoundFailed?(name: string, canon: string, token: number, error: unknown, origin: string): void;
   /** Another process's background refresh of version `v` failed; it retries in `retryInMs` (undefined: not before expiry). */
@@ -379,7 +385,7 @@ export class RedisNamespace {
     if (!m) return;
     const l = this.#listener;
     try {
-      if (m.kind === 'w' && l.onSnapshot && (l.interested?.(m.name, m.canon) ?? true)) l.onSnapshot(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
+      if (m.kind === 'w' && l.onSnapshot && !l.known?.(m.name, m.canon, m.v, m.origin) && (l.interested?.(m.name, m.canon) ?? true)) l.onSnapshot(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
       else if (m.kind === 'c') l.onClear?.(m.name, m.canon, m.v, m.origin);
       else if (m.kind === 'C') l.onClearAll?.(m.name === '*' ? undefined : m.name, m.v, m.origin);
       else if (m.kind === 'x') {
