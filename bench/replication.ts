@@ -7,7 +7,9 @@
 // is the end of the fetch on node 1 to the moment a call on every other process answers the
 // new value (wall-clock µs, `performance.timeOrigin + performance.now()`, one clock per host;
 // matched by value), set against a raw Redis PING round trip measured in the same run (and
-// the mesh round trip, the nodes being connected as well).
+// the mesh round trip, the nodes being connected as well), and against a raw PING sent after
+// an idle refresh period (Redis and the process both asleep, as they are when a refresh comes:
+// on a busy machine, waking them is most of the time a refresh takes to reach every process).
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
@@ -54,6 +56,7 @@ const replication: BenchModule<ReplicationParams> = {
           ['mesh round trip p50 (floor)', r.metrics.meshRttP50Us, 'floor'],
           ...(r.metrics.meshIdleRttP50Us !== undefined ? [['mesh round trip to an idle process p50 (floor)', r.metrics.meshIdleRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING round trip p50 (floor)', r.metrics.redisRttP50Us, 'floor'] as [string, number, 'floor']] : []),
+          ...(r.metrics.redisIdleRttP50Us !== undefined ? [['Redis PING round trip, both ends idle, p50 (floor)', r.metrics.redisIdleRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ['fetch end to every replica p50 (ours)', r.metrics.replicationP50Us, 'ours'],
           ['fetch end to every replica p99 (ours)', r.metrics.replicationP99Us, 'ours'],
           ...(r.metrics.meshReplicationP50Us !== undefined
@@ -81,6 +84,7 @@ const replication: BenchModule<ReplicationParams> = {
       rows.push(['the same on a store on the mesh, p99', fmt(m.meshReplicationP99Us), ratio(m.meshReplicationP99Us, m.meshRttP50Us)]);
       rows.push(['Redis PING round trip (raw socket) p50', fmt(m.redisRttP50Us), ratio(m.redisRttP50Us, m.meshRttP50Us)]);
       rows.push(['Redis PING round trip (raw socket) p99', fmt(m.redisRttP99Us), ratio(m.redisRttP99Us, m.meshRttP50Us)]);
+      rows.push([`Redis PING round trip, both ends idle ${result.params.ttlMs} ms, p50`, fmt(m.redisIdleRttP50Us), ratio(m.redisIdleRttP50Us, m.meshRttP50Us)]);
     }
     rows.push(['refreshes measured / not seen on every replica', `${fmt(m.refreshes)} / ${fmt(m.incomplete)}`, '']);
     if (onRedis) rows.push(['on the mesh store: refreshes measured / not seen on every replica', `${fmt(m.meshRefreshes)} / ${fmt(m.meshIncomplete)}`, '']);
@@ -103,6 +107,7 @@ const replication: BenchModule<ReplicationParams> = {
             fmt(m.replicationOverRedisRtt),
             Number.isFinite(m.replicationOverRedisRtt) ? ((m.replicationOverRedisRtt ?? Infinity) <= 2 ? 'yes' : 'no') : 'n/a',
           ],
+          ['replication p50 in idle Redis round trips (PING after an idle refresh period, p50)', '–', fmt(m.replicationOverRedisIdleRtt), ''],
           ['replication p50 on Redis vs on the mesh, same run', '–', `${fmt(m.replicationOverMeshReplication)}x`, ''],
         ],
       });
@@ -134,6 +139,8 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
     // reaches it: waking it is part of the floor (on a 2-vCPU machine, more than a hot round trip).
     ctx.progress(0.15, 'mesh rtt, idle');
     const idle = await children[0]!.request<{ histogram: string }>('idleCallLoop', { ref, gapMs: p.ttlMs, durationMs: d * 0.1 });
+    // On Redis, the same for a raw PING: Redis and the process both idle a refresh period.
+    const redisIdle = redisUrl ? await children[1]!.request<PingPongResult>('redisPing', { url: redisUrl, durationMs: d * 0.1, gapMs: p.ttlMs }) : undefined;
 
     // Replicas everywhere, then node 1 refreshes on every expiry. On Redis, a second store on
     // the mesh takes turns with it (segments alternate), timed the same way: the two backends
@@ -188,6 +195,10 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
       metrics.redisRttP50Us = r.getValueAtPercentile(50) / 1000;
       metrics.redisRttP99Us = r.getValueAtPercentile(99) / 1000;
       metrics.replicationOverRedisRtt = replicationP50Us / metrics.redisRttP50Us;
+    }
+    if (redisIdle) {
+      metrics.redisIdleRttP50Us = decodeHistogram(redisIdle.histogram).getValueAtPercentile(50) / 1000;
+      metrics.replicationOverRedisIdleRtt = replicationP50Us / metrics.redisIdleRttP50Us;
     }
     if (onMesh) {
       const mh = onMesh.h;

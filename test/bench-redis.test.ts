@@ -111,14 +111,15 @@ describe.skipIf(!hasRedis)('the benches on Redis, against a redis-server started
     const pingsBefore = await calls(redis, 'ping');
     const { json } = await run(['replication', '--backend', 'redis', '--redis', redis.url, '--nodes', '2', '--duration', '1']);
     const m = json.metrics;
-    numbers(m, ['replicationP50Us', 'replicationP99Us', 'meshRttP50Us', 'redisRttP50Us', 'meshReplicationP50Us']);
+    numbers(m, ['replicationP50Us', 'replicationP99Us', 'meshRttP50Us', 'redisRttP50Us', 'redisIdleRttP50Us', 'meshReplicationP50Us']);
     expect(m.refreshes).toBeGreaterThan(0);
     // The store on the mesh took turns with it in the same processes.
     expect(m.meshRefreshes).toBeGreaterThan(0);
     expect(m.replicationP50Us).toBeGreaterThan(0);
     expect(m.replicationP99Us).toBeGreaterThanOrEqual(m.replicationP50Us!);
     expect(m.redisRttP50Us).toBeGreaterThan(0);
-    // The PING loop ran against this server, once per round trip measured.
+    expect(m.redisIdleRttP50Us).toBeGreaterThan(0);
+    // The PING loops ran against this server, once per round trip measured.
     expect((await calls(redis, 'ping')) - pingsBefore).toBeGreaterThan(100);
   });
 });

@@ -163,6 +163,27 @@ describe.skipIf(!hasRedis)('redis backend (real redis-server, real processes)', 
     expect(failures).toHaveLength(1);
   });
 
+  it('a write the listener already knows is neither decoded nor handed on, and still wakes the callers waiting on the entry', async () => {
+    const name = freshNs();
+    const seen: string[] = [];
+    const a = await local({ name: 'ka' }).open(name);
+    const b = await local({ name: 'kb' }).open(name, { onSnapshot: (_n, canon) => void seen.push(canon), known: (_n, canon) => canon === 'k1' });
+    const value = (v: string) => ({ v: 0, has: true, value: v, exp: Date.now() + 60_000, ttl: 60_000, hs: false, st: undefined });
+    const c1 = await a.claim('tok', 'k1');
+    if (c1.kind !== 'lease') throw new Error('expected the lease');
+    const t0 = Date.now();
+    const woken = b.waitChange('tok', 'k1', 30_000);
+    expect(await c1.lease.commit(value('one'))).toMatchObject({ ok: true });
+    await woken;
+    expect(Date.now() - t0).toBeLessThan(15_000); // by the message, not the 30 s bound
+    // A later write on the same channel arrives after it: by then k1's was skipped.
+    const c2 = await a.claim('tok', 'k2');
+    if (c2.kind !== 'lease') throw new Error('expected the lease');
+    expect(await c2.lease.commit(value('two'))).toMatchObject({ ok: true });
+    await expect.poll(() => seen.length, { timeout: 5_000 }).toBe(1);
+    expect(seen).toEqual(['k2']);
+  });
+
   it('a lease renewed while the fetch runs outlives leaseMs; the commit is accepted', async () => {
     const ns = freshNs();
     const [a, b] = await peers(2, ns, { leaseMs: 300 });

@@ -56,6 +56,36 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     await expect.poll(clients, { timeout: 5_000 }).toBe(before);
   });
 
+  it('fetch:end on the fetching process and replicate on the other carry the version Redis stored', async () => {
+    const namespace = uniqueNamespace('version');
+    using log = new EventLog(namespace);
+    let fetches = 0;
+    const defs = { token: expirable({ fetch: async () => ok(`tok-${++fetches}`, Date.now() + 400) }) };
+    const a = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'proc-a' }) });
+    const { startNode } = await import('../src/node.js');
+    const node = await startNode({ name: `v-${process.pid}` });
+    const b = defineExpirables(defs, { namespace, node, backend: redisBackend({ url: redis.url, name: 'proc-b' }) });
+    try {
+      expect(await a.tokenOrThrow()).toBe('tok-1');
+      const end1 = await log.next((e) => e.channel === 'fetchEnd' && e.node === 'proc-a');
+      // b takes the value from Redis (its claim answers it), as Redis stored it.
+      expect(await b.tokenOrThrow()).toBe('tok-1');
+      const took = await log.next((e) => e.channel === 'replicate' && e.node !== 'proc-a');
+      expect(took.version).toBe(end1.version);
+      // Once expired, a fetches again; the write reaches b's replica by pub/sub.
+      const seen = log.events.length;
+      await expect.poll(async () => (await a.tokenOrThrow()) === 'tok-2', { timeout: 5_000, interval: 100 }).toBe(true);
+      const end2 = await log.next((e) => e.channel === 'fetchEnd' && e.node === 'proc-a', 10_000, seen);
+      const push = await log.next((e) => e.channel === 'replicate' && e.how === 'push' && e.node !== 'proc-a', 10_000, seen);
+      expect(push.version).toBe(end2.version);
+      expect(end2.version).toBeGreaterThan(end1.version as number);
+    } finally {
+      await b.close();
+      await a.close();
+      await node.close();
+    }
+  });
+
   it('a fetch overtaken by a clear it never heard of is refused by Redis, and its own process stops serving what it fetched', async () => {
     const namespace = uniqueNamespace('fenced');
     let fetches = 0;

@@ -3,6 +3,7 @@
 // (raw.ts): HDR histogram, nanoseconds. Runs in the process that measures.
 import { connect } from 'node:net';
 import { timedLoop, type PingPongResult } from './raw.js';
+import { encodeHistogram, newHistogram } from './stats.js';
 
 /** `{ host, port }` of a `redis://host:port` URL. */
 export function redisAddress(url: string): { host: string; port: number } {
@@ -10,8 +11,13 @@ export function redisAddress(url: string): { host: string; port: number } {
   return { host: u.hostname || '127.0.0.1', port: Number(u.port || 6379) };
 }
 
-/** Sends `PING`, waits for `+PONG`, again, for `durationMs` after a warm-up. */
-export async function redisPingPong(url: string, durationMs: number, warmupMs = 200): Promise<PingPongResult> {
+/**
+ * Sends `PING`, waits for `+PONG`, again, for `durationMs` after a warm-up. With `gapMs`, waits
+ * that long between two PINGs, both ends idle in between (as Redis and a replica are between two
+ * refreshes): waking them is part of that round trip, which on a busy 2-vCPU machine costs far
+ * more than a hot one.
+ */
+export async function redisPingPong(url: string, durationMs: number, warmupMs = 200, gapMs = 0): Promise<PingPongResult> {
   const sock = connect({ ...redisAddress(url), noDelay: true });
   await new Promise<void>((resolve, reject) => {
     sock.once('connect', resolve);
@@ -37,10 +43,29 @@ export async function redisPingPong(url: string, durationMs: number, warmupMs = 
         waiting = { resolve, reject };
         sock.write(line);
       });
+    if (gapMs > 0) return await idleLoop(once, durationMs, gapMs);
     return await timedLoop(once, durationMs, warmupMs);
   } finally {
     sock.destroy();
   }
+}
+
+/** `once` every `gapMs` for `durationMs` (the first one left out): round trips, ns (HDR). */
+async function idleLoop(once: () => Promise<void>, durationMs: number, gapMs: number): Promise<PingPongResult> {
+  const h = newHistogram();
+  const now = process.hrtime.bigint;
+  await once();
+  const start = now();
+  const end = Date.now() + durationMs;
+  let count = 0;
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, gapMs));
+    const t0 = now();
+    await once();
+    h.recordValue(Math.max(1, Number(now() - t0)));
+    count++;
+  }
+  return { histogram: encodeHistogram(h), count, elapsedNs: Number(now() - start) };
 }
 
 /** `INFO stats` field `total_commands_processed` of the server: how many commands it ran so far. */

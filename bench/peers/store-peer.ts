@@ -5,7 +5,8 @@
 // Times that are compared across processes are read from `process.hrtime`, i.e. Linux's
 // CLOCK_MONOTONIC, which every process of one machine shares; on Redis, replication times
 // are wall-clock µs (`performance.timeOrigin + performance.now()`, one clock per host),
-// matched by value, since a replica's version is the one Redis stored, not the fetcher's.
+// matched by value (a replica's version is the one Redis stored, which is the fetcher's only
+// as long as Redis keeps the version the writer proposed).
 import diagnostics_channel from 'node:diagnostics_channel';
 import { defineExpirables, expirable, ok, redisBackend, startNode, type Node, type NodeOptions } from '../../src/index.js';
 import { serve } from '../lib/child.js';
@@ -182,9 +183,9 @@ serve({
   wallTimes({ namespace }: { namespace: string }) {
     return { fetched: fetchedAt.get(namespace) ?? {}, readable: readableAt.get(namespace) ?? {} };
   },
-  /** Raw `PING` round trips to Redis (no client library), the Redis floor. */
-  redisPing({ url, durationMs }: { url: string; durationMs: number }) {
-    return redisPingPong(url, durationMs);
+  /** Raw `PING` round trips to Redis (no client library), the Redis floor; with `gapMs`, one PING every `gapMs` (both ends idle between). */
+  redisPing({ url, durationMs, gapMs }: { url: string; durationMs: number; gapMs?: number }) {
+    return redisPingPong(url, durationMs, 200, gapMs ?? 0);
   },
   spawnEcho(): ActorRefData {
     const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });

@@ -6,8 +6,10 @@
 //   when the lease was taken is what `learn` answers under it. Given `unlessValid` (a refresh),
 //   the claim is in mode 'value': a valid stored value answers in the same script, and no
 //   lease is taken (one round trip, no fetch).
-// - `publish`: the lease's commit; Redis gives the write a fresh version and publishes it to
-//   every process. The stored snapshot goes back to the engine, so the replica here holds the
+// - `publish`: the lease's commit; Redis keeps the engine's version when no other write can
+//   have it (normally: the lease's token, so the fetch:end event and every replica's replicate
+//   event carry the same version), else gives a fresh one, and publishes the write to every
+//   process. The stored snapshot goes back to the engine, so the replica here holds the
 //   version every other process holds. A refused commit (fenced) stores nothing.
 // - `clear` / `clearAll`: a tombstone / a clear floor (generation) in Redis, published.
 // - `hold` / `holders`: the holders sorted set. `holders` is synchronous: it answers from a
@@ -63,6 +65,7 @@ export class RedisCoordination implements Coordination {
     if (this.#ns) return this.#ns;
     const p = this.#backend.open(this.#namespace, {
       onSnapshot: (name, canon, snap, origin) => this.#onSnapshot(name, canon, snap, origin),
+      known: (name, canon, v, origin) => this.#known(name, canon, v, origin),
       onClear: (name, canon, v) => {
         this.#inbox.cleared(name, canon, v);
         this.#refreshSoon(name, canon);
@@ -102,6 +105,18 @@ export class RedisCoordination implements Coordination {
     const held = this.#held.get(idOf(name, canon));
     if (held) held.listener.put(snap, origin);
     else this.#inbox.offered(name, canon, snap, origin);
+  }
+
+  /**
+   * A write that would change nothing here, left undecoded: our own commit (its reply brings
+   * it; its message usually comes after, when the replica already holds it), or a version the
+   * replica already holds (the engine would drop it).
+   */
+  #known(name: string, canon: string, v: number, origin: string): boolean {
+    const id = idOf(name, canon);
+    if (origin === this.self() && this.#leases.has(id)) return true;
+    const held = this.#held.get(id);
+    return held !== undefined && held.listener.version() >= v;
   }
 
   self(): string {
@@ -144,7 +159,7 @@ export class RedisCoordination implements Coordination {
     const lease = this.#leases.get(idOf(name, canon));
     // No lease (it ended: lost to its expiry, or released): Redis would refuse the write.
     if (!lease || lease.ended) return 'refused';
-    const r = snap.has ? await lease.commit(snap) : await lease.putState(snap.st);
+    const r = snap.has ? await lease.commit(snap) : await lease.putState(snap.st, snap.v);
     return r.ok ? r.snap : 'refused';
   }
 

@@ -21,7 +21,8 @@
 //   value and state), `putState` (the state alone, keeping the value), or `release`.
 // - A write is accepted only if no clear and no other lease's write is newer than its
 //   token, and no other lease runs; otherwise it is refused ('fenced') and nothing changes.
-//   The write gets a fresh version (above the token), the expiry is Redis TIME + ttl (a
+//   The write keeps the version the writer proposes when no other write can have it (the
+//   lease's token, for its first write), else gets a fresh one; the expiry is Redis TIME + ttl (a
 //   host's clock cannot make a value live longer), and it is published in the same script.
 // - `clear` writes a tombstone with a fresh version: a later commit of a lease taken before
 //   it is refused. `clearAll(name)` / `clearAll()` raise the clear floor of one expirable /
@@ -65,6 +66,12 @@ export interface BackendListener {
    * process). @default every entry
    */
   interested?(name: string, canon: string): boolean;
+  /**
+   * True when a write of version `v` by `origin` would change nothing here (this process holds
+   * that version or a newer one, or wrote it itself and takes it from the reply): it is not
+   * decoded, and `onSnapshot` is not called. @default false
+   */
+  known?(name: string, canon: string, v: number, origin: string): boolean;
   /** The fetch under lease `token`, which an `acquire` of this process waits on, failed (`error`: what the writer sent). */
   onRoundFailed?(name: string, canon: string, token: number, error: unknown, origin: string): void;
   /** Another process's background refresh of version `v` failed; it retries in `retryInMs` (undefined: not before expiry). */
@@ -258,28 +265,30 @@ export class RedisNamespace {
   }
 
   /**
-   * Stores the value and state of `snap` under the lease of `token` (its `v` is ignored: the
-   * write gets a fresh version, returned in the stored snapshot). `snap.ttl` counts from now.
+   * Stores the value and state of `snap` under the lease of `token`. Its `v` is proposed: Redis
+   * keeps it when no other write can have it (the lease's token, for the lease's first write;
+   * a version above every one issued), else gives a fresh one; the stored snapshot has the
+   * version kept. `snap.ttl` counts from now.
    */
   commit(name: string, canon: string, token: number, snap: Snapshot, options: { release?: boolean } = {}): Promise<WriteResult> {
     const ttl = snap.ttl === Infinity ? '-1' : String(Math.max(0, Math.floor(snap.ttl)));
     const val = snap.has ? encodeValue([snap.value, snap.exp]) : Buffer.alloc(0);
     const st = snap.hs ? encodeValue(snap.st) : Buffer.alloc(0);
-    return this.#write(name, canon, token, ['value', snap.has ? '1' : '0', ttl, val, snap.hs ? '1' : '0', st], options.release ?? true);
+    return this.#write(name, canon, token, ['value', snap.has ? '1' : '0', ttl, val, snap.hs ? '1' : '0', st], options.release ?? true, snap.v);
   }
 
-  /** Replaces the state under the lease of `token`, keeping the stored value. */
-  putState(name: string, canon: string, token: number, state: unknown, options: { release?: boolean } = {}): Promise<WriteResult> {
-    return this.#write(name, canon, token, ['state', '0', '0', '', '1', encodeValue(state)], options.release ?? false);
+  /** Replaces the state under the lease of `token`, keeping the stored value (`v`: the version proposed, as for `commit`). */
+  putState(name: string, canon: string, token: number, state: unknown, options: { release?: boolean; v?: number } = {}): Promise<WriteResult> {
+    return this.#write(name, canon, token, ['state', '0', '0', '', '1', encodeValue(state)], options.release ?? false, options.v ?? 0);
   }
 
-  async #write(name: string, canon: string, token: number, fields: (string | Buffer)[], release: boolean): Promise<WriteResult> {
+  async #write(name: string, canon: string, token: number, fields: (string | Buffer)[], release: boolean, proposed: number): Promise<WriteResult> {
     this.#live();
     const k = this.keys;
     const r = (await this.#link.eval(
       WRITE,
       [k.entry(name, canon), k.lease(name, canon), k.seq, k.floors],
-      [name, canon, String(token), ...fields, release ? '1' : '0', this.#link.pubCmd, k.channel, this.#s.origin],
+      [name, canon, String(token), ...fields, release ? '1' : '0', this.#link.pubCmd, k.channel, this.#s.origin, String(proposed)],
     )) as unknown[];
     if (String(r[0]) === 'ok') return { ok: true, snap: toSnapshot(r.slice(1)) };
     return { ok: false, reason: String(r[1]) as 'cleared' | 'newer' | 'lease' };
@@ -376,7 +385,7 @@ export class RedisNamespace {
     if (!m) return;
     const l = this.#listener;
     try {
-      if (m.kind === 'w' && l.onSnapshot && (l.interested?.(m.name, m.canon) ?? true)) l.onSnapshot(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
+      if (m.kind === 'w' && l.onSnapshot && !l.known?.(m.name, m.canon, m.v, m.origin) && (l.interested?.(m.name, m.canon) ?? true)) l.onSnapshot(m.name, m.canon, decodeSnapshot(m.v, m.has, m.ttl, m.val, m.hs, m.st), m.origin);
       else if (m.kind === 'c') l.onClear?.(m.name, m.canon, m.v, m.origin);
       else if (m.kind === 'C') l.onClearAll?.(m.name === '*' ? undefined : m.name, m.v, m.origin);
       else if (m.kind === 'x') {
@@ -537,8 +546,8 @@ export class Lease {
   }
 
   /** Replaces the state, keeping the value; the lease goes on (end it with commit or release). */
-  putState(state: unknown): Promise<WriteResult> {
-    return this.ns.putState(this.name, this.canon, this.token, state, { release: false });
+  putState(state: unknown, v?: number): Promise<WriteResult> {
+    return this.ns.putState(this.name, this.canon, this.token, state, { release: false, ...(v === undefined ? {} : { v }) });
   }
 
   /** Ends the lease without a write; waiters claim again at once. */

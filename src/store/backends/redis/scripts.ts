@@ -143,10 +143,17 @@ return 0
 /**
  * KEYS: entry, lease, seq, floors.
  * ARGV: name, canon, token, mode ('value' | 'state'), has, ttl (-1: never), val, hs, st,
- *       release ('1' | '0'), pubcmd, channel, origin.
+ *       release ('1' | '0'), pubcmd, channel, origin [, proposed version].
  * Refused ({ 'fenced', why }) when a clear or another lease's write is newer than the token,
- * or another lease runs now (a refused write with release = '1' still ends its own lease). Otherwise writes with a fresh version (mode 'state' keeps the
- * value as stored), publishes, and answers { 'ok', snapshot... }.
+ * or another lease runs now (a refused write with release = '1' still ends its own lease).
+ * Otherwise writes (mode 'state' keeps the value as stored), publishes, and answers
+ * { 'ok', snapshot... }.
+ * The version: the proposed one when no other write can have it — the lease's own token for
+ * the lease's first write (issued once, to this lease alone), or one above every version
+ * issued (above seq) — so the writer's version and the stored one agree; otherwise a fresh
+ * one. Either way above the token's floor, the entry's version and the clear floors.
+ * Every field is written with one HSET, and the snapshot of a value write is built from the
+ * arguments (a state write reads the value it keeps): as few calls as the checks allow.
  */
 export const WRITE = script(
   'write',
@@ -165,28 +172,50 @@ local function refuse(why)
 end
 if token <= floor then return refuse('cleared') end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't')
-if tonumber(cur[1] or '0') >= token and cur[2] ~= ARGV[3] then return refuse('newer') end
+local curV = tonumber(cur[1] or '0')
+if curV >= token and cur[2] ~= ARGV[3] then return refuse('newer') end
 if held and held ~= ARGV[3] then return refuse('lease') end
-local v = next_version(KEYS[3], now)
-redis.call('HSET', KEYS[1], 'v', fmt(v), 't', ARGV[3])
+local v
+local proposed = tonumber(ARGV[14] or '0')
+local seqNow = tonumber(redis.call('GET', KEYS[3]) or '0')
+if proposed >= token and proposed > curV and ((proposed == token and cur[2] ~= ARGV[3]) or proposed > seqNow) then
+  v = proposed
+  if v > seqNow then redis.call('SET', KEYS[3], fmt(v)) end
+else
+  v = math.max(seqNow + 1, now)
+  redis.call('SET', KEYS[3], fmt(v))
+end
+local f = {'v', fmt(v), 't', ARGV[3]}
+local gone = {}
+local s
 if ARGV[4] == 'value' then
+  local has, ttl, val = 0, 0, ''
   if ARGV[5] == '1' then
     local at = 'inf'
     if ARGV[6] ~= '-1' then at = fmt(now + tonumber(ARGV[6])) end
-    redis.call('HSET', KEYS[1], 'has', '1', 'at', at, 'val', ARGV[7])
+    f[#f + 1] = 'has'; f[#f + 1] = '1'; f[#f + 1] = 'at'; f[#f + 1] = at; f[#f + 1] = 'val'; f[#f + 1] = ARGV[7]
+    if ARGV[6] == '-1' then has, ttl, val = 1, -1, ARGV[7]
+    elseif tonumber(ARGV[6]) > 0 then has, ttl, val = 1, tonumber(ARGV[6]), ARGV[7] end
   else
-    redis.call('HSET', KEYS[1], 'has', '0')
-    redis.call('HDEL', KEYS[1], 'at', 'val')
+    f[#f + 1] = 'has'; f[#f + 1] = '0'
+    gone[#gone + 1] = 'at'; gone[#gone + 1] = 'val'
   end
+  s = {v, has, ttl, val, 0, ''}
 end
 if ARGV[8] == '1' then
-  redis.call('HSET', KEYS[1], 'hs', '1', 'st', ARGV[9])
+  f[#f + 1] = 'hs'; f[#f + 1] = '1'; f[#f + 1] = 'st'; f[#f + 1] = ARGV[9]
 else
-  redis.call('HSET', KEYS[1], 'hs', '0')
-  redis.call('HDEL', KEYS[1], 'st')
+  f[#f + 1] = 'hs'; f[#f + 1] = '0'
+  gone[#gone + 1] = 'st'
 end
+redis.call('HSET', KEYS[1], unpack(f))
+if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
 if ARGV[10] == '1' and held then redis.call('DEL', KEYS[2]) end
-local s = snap(KEYS[1], floor, now)
+if s then
+  if ARGV[8] == '1' then s[5], s[6] = 1, ARGV[9] end
+else
+  s = snap(KEYS[1], floor, now)
+end
 publish(ARGV[11], ARGV[12], 'w', ARGV[1], ARGV[2], ARGV[13], s)
 return {'ok', s[1], s[2], s[3], s[4], s[5], s[6]}
 `,
