@@ -20,7 +20,7 @@
 import type { Holding } from './backend.js';
 import type { ExpirableResult } from './result.js';
 import type { Round } from './round.js';
-import type { TimerHandle } from '../util/timers.js';
+import { EagerState } from './refresh-scheduler.js';
 
 /** A replica's content as it travels between nodes. */
 export interface Snapshot {
@@ -61,17 +61,8 @@ export class Entry {
   round: Round | undefined = undefined;
   /** Settles when the refresh behind the latest round has ended (it may outlive the answer). */
   refreshing: Promise<void> | undefined = undefined;
-  /** The eager-refresh (or retry) timer, armed for `armedVersion`. */
-  timer: TimerHandle | undefined = undefined;
-  armedVersion = -1;
-  /** When this node's eager timer last fired (monotonic ms). */
-  eagerFiredAt = 0;
-  /** The last failed background refresh a peer reported for this value, and when it retries. */
-  peerFailure: { readonly v: number; readonly at: number; readonly retryAt: number } | undefined = undefined;
-  /** Set when an eager refresh gave its turn to a peer's retry: re-arm a backup at this time. */
-  deferredTo: number | undefined = undefined;
-  /** Consecutive failed background refreshes of the current value (drives the backoff). */
-  refreshFailures = 0;
+  /** The eager timer and what this node knows of failed background refreshes (see ./refresh-scheduler.ts). */
+  readonly eager = new EagerState();
   /** This process's place among the holders of the entry, while it holds a value (see ./backend.ts). */
   holding: Holding | undefined = undefined;
   /** Set when evicted or closed: late results are not stored. */
@@ -121,7 +112,7 @@ export class Entry {
     } else {
       this.dropValue();
     }
-    this.refreshFailures = 0;
+    this.eager.failures = 0;
     return true;
   }
 
@@ -161,12 +152,6 @@ export class Entry {
     this.deadline = -Infinity;
     this.result = undefined;
     this.valuePromise = undefined;
-  }
-
-  cancelTimer(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.armedVersion = -1;
   }
 }
 
