@@ -1,7 +1,9 @@
-// The engine of one expirable on one node: its replicas (one, or one per key in an LRU),
-// single flight of refreshes, the refresh under the lock (local check, peers, fetch), eager
-// timers and their backoff, clear, state changes, re-entrance, and the counters. How the
-// processes agree is behind the port in ./backend.ts, chosen once when the store is defined
+// The engine of one expirable on one node: its entries (one, or one per key in an LRU), single
+// flight of refreshes (rounds, ./round.ts), the refresh under the lock (local check, peers,
+// fetch), clear, state changes, re-entrance, and the counters. What a replica holds and how
+// it takes a snapshot is ./replica.ts; the per-entry bookkeeping, ./entry.ts; when eager
+// refreshes run and what a failed one does, ./refresh-scheduler.ts. How the processes agree
+// is behind the port in ./backend.ts, chosen once when the store is defined
 // (./backends/mesh.ts, ./backends/local.ts); this file decides what to do, that one how to say it.
 import { LRUCache } from 'lru-cache';
 import { ExpirableError, ExpirableSerializationError, fromWire, type ExpirableFailure, type WireError } from '../errors.js';
@@ -13,7 +15,8 @@ import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
 import type { Coordination, PeerSnapshot, UnlessValid } from './backend.js';
 import { publish } from './diagnostics.js';
-import { Entry, servable, type Snapshot } from './entry.js';
+import { Entry } from './entry.js';
+import { servable, type Snapshot } from './replica.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
 import { Round, type RoundMode } from './round.js';
 import { reader, readerOrThrow, type Reader, type ReaderOrThrow } from './reader.js';
@@ -232,14 +235,31 @@ export class ExpirableEngine {
   #pull(e: Entry, round: Round): void {
     if (e.holding) return;
     const since = this.#clock.now();
-    this.#co
-      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s), e.resource)
-      .then((best) => {
-        if (!best || round.answered || round.epoch !== e.epoch || e.disposed || this.#ctx.closed) return;
-        this.#adopt(e, best);
-        if (e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
+    let took = false;
+    const take = (): boolean => (took = !round.answered && round.epoch === e.epoch && !e.disposed && !this.#ctx.closed);
+    this.#askAndAdopt(e, since, (s) => this.#wouldServe(e, s), e.resource, take)
+      .then(() => {
+        if (took && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
       })
       .catch(() => undefined); // nothing learned: the refresh goes on under the lock
+  }
+
+  /**
+   * Asks the other processes for the newest snapshot of `e` (from `since`; `enough` ends the
+   * wait at the first answer that would do, `holdersOf` asks only the entry's holders) and
+   * adopts it here if `take` still allows; resolves with what was learned, whose version
+   * raises the version of what is written next under the lock (see #nextVersion).
+   */
+  async #askAndAdopt(
+    e: Entry,
+    since: number,
+    enough?: (s: PeerSnapshot) => boolean,
+    holdersOf?: string,
+    take: () => boolean = () => true,
+  ): Promise<PeerSnapshot | undefined> {
+    const best = await this.#co.learn(this.name, e.canon, since, enough, holdersOf);
+    if (best && take()) this.#adopt(e, best);
+    return best;
   }
 
   /** True when `s`, from a peer, is newer than what `e` holds and carries a value valid now. */
@@ -336,15 +356,13 @@ export class ExpirableEngine {
     //    answer that would do ends the wait; without one, every node's answer counts (the
     //    newest version raises the version of what this refresh writes).
     let early = false;
-    let best = await this.#co.learn(this.name, e.canon, this.#clock.now(), (s) => (early = this.#wouldServe(e, s)));
+    let best = await this.#askAndAdopt(e, this.#clock.now(), (s) => (early = this.#wouldServe(e, s)));
     if (best) {
-      this.#adopt(e, best);
       if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
       if (early) {
         // Taken before every node answered, but not enough after all (it expired since, or a
         // clear overtook it): hear every node before writing.
-        best = await this.#co.learn(this.name, e.canon, this.#clock.now());
-        if (best) this.#adopt(e, best);
+        best = await this.#askAndAdopt(e, this.#clock.now());
         if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
       }
     }
@@ -586,12 +604,8 @@ export class ExpirableEngine {
   async updateState(key: unknown, fn: (state: unknown) => unknown): Promise<void> {
     const e = this.entry(key);
     await this.#withLock(e, e.canon, e.resource, async (token) => {
-      let peerMax = 0;
-      const best = await this.#co.learn(this.name, e.canon, this.#clock.now());
-      if (best) {
-        peerMax = best.snap.v;
-        this.#adopt(e, best);
-      }
+      const best = await this.#askAndAdopt(e, this.#clock.now());
+      const peerMax = best?.snap.v ?? 0;
       // Under the global lock: a fn that never settles would hold every caller of this
       // expirable in the cluster, so it gets the fetch's timeout.
       const next = await withTimeout(() => fn(e.hasState ? e.state : undefined), this.spec.fetchTimeout, this.#clock, true);
