@@ -58,7 +58,7 @@ export interface SchedulerHost {
   /** Tells the other replicas of `e` that its refresh failed. */
   tellFailed(e: Entry, msg: RefreshFailed): void;
   /** The fields of a diagnostics message about `e`. */
-  about(e: Entry, node: string | undefined): object;
+  about(e: Entry, node: string | undefined): { namespace: string; name: string; key: unknown; node: string | undefined };
 }
 
 export class RefreshScheduler {
