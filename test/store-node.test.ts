@@ -178,6 +178,27 @@ describe.each(scopes)('scope %s on one node', (scope) => {
     await E.close();
   });
 
+  it('6b. the count of failed eager refreshes (the backoff step) starts over with a new value', async () => {
+    let calls = 0;
+    const E = define({
+      fx: expirable({
+        scope,
+        refresh: { eager: { beforeExpiry: 2_400 } },
+        // 1: a value; 2: its eager refresh fails; 3 (the retry) and later: new values.
+        fetch: async () => (++calls === 2 ? fail(new Error('refused once')) : ok(`v${calls}`, soon(3_000))),
+      }),
+    });
+    using events = new EventLog(E.namespace);
+    expect(await E.fxOrThrow()).toBe('v1');
+    const failure = await events.next((e) => e.channel === 'refresh' && e.phase === 'failure', 5_000);
+    expect(failure.retryInMs).toBeGreaterThan(0);
+    const retry = await events.next((e) => e.channel === 'refresh' && e.phase === 'start' && e.attempt === 2, 5_000);
+    // The retry brought a new value: its own eager refresh is a first attempt, not a third.
+    const next = await events.next((e) => e.channel === 'refresh' && e.phase === 'start' && e.version !== retry.version, 8_000, events.events.indexOf(retry) + 1);
+    expect(next.attempt).toBe(1);
+    await E.close();
+  });
+
   it('8. clear drops the value; a fetch in flight during clear does not bring it back', async () => {
     let calls = 0;
     let hold: Promise<void> | undefined;

@@ -23,7 +23,7 @@
 // A backend is chosen once per expirable when the store is defined (its scope and the store's
 // coordination); the engine never asks which one it has.
 import type { WireError } from '../errors.js';
-import type { Snapshot } from './entry.js';
+import type { Snapshot } from './replica.js';
 
 /** What a backend delivers to the store of this process (calls from other processes). */
 export interface StoreInbox {

@@ -1,7 +1,9 @@
-// The engine of one expirable on one node: its replicas (one, or one per key in an LRU),
-// single flight of refreshes, the refresh under the lock (local check, peers, fetch), eager
-// timers and their backoff, clear, state changes, re-entrance, and the counters. How the
-// processes agree is behind the port in ./backend.ts, chosen once when the store is defined
+// The engine of one expirable on one node: its entries (one, or one per key in an LRU), single
+// flight of refreshes (rounds, ./round.ts), the refresh under the lock (local check, peers,
+// fetch), clear, state changes, re-entrance, and the counters. What a replica holds and how
+// it takes a snapshot is ./replica.ts; the per-entry bookkeeping, ./entry.ts; when eager
+// refreshes run and what a failed one does, ./refresh-scheduler.ts. How the processes agree
+// is behind the port in ./backend.ts, chosen once when the store is defined
 // (./backends/mesh.ts, ./backends/local.ts); this file decides what to do, that one how to say it.
 import { LRUCache } from 'lru-cache';
 import { ExpirableError, ExpirableSerializationError, fromWire, type ExpirableFailure, type WireError } from '../errors.js';
@@ -11,13 +13,14 @@ import type { Clock } from '../util/clock.js';
 import { heldUnder, leaveHolding, runHolding } from '../util/held-context.js';
 import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
-import type { Coordination, PeerSnapshot, RefreshFailed, UnlessValid } from './backend.js';
+import type { Coordination, PeerSnapshot, UnlessValid } from './backend.js';
 import { publish } from './diagnostics.js';
-import { Entry, servable, type Snapshot } from './entry.js';
+import { Entry } from './entry.js';
+import { servable, type Snapshot } from './replica.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
 import { Round, type RoundMode } from './round.js';
 import { reader, readerOrThrow, type Reader, type ReaderOrThrow } from './reader.js';
-import { eagerDelay, retryDelay } from './schedule.js';
+import { RefreshScheduler } from './refresh-scheduler.js';
 import type { ExpirableSpec, ExpirableStats } from './spec.js';
 
 /** What the engine needs from its store. */
@@ -54,8 +57,8 @@ export class ExpirableEngine {
   readonly read: Reader;
   /** `Expirables.nameOrThrow(key?)`. */
   readonly readOrThrow: ReaderOrThrow;
-  /** Failures of background refreshes already handled under the lock (see #eagerFailed). */
-  readonly #failureHandled = new WeakSet<ExpirableError>();
+  /** Eager timers, their backoff, and standing by for a peer's retry (see ./refresh-scheduler.ts). */
+  readonly #scheduler: RefreshScheduler;
   /** Evicted keys whose refresh still runs: disposed when it ends, unless used again meanwhile. */
   readonly #evicting = new Map<string, Entry>();
   /** How the processes agree on this expirable's entries (see ./backend.ts). */
@@ -69,6 +72,18 @@ export class ExpirableEngine {
     this.name = name;
     this.spec = spec;
     this.#co = ctx.coordination(spec);
+    this.#scheduler = new RefreshScheduler({
+      clock: ctx.clock,
+      stats: this.stats,
+      beforeExpiry: spec.beforeExpiry,
+      get closed() {
+        return ctx.closed;
+      },
+      self: () => this.#co.self(),
+      startEager: (e, v) => this.#start(e, 'eager', v),
+      tellFailed: (e, msg) => this.#co.refreshFailed(e.resource, msg),
+      about: (e, node) => this.#about(e, node),
+    });
     if (spec.keyed) {
       this.#keys = new LRUCache<string, Entry>({
         max: spec.maxKeys,
@@ -220,14 +235,31 @@ export class ExpirableEngine {
   #pull(e: Entry, round: Round): void {
     if (e.holding) return;
     const since = this.#clock.now();
-    this.#co
-      .learn(this.name, e.canon, since, (s) => this.#wouldServe(e, s), e.resource)
-      .then((best) => {
-        if (!best || round.answered || round.epoch !== e.epoch || e.disposed || this.#ctx.closed) return;
-        this.#adopt(e, best);
-        if (e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
+    let took = false;
+    const take = (): boolean => (took = !round.answered && round.epoch === e.epoch && !e.disposed && !this.#ctx.closed);
+    this.#askAndAdopt(e, since, (s) => this.#wouldServe(e, s), e.resource, take)
+      .then(() => {
+        if (took && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
       })
       .catch(() => undefined); // nothing learned: the refresh goes on under the lock
+  }
+
+  /**
+   * Asks the other processes for the newest snapshot of `e` (from `since`; `enough` ends the
+   * wait at the first answer that would do, `holdersOf` asks only the entry's holders) and
+   * adopts it here if `take` still allows; resolves with what was learned, whose version
+   * raises the version of what is written next under the lock (see #nextVersion).
+   */
+  async #askAndAdopt(
+    e: Entry,
+    since: number,
+    enough?: (s: PeerSnapshot) => boolean,
+    holdersOf?: string,
+    take: () => boolean = () => true,
+  ): Promise<PeerSnapshot | undefined> {
+    const best = await this.#co.learn(this.name, e.canon, since, enough, holdersOf);
+    if (best && take()) this.#adopt(e, best);
+    return best;
   }
 
   /** True when `s`, from a peer, is newer than what `e` holds and carries a value valid now. */
@@ -324,15 +356,13 @@ export class ExpirableEngine {
     //    answer that would do ends the wait; without one, every node's answer counts (the
     //    newest version raises the version of what this refresh writes).
     let early = false;
-    let best = await this.#co.learn(this.name, e.canon, this.#clock.now(), (s) => (early = this.#wouldServe(e, s)));
+    let best = await this.#askAndAdopt(e, this.#clock.now(), (s) => (early = this.#wouldServe(e, s)));
     if (best) {
-      this.#adopt(e, best);
       if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
       if (early) {
         // Taken before every node answered, but not enough after all (it expired since, or a
         // clear overtook it): hear every node before writing.
-        best = await this.#co.learn(this.name, e.canon, this.#clock.now());
-        if (best) this.#adopt(e, best);
+        best = await this.#askAndAdopt(e, this.#clock.now());
         if (this.#satisfied(e, mode, armed)) return this.#skipped(e, mode);
       }
     }
@@ -340,9 +370,7 @@ export class ExpirableEngine {
     // 3. Fetch, unless this is a background refresh and a peer's attempt at this very value
     //    failed since our timer fired: that peer retries on its backoff; we stand by.
     const nodeName = this.#co.self();
-    const pf = e.peerFailure;
-    if (mode === 'eager' && pf && pf.v === armed && pf.at >= e.eagerFiredAt && e.valid(this.#clock.now())) {
-      e.deferredTo = pf.retryAt;
+    if (mode === 'eager' && this.#scheduler.defers(e, armed)) {
       publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'deferred', version: armed }));
       return { ok: true, value: e.value, expiresAt: e.expiresAt };
     }
@@ -361,7 +389,7 @@ export class ExpirableEngine {
     if (!run.ok) {
       this.stats.failures++;
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: run.error }));
-      if (mode === 'eager') this.#eagerFailed(e, armed, run.error);
+      if (mode === 'eager') this.#scheduler.failed(e, armed, run.error);
       else await this.#roundFailed(e, round, run.error);
       return run;
     }
@@ -371,7 +399,7 @@ export class ExpirableEngine {
     if (unfit) {
       this.stats.failures++;
       publish('fetchFailure', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, error: unfit }));
-      if (mode === 'eager') this.#eagerFailed(e, armed, unfit);
+      if (mode === 'eager') this.#scheduler.failed(e, armed, unfit);
       else await this.#roundFailed(e, round, unfit);
       return { ok: false, error: unfit };
     }
@@ -441,7 +469,7 @@ export class ExpirableEngine {
     if (e.disposed) return;
     // The same value, read with more life left than this replica counted: it serves again (no fetch).
     if (e.renew(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) {
-      this.#arm(e);
+      this.#scheduler.arm(e);
       return;
     }
     if (!e.apply(best.snap, best.since, this.#clock.now(), this.#clock.wallNow())) return;
@@ -486,12 +514,12 @@ export class ExpirableEngine {
       e.holding = this.#co.hold(this.name, e.canon, e.resource, {
         put: (snap, from) => this.#onPut(e, snap, from),
         version: () => e.version,
-        refreshFailed: (msg) => this.#onPeerFailure(e, msg),
+        refreshFailed: (msg) => this.#scheduler.peerFailed(e, msg),
       });
     } else if (!e.hasValue && e.holding) {
       this.#leave(e);
     }
-    this.#arm(e);
+    this.#scheduler.arm(e);
   }
 
   #leave(e: Entry): void {
@@ -499,91 +527,6 @@ export class ExpirableEngine {
     if (!holding) return;
     e.holding = undefined;
     holding.release();
-  }
-
-  // ---- eager refresh ---------------------------------------------------------------------
-
-  /** Arms the eager refresh of the value `e` holds now (every replica does). */
-  #arm(e: Entry): void {
-    e.cancelTimer();
-    const before = this.spec.beforeExpiry;
-    if (before === undefined || !e.hasValue || e.deadline === Infinity || e.disposed || this.#ctx.closed) return;
-    const v = e.version;
-    e.armedVersion = v;
-    e.timer = this.#clock.timeout(() => this.#onTimer(e, v), eagerDelay(e.deadline - this.#clock.now(), before));
-  }
-
-  #onTimer(e: Entry, v: number): void {
-    if (e.disposed || this.#ctx.closed || e.version !== v || !e.hasValue) return;
-    e.timer = undefined;
-    // A refresh already runs for this entry here (callers missed and may have been answered
-    // early by a push): look again when it has ended.
-    if (e.refreshing) {
-      void e.refreshing.then(() => this.#onTimer(e, v));
-      return;
-    }
-    const nodeName = this.#co.self();
-    e.eagerFiredAt = this.#clock.now();
-    e.deferredTo = undefined;
-    publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'start', version: v, attempt: e.refreshFailures + 1 }));
-    void this.#start(e, 'eager', v).then((r) => {
-      if (r.ok) {
-        if (e.version !== v) publish('refresh', () => ({ ...this.#about(e, nodeName), phase: 'end', version: e.version }));
-        else if (e.deferredTo !== undefined) this.#armBackup(e, v, e.deferredTo - this.#clock.now());
-        return;
-      }
-      // A failed fetch was handled under the lock already; a lock that could not be had here.
-      if (!this.#failureHandled.has(r.error)) this.#eagerFailed(e, v, r.error);
-    });
-  }
-
-  /**
-   * A background refresh of `v` failed: keep serving the current value until it really
-   * expires, arm the retry with backoff, publish, and tell the other replicas. Called under
-   * the lock when the fetch failed, so the notice leaves before the release does and a
-   * replica granted the lock next already knows to stand by.
-   */
-  #eagerFailed(e: Entry, v: number, error: ExpirableError): void {
-    this.#failureHandled.add(error);
-    this.stats.refreshFailures++;
-    e.refreshFailures++;
-    let retryInMs: number | undefined;
-    if (e.version === v && e.valid(this.#clock.now()) && !e.disposed && !this.#ctx.closed) {
-      const d = retryDelay(e.refreshFailures, this.spec.beforeExpiry ?? 0);
-      if (this.#clock.now() + d < e.deadline) {
-        retryInMs = d;
-        e.cancelTimer();
-        e.armedVersion = v;
-        e.timer = this.#clock.timeout(() => this.#onTimer(e, v), d);
-      }
-    }
-    const self = this.#co.self();
-    publish('refresh', () => ({ ...this.#about(e, self), phase: 'failure', version: v, error, retryInMs }));
-    if (self !== undefined && e.version === v) {
-      this.#co.refreshFailed(e.resource, { t: 'failed', v, retryInMs, failures: e.refreshFailures, from: self });
-    }
-  }
-
-  /** A peer's background refresh of `msg.v` failed: let it retry first, stay armed as a backup. */
-  #onPeerFailure(e: Entry, msg: RefreshFailed): void {
-    if (e.disposed || this.#ctx.closed || e.version !== msg.v || !e.hasValue) return;
-    const now = this.#clock.now();
-    e.refreshFailures = Math.max(e.refreshFailures, msg.failures);
-    e.peerFailure = { v: msg.v, at: now, retryAt: msg.retryInMs === undefined ? Infinity : now + msg.retryInMs };
-    // Only a timer waiting for this value moves; a refresh already queued on the lock gives
-    // up its turn when it gets there (see #underLock).
-    if (e.timer && e.armedVersion === msg.v) this.#armBackup(e, msg.v, msg.retryInMs ?? Infinity);
-  }
-
-  /** Re-arms the timer for `v` as a backup a while after a peer's retry due in `inMs`. */
-  #armBackup(e: Entry, v: number, inMs: number): void {
-    e.deferredTo = undefined;
-    e.cancelTimer();
-    const delay = Math.max(0, inMs) * (1.5 + 0.5 * Math.random());
-    // A peer that will not retry before expiry: neither do we; the next read refreshes.
-    if (!(this.#clock.now() + delay < e.deadline)) return;
-    e.armedVersion = v;
-    e.timer = this.#clock.timeout(() => this.#onTimer(e, v), delay);
   }
 
   // ---- clear -------------------------------------------------------------------------------
@@ -650,7 +593,7 @@ export class ExpirableEngine {
   #applyClear(e: Entry, v: number, origin: 'local' | 'remote'): void {
     if (!(v > e.version)) return;
     e.clear(v);
-    e.cancelTimer();
+    e.eager.cancel();
     this.#leave(e);
     publish('clear', () => ({ ...this.#about(e, this.#co.self()), version: v, origin }));
   }
@@ -661,12 +604,8 @@ export class ExpirableEngine {
   async updateState(key: unknown, fn: (state: unknown) => unknown): Promise<void> {
     const e = this.entry(key);
     await this.#withLock(e, e.canon, e.resource, async (token) => {
-      let peerMax = 0;
-      const best = await this.#co.learn(this.name, e.canon, this.#clock.now());
-      if (best) {
-        peerMax = best.snap.v;
-        this.#adopt(e, best);
-      }
+      const best = await this.#askAndAdopt(e, this.#clock.now());
+      const peerMax = best?.snap.v ?? 0;
       // Under the global lock: a fn that never settles would hold every caller of this
       // expirable in the cluster, so it gets the fetch's timeout.
       const next = await withTimeout(() => fn(e.hasState ? e.state : undefined), this.spec.fetchTimeout, this.#clock, true);
@@ -699,7 +638,7 @@ export class ExpirableEngine {
     e.disposed = true;
     // Reads see no value (a closed store answers 'unavailable'; an evicted entry is gone).
     e.dropValue();
-    e.cancelTimer();
+    e.eager.cancel();
     this.#leave(e);
   }
 

@@ -1,57 +1,23 @@
-// One replica of one expirable (or of one key of a keyed expirable) on this node: the value,
-// its monotonic deadline, its version, its state, and the bookkeeping of its refreshes.
-//
-// The fields the read path touches (`deadline`, `result`, `valuePromise`) are plain fields
-// of a monomorphic object: a cached hit is `deadline > now` and returning a promise that was
-// resolved once when the value arrived, so a hit allocates nothing.
+// One entry of one expirable (or of one key of a keyed expirable) on this node: its replica
+// (./replica.ts, the value and what the read path touches) and the bookkeeping of its refreshes
+// the engine keeps: the round callers join (single flight), the clear epoch, the eager timer's
+// state (./refresh-scheduler.ts), its place among the holders, and whether it was disposed.
 //
 // Invariants:
-// - `version` only grows. A snapshot is applied only if its version is greater (an older
-//   value never overwrites a newer one, whatever order messages arrive in); a `clear` is a
-//   snapshot without value whose version is the clear's version (a tombstone).
-// - `deadline` is monotonic milliseconds (the store's clock), computed on receipt from the
-//   time left, bounded by `expiresAt` on this host's wall clock (see `apply`); wall-clock
-//   jumps after receipt do not move it. A later reading of the same write may move it later
-//   (`renew`: each reading bounds the value's life from above, none goes past it).
 // - `epoch` grows when `clear` is called on this node; a refresh that started in an older
 //   epoch stores nothing when it ends, and later callers do not join it (a cleared value is
 //   not brought back). Across nodes the lock orders clears and refreshes, and the clear's
 //   version (above every version known under the lock) drops every older value wherever it arrives.
+// - The count of failed background refreshes is of the value held: it restarts with every
+//   snapshot applied.
 import type { Holding } from './backend.js';
-import type { ExpirableResult } from './result.js';
 import type { Round } from './round.js';
-import type { TimerHandle } from '../util/timers.js';
+import { EagerState } from './refresh-scheduler.js';
+import { Replica, type Snapshot } from './replica.js';
 
-/** A replica's content as it travels between nodes. */
-export interface Snapshot {
-  /** Version: the lock's fencing token, raised above every version known under the lock (engine #nextVersion). */
-  readonly v: number;
-  /** True when it carries a value (false: a state alone, or a tombstone). */
-  readonly has: boolean;
-  readonly value: unknown;
-  /** `expiresAt` as the fetch returned it (fetching host's Unix ms, or Infinity). Shown to callers only. */
-  readonly exp: number;
-  /** Milliseconds the value had left when the snapshot was sent (Infinity: never expires). */
-  readonly ttl: number;
-  /** True when it carries a state. */
-  readonly hs: boolean;
-  readonly st: unknown;
-}
+export { deadlineOf, servable, type Snapshot } from './replica.js';
 
-export class Entry {
-  /** Monotonic ms until which the value may be served; -Infinity without one. Hot path. */
-  deadline = -Infinity;
-  /** `Promise.resolve({ ok: true, value, expiresAt })`, built once per value. Hot path. */
-  result: Promise<ExpirableResult<unknown>> | undefined = undefined;
-  /** `Promise.resolve(value)`, for the `…OrThrow` functions. Hot path. */
-  valuePromise: Promise<unknown> | undefined = undefined;
-  /** Version of what this replica holds (0: nothing yet). Only grows. */
-  version = 0;
-  hasValue = false;
-  value: unknown = undefined;
-  expiresAt = 0;
-  hasState = false;
-  state: unknown = undefined;
+export class Entry extends Replica {
   /** Grows when `clear` is called here; refreshes compare it at their end. */
   epoch = 0;
   /**
@@ -61,17 +27,8 @@ export class Entry {
   round: Round | undefined = undefined;
   /** Settles when the refresh behind the latest round has ended (it may outlive the answer). */
   refreshing: Promise<void> | undefined = undefined;
-  /** The eager-refresh (or retry) timer, armed for `armedVersion`. */
-  timer: TimerHandle | undefined = undefined;
-  armedVersion = -1;
-  /** When this node's eager timer last fired (monotonic ms). */
-  eagerFiredAt = 0;
-  /** The last failed background refresh a peer reported for this value, and when it retries. */
-  peerFailure: { readonly v: number; readonly at: number; readonly retryAt: number } | undefined = undefined;
-  /** Set when an eager refresh gave its turn to a peer's retry: re-arm a backup at this time. */
-  deferredTo: number | undefined = undefined;
-  /** Consecutive failed background refreshes of the current value (drives the backoff). */
-  refreshFailures = 0;
+  /** The eager timer and what this node knows of failed background refreshes (see ./refresh-scheduler.ts). */
+  readonly eager = new EagerState();
   /** This process's place among the holders of the entry, while it holds a value (see ./backend.ts). */
   holding: Holding | undefined = undefined;
   /** Set when evicted or closed: late results are not stored. */
@@ -84,102 +41,14 @@ export class Entry {
     readonly canon: string,
     /** Lock resource and process group of this entry, the same on every node. */
     readonly resource: string,
-  ) {}
-
-  /** True while the value may be served. */
-  valid(now: number): boolean {
-    return this.deadline > now;
+  ) {
+    super();
   }
 
-  /** What this replica holds, for a peer. */
-  snapshot(now: number): Snapshot {
-    const ttl = !this.hasValue ? 0 : this.deadline === Infinity ? Infinity : Math.max(0, this.deadline - now);
-    return { v: this.version, has: this.hasValue && ttl > 0, value: this.value, exp: this.expiresAt, ttl, hs: this.hasState, st: this.state };
-  }
-
-  /**
-   * Applies `s` if it is newer than what this replica holds. `since` is the monotonic time
-   * from which its `ttl` counts (receipt, or for a reply the moment the request was sent);
-   * `now` and `wallNow` are this host's monotonic and wall time at this call. The deadline is
-   * the sooner of `since + ttl` and the `expiresAt` the fetch returned read on this host's wall
-   * clock: the first alone would lengthen a value's life by the message's transit (or by a
-   * freeze of this process with the message in its socket buffer); the second alone would let
-   * a wall clock that is behind lengthen it. Either bound only ever shortens a value's life.
-   */
-  apply(s: Snapshot, since: number, now: number, wallNow: number): boolean {
-    if (!(s.v > this.version)) return false;
-    this.version = s.v;
-    this.hasState = s.hs;
-    this.state = s.hs ? s.st : undefined;
-    if (s.has && s.ttl > 0) {
-      this.hasValue = true;
-      this.value = s.value;
-      this.expiresAt = s.exp;
-      this.deadline = deadlineOf(s, since, now, wallNow);
-      this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
-      this.valuePromise = Promise.resolve(s.value);
-    } else {
-      this.dropValue();
-    }
-    this.refreshFailures = 0;
+  /** Applies `s` if it is newer (see `Replica.apply`); a new value starts its own count of failed refreshes. */
+  override apply(s: Snapshot, since: number, now: number, wallNow: number): boolean {
+    if (!super.apply(s, since, now, wallNow)) return false;
+    this.eager.failures = 0;
     return true;
   }
-
-  /**
-   * Takes a later reading of the value this replica holds (the same write: same version and
-   * `expiresAt`) when it leaves the value more life here: returns true if the deadline moved.
-   * Each reading bounds the value's life from above (see `apply`), so the later of two is as
-   * safe as either. Without it a replica whose reading came late (an ask answered slowly, a
-   * push that sat in transit) expires early and, asking a peer that still holds the same
-   * version valid, is refused that answer as not newer and fetches inside the value's life.
-   */
-  renew(s: Snapshot, since: number, now: number, wallNow: number): boolean {
-    if (s.v !== this.version || !this.hasValue || !s.has || !(s.ttl > 0) || s.exp !== this.expiresAt || this.deadline === Infinity) return false;
-    const deadline = s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
-    if (!(deadline > this.deadline)) return false;
-    this.deadline = deadline;
-    return true;
-  }
-
-  /**
-   * Drops value and state (a clear); `version` becomes the clear's version if that is newer.
-   * The epoch is bumped by the clearing node when `clear` is called, not here: a refresh
-   * queued behind the clear on the lock runs after it and may store what it fetches.
-   */
-  clear(version: number): void {
-    if (version > this.version) this.version = version;
-    this.hasState = false;
-    this.state = undefined;
-    this.dropValue();
-  }
-
-  /** Drops the value (kept: version, state). */
-  dropValue(): void {
-    this.hasValue = false;
-    this.value = undefined;
-    this.expiresAt = 0;
-    this.deadline = -Infinity;
-    this.result = undefined;
-    this.valuePromise = undefined;
-  }
-
-  cancelTimer(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.armedVersion = -1;
-  }
-}
-
-/**
- * The monotonic deadline of the value of `s` on this host (see `Entry.apply`): the sooner of
- * `since + ttl` and the fetch's `expiresAt` read on this host's wall clock.
- */
-export function deadlineOf(s: Snapshot, since: number, now: number, wallNow: number): number {
-  // Wall time is truncated to the millisecond: one ms off, as when the fetch returned.
-  return s.ttl === Infinity ? Infinity : Math.min(since + s.ttl, now + (s.exp - wallNow - 1));
-}
-
-/** True when `s` carries a value that would still be valid now if applied (see `Entry.apply`). */
-export function servable(s: Snapshot, since: number, now: number, wallNow: number): boolean {
-  return s.has && s.ttl > 0 && deadlineOf(s, since, now, wallNow) > now;
 }

@@ -78,7 +78,7 @@
 // turns the fetch's `expiresAt` (Unix ms) into "ms left" with its own wall clock once;
 // snapshots carry ms left and `expiresAt`, and each receiver counts the ms left down on its
 // own monotonic clock (for an ask, from the moment it sent the question), bounded by
-// `expiresAt` read on its own wall clock, whichever comes first (Entry.apply). Both bounds
+// `expiresAt` read on its own wall clock, whichever comes first (Replica.apply). Both bounds
 // only shorten a value's life: a receiver whose wall clock is behind still expires it by the
 // ms left; the transit of a push (or a receiver frozen with the push in its socket buffer)
 // no longer lengthens it, where host clocks agree (one host, or hosts kept in sync by NTP).
@@ -87,7 +87,7 @@ import type { Behavior } from '../actors/behavior.js';
 import { toWire, type WireError } from '../errors.js';
 import type { PeerSnapshot, RefreshFailed } from './backend.js';
 import type { StoreNode } from './cluster.js';
-import type { Snapshot } from './entry.js';
+import type { Snapshot } from './replica.js';
 
 /** Calls answered by a store's router actor. */
 export type RouterCall =

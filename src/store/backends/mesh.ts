@@ -7,7 +7,7 @@ import type { ActorRef } from '../../actors/ref.js';
 import type { Node } from '../../node.js';
 import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox } from '../backend.js';
 import { requireCluster, storeNode, type StoreNode } from '../cluster.js';
-import type { Snapshot } from '../entry.js';
+import type { Snapshot } from '../replica.js';
 import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToAll, routerBehavior, routerCasts, routerId, tellFailure, tellRoundFailed, type RouterHandlers } from '../replication.js';
 
 /** What the mesh coordination needs from its store. */
