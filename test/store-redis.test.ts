@@ -48,7 +48,8 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     expect(await b.tokenOrThrow()).toBe('tok-1');
     expect(fetches).toBe(1);
     expect(b.stats().token).toMatchObject({ fetches: 0, adopted: 1 });
-    await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual(['proc-a', 'proc-b']);
+    // b runs on a node: it is listed by the node's name (API §7), a by its backend's.
+    await expect.poll(() => a.replicas('token'), { timeout: 5_000 }).toEqual([`b-${process.pid}`, 'proc-a'].sort());
     expect(await clients()).toBeGreaterThan(before);
     await b.close();
     await a.close();
@@ -189,6 +190,26 @@ describe.skipIf(!hasRedis)('the store on Redis, one process', () => {
     } finally {
       await b.close();
       await a.close();
+    }
+  });
+
+  it('replicas() names a process by its node where the store runs on one, by the backend name otherwise', async () => {
+    const namespace = uniqueNamespace('replicas-node');
+    const defs = { token: expirable({ fetch: async () => ok('tok', Date.now() + 60_000) }) };
+    const { startNode } = await import('../src/node.js');
+    const node = await startNode({ name: 'redis-replica-node' });
+    const a = defineExpirables(defs, { namespace, node, backend: redisBackend({ url: redis.url, name: 'not-this-name' }) });
+    const b = defineExpirables(defs, { namespace, backend: redisBackend({ url: redis.url, name: 'rep-plain' }) });
+    try {
+      await a.tokenOrThrow();
+      expect(a.replicas('token')).toEqual(['redis-replica-node']);
+      await b.tokenOrThrow();
+      await expect.poll(() => b.replicas('token'), { timeout: 5_000 }).toEqual(['redis-replica-node', 'rep-plain']);
+      expect(b.stats().token!.fetches).toBe(0);
+    } finally {
+      await b.close();
+      await a.close();
+      await node.close();
     }
   });
 

@@ -73,7 +73,10 @@ export class Store implements EngineContext {
       throw new InvalidOptionError('namespace', 'a namespace not already used by another store on this node (or close() that store first)', this.namespace);
     }
     set.add(this.namespace);
-    this.#cluster = options.backend ? new RedisCoordination(options.backend, this.namespace, this.#inbox) : new MeshCoordination(this);
+    // On Redis a store given its node is named by it among the holders (`replicas()`), as on the mesh.
+    this.#cluster = options.backend
+      ? new RedisCoordination(options.backend, this.namespace, this.#inbox, typeof node === 'function' ? undefined : node.name)
+      : new MeshCoordination(this);
     this.#nodeless = options.backend !== undefined;
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the

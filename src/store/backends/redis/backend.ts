@@ -104,15 +104,17 @@ export class RedisBackend {
 
   /**
    * Opens the coordination of `namespace` (one per backend): connects on first use,
-   * subscribes, and from then on hands what other processes write to `listener`.
+   * subscribes, and from then on hands what other processes write to `listener`. `origin` names
+   * this process in the namespace (holders, the origin of its writes): the backend's `name` by
+   * default, the node's name when the store runs on a node (API: `replicas()` lists node names).
    * Rejects with BackendUnavailableError if Redis is not reachable within connectTimeout.
    */
-  async open(namespace: string, listener: BackendListener = {}): Promise<RedisNamespace> {
+  async open(namespace: string, listener: BackendListener = {}, origin: string = this.name): Promise<RedisNamespace> {
     if (typeof namespace !== 'string' || namespace === '') throw new InvalidOptionError('namespace', 'a non-empty string', namespace);
     if (this.#closed) throw new Error('the redis backend is closed');
     if (this.#namespaces.has(namespace)) throw new InvalidOptionError('namespace', 'a namespace not already open on this backend', namespace);
     const link = await this.#getLink();
-    const ns = new RedisNamespace(link, namespace, { origin: this.name, leaseMs: this.leaseMs, replicaLeaseMs: this.replicaLeaseMs }, listener);
+    const ns = new RedisNamespace(link, namespace, { origin, leaseMs: this.leaseMs, replicaLeaseMs: this.replicaLeaseMs }, listener);
     this.#namespaces.set(namespace, ns);
     try {
       await link.start();

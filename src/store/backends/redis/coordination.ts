@@ -53,37 +53,45 @@ export class RedisCoordination implements Coordination {
   #timer: NodeJS.Timeout | undefined = undefined;
   #closed = false;
 
-  constructor(backend: RedisBackend, namespace: string, inbox: StoreInbox) {
+  /** This process's name among the holders: the node's name where the store has one, else the backend's. */
+  readonly #self: string;
+
+  constructor(backend: RedisBackend, namespace: string, inbox: StoreInbox, processName?: string) {
     this.#backend = backend;
     this.#namespace = namespace;
     this.#inbox = inbox;
+    this.#self = processName ?? backend.name;
   }
 
   /** The namespace, opened on first use; a failed open is tried again by the next call. */
   #open(): Promise<RedisNamespace> {
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
     if (this.#ns) return this.#ns;
-    const p = this.#backend.open(this.#namespace, {
-      onSnapshot: (name, canon, snap, origin) => this.#onSnapshot(name, canon, snap, origin),
-      known: (name, canon, v, origin) => this.#known(name, canon, v, origin),
-      onClear: (name, canon, v) => {
-        this.#inbox.cleared(name, canon, v);
-        this.#refreshSoon(name, canon);
+    const p = this.#backend.open(
+      this.#namespace,
+      {
+        onSnapshot: (name, canon, snap, origin) => this.#onSnapshot(name, canon, snap, origin),
+        known: (name, canon, v, origin) => this.#known(name, canon, v, origin),
+        onClear: (name, canon, v) => {
+          this.#inbox.cleared(name, canon, v);
+          this.#refreshSoon(name, canon);
+        },
+        onClearAll: (name, v) => this.#inbox.clearedAll(name, v),
+        onRoundFailed: (name, canon, _token, error, origin) => {
+          if (origin !== this.self()) this.#inbox.roundFailed(name, canon, error as WireError, origin);
+        },
+        onHolders: (name, canon, origin) => {
+          // Our own hold or unhold re-reads when its reply comes (see `hold`).
+          if (origin !== this.self()) this.#refreshSoon(name, canon);
+        },
+        onRefreshFailed: (name, canon, v, retryInMs, failures, origin) => {
+          if (origin === this.self()) return;
+          this.#held.get(idOf(name, canon))?.listener.refreshFailed({ t: 'failed', v, retryInMs, failures, from: origin });
+        },
+        held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version()] as const),
       },
-      onClearAll: (name, v) => this.#inbox.clearedAll(name, v),
-      onRoundFailed: (name, canon, _token, error, origin) => {
-        if (origin !== this.self()) this.#inbox.roundFailed(name, canon, error as WireError, origin);
-      },
-      onHolders: (name, canon, origin) => {
-        // Our own hold or unhold re-reads when its reply comes (see `hold`).
-        if (origin !== this.self()) this.#refreshSoon(name, canon);
-      },
-      onRefreshFailed: (name, canon, v, retryInMs, failures, origin) => {
-        if (origin === this.self()) return;
-        this.#held.get(idOf(name, canon))?.listener.refreshFailed({ t: 'failed', v, retryInMs, failures, from: origin });
-      },
-      held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version()] as const),
-    });
+      this.#self,
+    );
     this.#ns = p;
     p.then(
       (ns) => {
@@ -120,7 +128,7 @@ export class RedisCoordination implements Coordination {
   }
 
   self(): string {
-    return this.#backend.name;
+    return this.#self;
   }
 
   async exclusive<T>(
