@@ -64,9 +64,7 @@ const stampede: BenchModule<StampedeParams> = {
       await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
 
       const parts: StampedePart[] = [];
-      let maxFetches = 0;
-      let totalFetches = 0;
-      let failures = 0;
+      const perRound: number[] = [];
       let rounds = 0;
       const started = Date.now();
       const budget = ctx.common.durationS * 1000;
@@ -75,35 +73,14 @@ const stampede: BenchModule<StampedeParams> = {
         await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: p.fetchMs, ttlMs: 3_600_000 })));
         const startAt = String(process.hrtime.bigint() + 100_000_000n);
         const round = await Promise.all(children.map((c) => c.request<StampedePart>('stampede', { namespace, callers: p.callers, startAt })));
-        const fetches = round.reduce((a, x) => a + x.fetches, 0);
-        maxFetches = Math.max(maxFetches, fetches);
-        totalFetches += fetches;
-        failures += round.reduce((a, x) => a + x.failures, 0);
+        perRound.push(round.reduce((a, x) => a + x.fetches, 0));
         parts.push(...round);
         rounds++;
         ctx.progress(Math.min(1, (Date.now() - started) / budget), `stampede ${rounds}`);
       } while (Date.now() - started < budget);
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
-      const h = mergeHistograms(parts.map((x) => x.histogram));
-      const fetchMs = median(parts.flatMap((x) => x.fetchMs));
-      const callerP50Ms = h.getValueAtPercentile(50) / 1000;
-      const callerP99Ms = h.getValueAtPercentile(99) / 1000;
-      return {
-        metrics: {
-          fetches: maxFetches,
-          callers: p.nodes * p.callers,
-          fetchMs,
-          callerP50Ms,
-          callerP99Ms,
-          callerMaxMs: h.maxValue / 1000,
-          callerP50OverFetch: callerP50Ms / fetchMs,
-          callerP99OverFetch: callerP99Ms / fetchMs,
-          stampedes: rounds,
-          fetchesTotal: totalFetches,
-          failures,
-        },
-      };
+      return { metrics: { ...summarize(parts, perRound), callers: p.nodes * p.callers } };
     } finally {
       await killAll(children);
     }
