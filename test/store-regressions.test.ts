@@ -14,6 +14,26 @@ import { gate, pushTo, sleep, uniqueNamespace } from './fixtures/store-tools.js'
 
 const soon = (ms: number) => Date.now() + ms;
 
+/** `holder` takes the lock of `resource` and keeps it until `release()` (which resolves once it let go); resolves once granted, with its token. */
+async function holdLock(holder: Node, resource: string): Promise<{ token: number; release: () => Promise<void> }> {
+  const release = gate();
+  const granted = gate();
+  let token = 0;
+  const holding = holder.global.trans(resource, async (lock) => {
+    token = lock.token;
+    granted.open();
+    await release.promise;
+  });
+  await granted.promise;
+  return {
+    token,
+    release: async () => {
+      release.open();
+      await holding;
+    },
+  };
+}
+
 describe('store regressions (cluster scope, TCP)', () => {
   it('an early answer by a push is not handed to later callers once that value has expired', async () => {
     // Pins: a push answered this node's waiting callers, the promise stayed joinable until
@@ -26,25 +46,15 @@ describe('store regressions (cluster scope, TCP)', () => {
     const A = defineExpirables(defs(), { node: a, namespace });
     const B = defineExpirables(defs(), { node: b, namespace });
     await A.clear('tok'); // attaches A's store (its router answers pushes)
-    const resource = `expirable-store/${namespace}/tok/`;
     // Another holder keeps the lock, so A's refresh waits for its turn.
-    const release = gate();
-    const granted = gate();
-    let token = 0;
-    const holding = b.global.trans(resource, async (lock) => {
-      token = lock.token;
-      granted.open();
-      await release.promise;
-    });
-    await granted.promise;
+    const { token, release } = await holdLock(b, `expirable-store/${namespace}/tok/`);
     const first = A.tok();
     // The holder pushes what it wrote (a value living 300 ms); A's waiting caller takes it.
     await pushTo(b, a.name, namespace, 'tok', '', { v: token, has: true, value: 'pushed', exp: soon(300), ttl: 300, hs: false, st: undefined });
     expect(await first).toMatchObject({ ok: true, value: 'pushed' });
     await sleep(450); // the pushed value has expired; A's first refresh still waits for the lock
     const later = A.tok();
-    release.open();
-    await holding;
+    await release();
     expect(await later).toMatchObject({ ok: true, value: 'tok-1' });
     await Promise.all([A.close(), B.close()]);
   });
@@ -61,16 +71,7 @@ describe('store regressions (cluster scope, TCP)', () => {
     const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
     const A = defineExpirables(defs(), { node: a, namespace, clock });
     const B = defineExpirables(defs(), { node: b, namespace });
-    const resource = `expirable-store/${namespace}/tok/`;
-    const release = gate();
-    const granted = gate();
-    let token = 0;
-    const holding = b.global.trans(resource, async (lock) => {
-      token = lock.token;
-      granted.open();
-      await release.promise;
-    });
-    await granted.promise;
+    const { token, release } = await holdLock(b, `expirable-store/${namespace}/tok/`);
     const first = A.tok();
     // Sent with 60 s left, but its expiresAt is 300 ms away: it spent its life in transit.
     await pushTo(b, a.name, namespace, 'tok', '', { v: token, has: true, value: 'pushed', exp: clock.wallNow() + 300, ttl: 60_000, hs: false, st: undefined });
@@ -79,8 +80,7 @@ describe('store regressions (cluster scope, TCP)', () => {
     expect(await A.tok()).toMatchObject({ ok: true, value: 'pushed' });
     await clock.advance(2);
     const later = A.tok(); // expired on the wall clock: a miss, not the pushed value
-    release.open();
-    await holding;
+    await release();
     expect(await later).toMatchObject({ ok: true, value: 'tok-1' });
     await Promise.all([A.close(), B.close()]);
   });
