@@ -12,8 +12,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import { startNode, type ActorRef, type Node, type NodeOptions } from '../../src/index.js';
 import { serve } from '../lib/child.js';
-import { timedLoop } from '../lib/raw.js';
-import type { ActorRefData } from '../../src/actors/ref.js';
+import { echoHandlers } from '../lib/echo-handlers.js';
 
 const GROUP = 'bench';
 let node: Node | undefined;
@@ -130,14 +129,7 @@ serve({
     if (at !== undefined) return Promise.resolve(at);
     return new Promise((resolve) => rawWaiters.set(k, resolve));
   },
-  spawnEcho(): ActorRefData {
-    const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });
-    return { node: ref.node, id: ref.id };
-  },
-  callLoop({ ref, durationMs }: { ref: ActorRefData; durationMs: number }) {
-    const r = node!.ref(ref);
-    return timedLoop(() => r.call({ add: 2 }), durationMs);
-  },
+  ...echoHandlers(() => node),
   /** Spawns an actor and joins it to the group; the time of the `join` call (µs) and its key. */
   join(): Promise<{ key: string; at: number }> {
     const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });

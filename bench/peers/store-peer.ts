@@ -10,7 +10,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { defineExpirables, expirable, ok, redisBackend, startNode, type Node, type NodeOptions } from '../../src/index.js';
 import { serve } from '../lib/child.js';
-import { timedLoop } from '../lib/raw.js';
+import { echoHandlers } from '../lib/echo-handlers.js';
 import { redisPingPong } from '../lib/redis-ping.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 import type { ActorRefData } from '../../src/actors/ref.js';
@@ -187,14 +187,7 @@ serve({
   redisPing({ url, durationMs, gapMs }: { url: string; durationMs: number; gapMs?: number }) {
     return redisPingPong(url, durationMs, 200, gapMs ?? 0);
   },
-  spawnEcho(): ActorRefData {
-    const ref = node!.spawn({ init: () => null, handleCall: (msg: unknown, state: null) => ({ reply: msg, state }) });
-    return { node: ref.node, id: ref.id };
-  },
-  callLoop({ ref, durationMs }: { ref: ActorRefData; durationMs: number }) {
-    const r = node!.ref(ref);
-    return timedLoop(() => r.call({ add: 2 }), durationMs);
-  },
+  ...echoHandlers(() => node),
   /**
    * One call of `ref` every `gapMs` for `durationMs`, both ends idle in between (as a replica
    * is between two refreshes): round trips, ns (HDR), the first one left out.
