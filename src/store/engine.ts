@@ -569,7 +569,7 @@ export class ExpirableEngine {
    * A value written elsewhere, offered to this node: taken by an entry that holds a replica or
    * whose callers wait for a refresh (they are answered with it at once).
    */
-  applyWaiting(canon: string, snap: Snapshot, from: string): void {
+  applyOffered(canon: string, snap: Snapshot, from: string): void {
     const e = this.peek(canon);
     if (e && (e.round || e.holding)) this.#onPut(e, snap, from);
   }

@@ -55,7 +55,7 @@ export class Store implements EngineContext {
     clearedAll: (name, v) => {
       for (const [n, engine] of this.engines) if (name === undefined || name === n) engine.applyClearAll(v);
     },
-    offered: (name, canon, snap, from) => this.engines.get(name)?.applyWaiting(canon, snap, from),
+    offered: (name, canon, snap, from) => this.engines.get(name)?.applyOffered(canon, snap, from),
   };
 
   constructor(options: StoreOptions, specs: ReadonlyMap<string, ExpirableSpec>) {
