@@ -56,8 +56,10 @@ export function rawCommand(port: number, line: string, timeout = 1000): Promise<
       out += d.toString();
       if (out.endsWith('\r\n')) {
         clearTimeout(timer);
+        // Resolved once the server has closed its side too: it has let go of this client, so
+        // a count of the server's clients taken next does not see it.
+        sock.once('close', () => resolve(out));
         sock.end();
-        resolve(out);
       }
     });
     sock.on('error', (err) => {
