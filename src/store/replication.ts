@@ -2,11 +2,12 @@
 //
 // Design note
 // -----------
-// Every node that uses an expirable holds a replica of it (an `Entry`) and, while the
-// replica holds a value, an actor for it that is a member of the process group of the
-// entry (`expirable-store/<namespace>/<name>/<key>`, the same text is the lock resource).
-// Each store also runs one well-known router actor per node (`expirable-store/<namespace>`)
-// that answers for every entry of the store on that node.
+// Every node that uses an expirable holds a replica of it (an `Entry`). Each store runs one
+// well-known router actor per node (`expirable-store/<namespace>`) that answers for every
+// entry of the store on that node, and, while a replica holds a value, the router is a
+// member of the process group of that entry (`expirable-store/<namespace>/<name>/<key>`, the
+// same text is the lock resource): one actor per store and node, however many keys it holds,
+// so a held key costs a group membership, not an actor.
 //
 // Writes are ordered by the global lock of the entry: a refresh, a state change and a clear
 // each run under it, and what they write carries a version: the lock's fencing token, raised
@@ -42,12 +43,13 @@
 //   of that entry answers them with that failure and drops its own turn at the lock. So one
 //   round costs the upstream one request, not one per waiting node, and its failure reaches
 //   every caller of the round; a call after it starts a new round. Failures are not stored.
-// - entry `failed { v, retryInMs, failures, from }` -> true: the sender's background refresh
-//   of version v failed and it retries in retryInMs. Receivers move their own timer for v
+// - router `refreshFailed { g, v, retryInMs, failures, from }` -> true, sent to the members
+//   of the entry's group `g`: the sender's background refresh of version v failed and it
+//   retries in retryInMs. A node that no longer holds `g` ignores it. Receivers move their own timer for v
 //   to a while after that retry (a backup, in case the sender dies) and, if they already
 //   wait for the lock, give up their turn: so a failing provider sees about one attempt per
-//   backoff step from the whole cluster, not one per replica. (The entry actor is otherwise
-//   only the replica's place in the group: `replicas()` lists its members.)
+//   backoff step from the whole cluster, not one per replica. (`replicas()` lists the nodes of
+//   the group's members.)
 //
 // Refresh (cluster scope), on the node whose callers missed or whose timer fired:
 //
@@ -94,13 +96,14 @@ export type RouterCall =
   | { readonly t: 'ask'; readonly n: string; readonly k: string }
   | { readonly t: 'clear'; readonly n: string; readonly k: string; readonly v: number }
   | { readonly t: 'keys'; readonly n: string }
-  | { readonly t: 'failed'; readonly n: string; readonly k: string; readonly error: WireError; readonly from: string };
+  | { readonly t: 'failed'; readonly n: string; readonly k: string; readonly error: WireError; readonly from: string }
+  | RefreshFailedCall;
+
+/** Another replica's failed background refresh, to the routers in the entry's group `g`. */
+export type RefreshFailedCall = Omit<RefreshFailed, 't'> & { readonly t: 'refreshFailed'; readonly g: string };
 
 /** Casts to a store's router id, handled as they are delivered (no mailbox). */
 export type RouterCast = { readonly t: 'put'; readonly n: string; readonly k: string; readonly snap: Snapshot; readonly from: string };
-
-/** Calls answered by an entry's actor. */
-export type EntryCall = RefreshFailed;
 
 /** What the router needs from the store on its node. */
 export interface RouterHandlers {
@@ -109,6 +112,8 @@ export interface RouterHandlers {
   keys(name: string): [string, unknown][];
   failed(name: string, canon: string, error: WireError, from: string): void;
   put(name: string, canon: string, snap: Snapshot, from: string): void;
+  /** Another replica of the entry whose group is `group` failed to refresh it. */
+  refreshFailed(group: string, msg: RefreshFailed): void;
 }
 
 /** Well-known id of a store's router on every node. */
@@ -130,6 +135,12 @@ export function routerBehavior(h: RouterHandlers): Behavior<null, RouterCall, un
         case 'failed':
           h.failed(msg.n, msg.k, msg.error, msg.from);
           return { reply: true, state };
+        case 'refreshFailed':
+          if (typeof msg.g !== 'string' || typeof msg.v !== 'number' || typeof msg.from !== 'string') return { reply: false, state };
+          h.refreshFailed(msg.g, { t: 'failed', v: msg.v, retryInMs: msg.retryInMs ?? undefined, failures: msg.failures, from: msg.from });
+          return { reply: true, state };
+        default:
+          return { reply: false, state };
       }
     },
   };
@@ -153,21 +164,11 @@ export function routerCasts(h: RouterHandlers): (msg: unknown) => void {
   };
 }
 
-/** An entry's actor: its place in the entry's group, and it hears of peers' failed refreshes. */
-export function entryBehavior(onFailed: (msg: RefreshFailed) => void): Behavior<null, EntryCall, boolean> {
-  return {
-    init: () => null,
-    handleCall: (msg, state) => {
-      onFailed(msg);
-      return { reply: true, state };
-    },
-  };
-}
-
-/** Tells the other members that this node's background refresh failed and when it retries. */
+/** Tells the routers in `group` on the other nodes that this replica's refresh failed (acknowledged, not awaited). */
 export function tellFailure(node: StoreNode, group: string, msg: RefreshFailed, timeout: number): void {
+  const call: RefreshFailedCall = { t: 'refreshFailed', g: group, v: msg.v, retryInMs: msg.retryInMs, failures: msg.failures, from: msg.from };
   for (const m of node.pg.getMembers(group)) {
-    if (m.node !== node.name) node.ref<EntryCall, boolean>(m).call(msg, { timeout }).catch(() => undefined);
+    if (m.node !== node.name) node.ref<RouterCall, unknown>(m).call(call, { timeout }).catch(() => undefined);
   }
 }
 

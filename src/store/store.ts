@@ -44,6 +44,8 @@ export class Store implements EngineContext {
   #router: ActorRef | undefined = undefined;
   /** Coordination of cluster-scope expirables, shared by this store's engines. */
   readonly #cluster: Coordination;
+  /** The mesh coordination (none on a backend). */
+  readonly #mesh: MeshCoordination | undefined;
   /** True on a backend: no node, no router. */
   readonly #nodeless: boolean;
   /** What other nodes ask of this store, answered from its engines. */
@@ -74,9 +76,8 @@ export class Store implements EngineContext {
     }
     set.add(this.namespace);
     // On Redis a store given its node is named by it among the holders (`replicas()`), as on the mesh.
-    this.#cluster = options.backend
-      ? new RedisCoordination(options.backend, this.namespace, this.#inbox, typeof node === 'function' ? undefined : node.name)
-      : new MeshCoordination(this);
+    this.#mesh = options.backend ? undefined : new MeshCoordination(this);
+    this.#cluster = this.#mesh ?? new RedisCoordination(options.backend!, this.namespace, this.#inbox, typeof node === 'function' ? undefined : node.name);
     this.#nodeless = options.backend !== undefined;
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the
@@ -113,6 +114,10 @@ export class Store implements EngineContext {
     return this.#node;
   }
 
+  routerNow(): ActorRef | undefined {
+    return this.#router;
+  }
+
   /** Cluster scope: the store's backend (the mesh or Redis); local scope: a chain on this node (one per expirable). */
   coordination(spec: ExpirableSpec): Coordination {
     if (spec.scope === 'cluster') return this.#cluster;
@@ -131,7 +136,7 @@ export class Store implements EngineContext {
 
   /** Spawns this store's router on `node` and makes it the store's node. */
   #attachTo(n: Node): StoreNode {
-    const { node, router } = spawnRouter(n, this.namespace, this.#inbox);
+    const { node, router } = spawnRouter(n, this.namespace, this.#inbox, this.#mesh);
     this.#router = router;
     this.#node = node;
     return node;

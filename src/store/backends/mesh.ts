@@ -1,14 +1,15 @@
 // The mesh coordination of cluster-scope expirables (see ../backend.ts for the port): the
 // global lock of the entry grants the right to write it (its fencing token), the router actor
-// every store runs on every node answers asks, clears, pushes and failures, and each replica
-// holding a value has an actor in the entry's process group. The protocol itself, its
-// messages and its failure handling are described in ../replication.ts.
+// every store runs on every node answers asks, clears, pushes and failures, and is the
+// member of the process group of each entry whose replica holds a value here (one actor per
+// store and node, however many keys). The protocol itself, its messages and its failure
+// handling are described in ../replication.ts.
 import type { ActorRef } from '../../actors/ref.js';
 import type { Node } from '../../node.js';
 import type { Coordination, Holding, PeerSnapshot, RefreshFailed, ReplicaListener, StoreInbox } from '../backend.js';
 import { requireCluster, storeNode, type StoreNode } from '../cluster.js';
 import type { Snapshot } from '../replica.js';
-import { askPeers, broadcastClear, collectKeys, entryBehavior, pushToAll, routerBehavior, routerCasts, routerId, tellFailure, tellRoundFailed, type RouterHandlers } from '../replication.js';
+import { askPeers, broadcastClear, collectKeys, pushToAll, routerBehavior, routerCasts, routerId, tellFailure, tellRoundFailed, type RouterHandlers } from '../replication.js';
 
 /** What the mesh coordination needs from its store. */
 export interface MeshContext {
@@ -19,6 +20,8 @@ export interface MeshContext {
   node(): Promise<StoreNode>;
   /** The node if it is already up. */
   nodeNow(): StoreNode | undefined;
+  /** The store's router on its node, once spawned (see spawnRouter). */
+  routerNow(): ActorRef | undefined;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface MeshContext {
  * pushes of written values) are served as they are delivered, with no mailbox hop, until
  * the router stops.
  */
-export function spawnRouter(n: Node, namespace: string, inbox: StoreInbox): { node: StoreNode; router: ActorRef } {
+export function spawnRouter(n: Node, namespace: string, inbox: StoreInbox, coordination: MeshCoordination | undefined): { node: StoreNode; router: ActorRef } {
   const node = storeNode(n);
   const handlers: RouterHandlers = {
     ask: (name, canon) => inbox.snapshot(name, canon),
@@ -35,6 +38,7 @@ export function spawnRouter(n: Node, namespace: string, inbox: StoreInbox): { no
     clear: (name, canon, v) => inbox.cleared(name, canon, v),
     keys: (name) => inbox.keys(name),
     put: (name, canon, snap, from) => inbox.offered(name, canon, snap, from),
+    refreshFailed: (group, msg) => coordination?.heardRefreshFailed(group, msg),
   };
   const id = routerId(namespace);
   const router = node.spawn(routerBehavior(handlers), { name: id }) as ActorRef;
@@ -45,6 +49,8 @@ export function spawnRouter(n: Node, namespace: string, inbox: StoreInbox): { no
 
 export class MeshCoordination implements Coordination {
   readonly #ctx: MeshContext;
+  /** The replicas held here, by group (resource): who hears of another replica's failed refresh. */
+  readonly #held = new Map<string, ReplicaListener>();
 
   constructor(ctx: MeshContext) {
     this.#ctx = ctx;
@@ -104,21 +110,30 @@ export class MeshCoordination implements Coordination {
 
   hold(_name: string, _canon: string, resource: string, listener: ReplicaListener): Holding | undefined {
     const node = this.#ctx.nodeNow();
-    if (!node) return undefined;
-    // Pushes reach the replica through the router (see spawnRouter); the actor is its place
-    // in the entry's group (`holders`) and hears of the other replicas' failed refreshes.
-    const actor = node.spawn(entryBehavior((msg) => listener.refreshFailed(msg)));
-    node.pg.join(resource, actor);
+    const router = this.#ctx.routerNow();
+    if (!node || !router) return undefined;
+    // The router is this store's place in the entry's group (`holders`): pushes reach the
+    // replica through it (see spawnRouter), and so do the other replicas' failed refreshes.
+    this.#held.set(resource, listener);
+    node.pg.join(resource, router);
+    let released = false;
     return {
       release: () => {
+        if (released) return;
+        released = true;
+        if (this.#held.get(resource) === listener) this.#held.delete(resource);
         try {
-          this.#ctx.nodeNow()?.pg.leave(resource, actor);
+          this.#ctx.nodeNow()?.pg.leave(resource, router);
         } catch {
           // the node is closing: its groups go with it
         }
-        actor.stop().catch(() => undefined);
       },
     };
+  }
+
+  /** Another node's replica of `resource` failed to refresh it (through the router). */
+  heardRefreshFailed(resource: string, msg: RefreshFailed): void {
+    this.#held.get(resource)?.refreshFailed(msg);
   }
 
   /** The router is the store's, stopped by the store. */
