@@ -10,6 +10,8 @@
 // - hitNs: a read of a key already held, keys in rotation, on node 1.
 // - coldKeyP50Us / coldKeyP99Us: node 1 holds `--cold` keys of a second keyed expirable;
 //   node 2 then reads each for the first time, one at a time.
+// - meshRttP50Us: the floor of a cold key held elsewhere, node 2 calling an echo actor on
+//   node 1 back to back (the same pair, the same pattern as the cold reads, just before them).
 // - replicationP50Us: a key of a third expirable (ttl 20 ms) refreshed by node 1 on expiry;
 //   end of the fetch to the value held on every other node (as the replication bench).
 // - joinSyncMs: one more node starts (seeded with node 1) while the cluster holds the K
@@ -20,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { ActorRefData } from '../src/actors/ref.js';
 import type { BarKind, Chart, Panel } from './lib/chart.js';
 import { fmt } from './lib/format.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
@@ -84,6 +87,9 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
       at(0.5, 'cold keys');
       const c = Math.min(cold, k);
       await children[0]!.request('primeCold', { namespace, count: c }, slow);
+      const echo = await children[0]!.request<ActorRefData>('spawnEcho');
+      const rtt = await children[1]!.request<{ histogram: string }>('callLoop', { ref: echo, durationMs: Math.max(100, durationMs * 0.2) }, slow);
+      const meshRttP50Us = decodeHistogram(rtt.histogram).getValueAtPercentile(50) / 1000;
       const coldRes = await children[1]!.request<{ histogram: string; failures: number }>('coldReads', { namespace, count: c }, slow);
       const coldH = decodeHistogram(coldRes.histogram);
 
@@ -126,6 +132,7 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
         coldKeyP50Us: coldH.getValueAtPercentile(50),
         coldKeyP99Us: coldH.getValueAtPercentile(99),
         coldKeyFailures: coldRes.failures,
+        meshRttP50Us,
         replicationP50Us: rep.totalCount ? rep.getValueAtPercentile(50) : NaN,
         replicationP99Us: rep.totalCount ? rep.getValueAtPercentile(99) : NaN,
         joinSyncMs: (join.endAt - started.startedAt) / 1000,
@@ -222,6 +229,7 @@ const scale: BenchModule<ScaleParams> = {
       fmt(e.hitNs),
       fmt(e.coldKeyP50Us),
       fmt(e.coldKeyP99Us),
+      fmt(e.meshRttP50Us),
       fmt(e.replicationP50Us),
       fmt(e.joinSyncMs),
       `${fmt(e.joinSyncFetches)} / ${fmt(e.fetches)}`,
@@ -229,7 +237,7 @@ const scale: BenchModule<ScaleParams> = {
     return [
       {
         title: 'one row per (nodes, keys); metrics = the last row',
-        headers: ['nodes', 'keys', 'keys/s (all held)', 'heap B/key/node', 'hit ns', 'cold p50 µs', 'cold p99 µs', 'replication p50 µs', 'join sync ms', 'join fetches / fill fetches'],
+        headers: ['nodes', 'keys', 'keys/s (all held)', 'heap B/key/node', 'hit ns', 'cold p50 µs', 'cold p99 µs', 'mesh call p50 µs', 'replication p50 µs', 'join sync ms', 'join fetches / fill fetches'],
         rows,
       },
     ];

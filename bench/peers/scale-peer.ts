@@ -7,6 +7,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { defineExpirables, expirable, ok, startNode, type Node, type NodeOptions } from '../../src/index.js';
 import { emit, serve } from '../lib/child.js';
+import { echoHandlers } from '../lib/echo-handlers.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 
 const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
@@ -66,6 +67,7 @@ async function readAll(read: (k: string) => Promise<Result>, n: number, offset: 
 }
 
 serve({
+  ...echoHandlers(() => node),
   async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined; startedAt: number }> {
     const startedAt = nowUs();
     node = await startNode(options);
