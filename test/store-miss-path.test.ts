@@ -2,6 +2,7 @@
 // refresh waits for, and what it does not. Real nodes over real TCP in this process; a
 // "silent" peer is a connected node whose store router takes messages and answers none (a
 // stopped or overloaded process), with a peerTimeout far beyond the margins used here.
+import diagnostics_channel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
@@ -106,6 +107,71 @@ describe('the miss path (cluster scope, TCP)', () => {
     release.open();
     await holding;
     expect(fetches).toBe(1);
+    await Promise.all([A.close(), B.close()]);
+  });
+
+  it('a miss on a node that holds no replica asks the holders first and asks no lock when one of them serves', async () => {
+    // Before: the lock was asked for at once, beside the ask, and withdrawn when the ask
+    // answered: two more messages per cold key, and a turn at the lock service for each.
+    await using c = await localCluster(3);
+    const [a, b] = c.nodes as [Node, Node, Node];
+    const namespace = uniqueNamespace('miss');
+    let fetches = 0;
+    const defs = () => ({ tenant: expirable({ keyed: true, fetch: async (k: string) => ok(`${k}-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace });
+    const B = defineExpirables(defs(), { node: b, namespace });
+    const keys = ['k1', 'k2', 'k3', 'k4', 'k5'];
+    for (const k of keys) await A.tenantOrThrow(k);
+    // A is in every key's group on B before B reads (a join is one frame on the link).
+    await expect.poll(() => keys.every((k) => B.replicas('tenant', k).includes(a.name)), { timeout: MARGIN }).toBe(true);
+    const asked: string[] = [];
+    const onAcquire = (m: unknown): void => {
+      const e = m as { node: string; lock: string };
+      if (e.node === b.name && e.lock.includes(namespace)) asked.push(e.lock);
+    };
+    diagnostics_channel.subscribe('expirable-store:lock:acquire', onAcquire);
+    try {
+      for (const [i, k] of keys.entries()) expect(await B.tenantOrThrow(k)).toBe(`${k}-${i + 1}`);
+    } finally {
+      diagnostics_channel.unsubscribe('expirable-store:lock:acquire', onAcquire);
+    }
+    expect(asked).toEqual([]);
+    expect(B.stats().tenant).toMatchObject({ fetches: 0, adopted: keys.length });
+    // A key nobody holds goes to the lock at once (and is fetched once).
+    diagnostics_channel.subscribe('expirable-store:lock:acquire', onAcquire);
+    try {
+      expect(await B.tenantOrThrow('fresh')).toBe(`fresh-${keys.length + 1}`);
+    } finally {
+      diagnostics_channel.unsubscribe('expirable-store:lock:acquire', onAcquire);
+    }
+    expect(asked).toHaveLength(1);
+    await Promise.all([A.close(), B.close()]);
+  });
+
+  it('a holder that never answers delays the lock request by a short hedge, not by the peer timeout', async () => {
+    // The only holder of the key is silent (its router takes asks and answers none). The miss
+    // asks it, gives up waiting after the hedge, asks for the lock, and under the lock asks
+    // every node (the silent one costs peerTimeout there, as any fetch with a silent peer):
+    // about one peerTimeout in all. Without the hedge it waited for the holder first: two.
+    await using c = await localCluster(3);
+    const [a, b, silent] = c.nodes as [Node, Node, Node];
+    const namespace = uniqueNamespace('miss');
+    const peerTimeout = 3_000;
+    const router = silent.spawn(
+      { init: () => null, handleCall: (_msg: unknown, state: null) => ({ noreply: true as const, state }) },
+      { name: `expirable-store/${namespace}` },
+    );
+    silent.pg.join(`expirable-store/${namespace}/tok/`, router);
+    let fetches = 0;
+    const defs = () => ({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) });
+    const A = defineExpirables(defs(), { node: a, namespace, peerTimeout });
+    const B = defineExpirables(defs(), { node: b, namespace, peerTimeout });
+    await expect.poll(() => B.replicas('tok'), { timeout: MARGIN }).toEqual([silent.name]);
+    const t0 = performance.now();
+    expect(await B.tokOrThrow()).toBe('tok-1');
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(peerTimeout - 100); // the ask under the lock waited for the silent node
+    expect(took).toBeLessThan(2 * peerTimeout - 500);
     await Promise.all([A.close(), B.close()]);
   });
 });

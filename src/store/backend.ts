@@ -128,6 +128,12 @@ export interface Coordination {
   clearAll(name: string): Promise<number | undefined>;
   /** Lists this process among the holders of `resource`; listens for its writes (undefined: nothing to join yet). */
   hold(name: string, canon: string, resource: string, listener: ReplicaListener): Holding | undefined;
+  /**
+   * True when other processes hold a replica of `resource` that `learn` with `holdersOf` would
+   * ask (synchronous, from what the backend keeps; false where a miss is answered otherwise,
+   * e.g. from the claim on Redis).
+   */
+  peersHolding(resource: string): boolean;
   /** The processes holding a replica of `resource` now, sorted (synchronous: from what the backend keeps). */
   holders(name: string, canon: string, resource: string, holdsHere: boolean): string[];
   /** Stops what this coordination runs for its store (timers, subscriptions, its connection). */

@@ -33,6 +33,23 @@ export interface EngineContext {
   coordination(spec: ExpirableSpec): Coordination;
 }
 
+/**
+ * How long a miss waits for the holders' answer before it asks for the lock as well (see
+ * #pull): far above a round trip on a LAN, far below the peer timeout a silent holder costs.
+ */
+const PULL_HEDGE_MS = 20;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (the timer is cleared then). */
+function settledOrAfter(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void p.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** What the async context holds under an entry while it runs under that entry's lock. */
 interface HeldGrant {
   held: boolean;
@@ -208,9 +225,14 @@ export class ExpirableEngine {
   }
 
   async #refresh(e: Entry, round: Round, armed: number): Promise<ExpirableResult<unknown>> {
-    if (round.mode === 'miss') this.#pull(e, round);
+    if (round.mode === 'miss' && !e.holding && this.#co.peersHolding(e.resource)) {
+      // Others hold it: their answer first, the lock only if none serves (or none answers soon).
+      const asked = this.#pull(e, round);
+      await settledOrAfter(asked, PULL_HEDGE_MS);
+      if (round.answered) return round.promise;
+    }
     try {
-      return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.abort?.signal, {
+      return await this.#withLock(e, e.canon, e.resource, (token) => this.#underLock(e, round, armed, token), round.signal, {
         // A coordinator that sees a valid value as it grants answers with it instead (no fetch).
         replace: round.mode === 'miss' ? 0 : armed,
         take: (snap, from, ageMs) => this.#tookValid(e, round, armed, { from, snap, since: this.#clock.now() - ageMs }),
@@ -225,19 +247,21 @@ export class ExpirableEngine {
   }
 
   /**
-   * A miss asks the entry's holders for the value while its lock request waits: a valid value
-   * one of them holds answers the callers here at once and withdraws the lock request, so a
-   * node that joins a value the cluster already has takes no turn at the lock (the refresh, if
-   * granted before an answer came back, finds the value adopted, or asks every node under the
-   * lock). A cold entry has no holders: nothing is asked. Nor does a node that holds a replica
-   * itself: every write is pushed to it, so the other holders have nothing newer for it.
+   * A miss on a node that holds no replica, while other nodes hold one, asks those holders
+   * first (one message each, no turn at the lock): a valid value one of them holds answers
+   * the callers here at once. The lock is asked for only when no holder has one, or when no
+   * answer came within PULL_HEDGE_MS (a holder that went silent costs that, not the peer
+   * timeout); an answer that comes after that still answers the callers and withdraws the
+   * lock request (the refresh, if granted first, finds the value adopted, or asks every node
+   * under the lock). A cold entry has no holders: the lock is asked for at once. Nor does a
+   * node that holds a replica ask: every write is pushed to it, the holders have nothing newer.
+   * Resolves when the ask is over (never rejects).
    */
-  #pull(e: Entry, round: Round): void {
-    if (e.holding) return;
+  #pull(e: Entry, round: Round): Promise<void> {
     const since = this.#clock.now();
     let took = false;
     const take = (): boolean => (took = !round.answered && round.epoch === e.epoch && !e.disposed && !this.#ctx.closed);
-    this.#askAndAdopt(e, since, (s) => this.#wouldServe(e, s), e.resource, take)
+    return this.#askAndAdopt(e, since, (s) => this.#wouldServe(e, s), e.resource, take)
       .then(() => {
         if (took && e.valid(this.#clock.now())) round.answer({ ok: true, value: e.value, expiresAt: e.expiresAt });
       })

@@ -9,12 +9,15 @@ import type { ExpirableResult } from './result.js';
 /** Why a round runs: callers missed, or an eager timer fired for the value it holds. */
 export type RoundMode = 'miss' | 'eager';
 
+/** The reason a round's lock request is withdrawn (one object: an abort without a reason builds a DOMException each time). */
+const ANSWERED = new Error('the round was answered before the lock was granted');
+
 export class Round {
   readonly promise: Promise<ExpirableResult<unknown>>;
   /** True once the callers have their answer. */
   answered = false;
-  /** Aborted when a miss round is answered early: its lock request, still queued, is withdrawn. */
-  readonly abort: AbortController | undefined;
+  /** Made when a miss round asks for the lock; aborted when the round is answered early (its lock request, still queued, is withdrawn). */
+  #abort: AbortController | undefined = undefined;
   #resolve!: (r: ExpirableResult<unknown>) => void;
 
   constructor(
@@ -25,7 +28,14 @@ export class Round {
     readonly onAnswered: (round: Round) => void,
   ) {
     this.promise = new Promise((resolve) => (this.#resolve = resolve));
-    this.abort = mode === 'miss' ? new AbortController() : undefined;
+  }
+
+  /** The signal that withdraws this round's lock request when it is answered first (a miss round only). */
+  get signal(): AbortSignal | undefined {
+    if (this.mode !== 'miss') return undefined;
+    this.#abort ??= new AbortController();
+    if (this.answered && !this.#abort.signal.aborted) this.#abort.abort(ANSWERED);
+    return this.#abort.signal;
   }
 
   /**
@@ -40,6 +50,6 @@ export class Round {
     this.answered = true;
     this.onAnswered(this);
     process.nextTick(this.#resolve, r);
-    this.abort?.abort();
+    this.#abort?.abort(ANSWERED);
   }
 }

@@ -76,6 +76,11 @@ export class LocalCoordination implements Coordination {
     return undefined;
   }
 
+  /** The only holder is this node. */
+  peersHolding(): boolean {
+    return false;
+  }
+
   holders(_name: string, _canon: string, _resource: string, holdsHere: boolean): string[] {
     const self = this.#ctx.self();
     return holdsHere && self !== undefined ? [self] : [];

@@ -141,6 +141,13 @@ export class MeshCoordination implements Coordination {
     return Promise.resolve();
   }
 
+  peersHolding(resource: string): boolean {
+    const node = this.#ctx.nodeNow();
+    if (!node?.pg) return false;
+    for (const m of node.pg.getMembers(resource)) if (m.node !== node.name) return true;
+    return false;
+  }
+
   holders(_name: string, _canon: string, resource: string): string[] {
     const node = this.#ctx.nodeNow();
     if (!node?.pg) return [];

@@ -237,6 +237,11 @@ export class RedisCoordination implements Coordination {
    * The holders as last read, with this process in or out at once by what it holds here. The
    * first call for an entry starts reading it (and opens the namespace if nothing did yet).
    */
+  /** A miss is answered from its claim (one round trip to Redis, see `exclusive`): nobody to ask first. */
+  peersHolding(): boolean {
+    return false;
+  }
+
   holders(name: string, canon: string, _resource: string, holdsHere: boolean): string[] {
     const id = idOf(name, canon);
     let known = this.#holders.get(id);
