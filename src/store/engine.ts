@@ -13,7 +13,7 @@ import type { Clock } from '../util/clock.js';
 import { heldUnder, leaveHolding, runHolding } from '../util/held-context.js';
 import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
-import type { Coordination, PeerSnapshot, UnlessValid } from './backend.js';
+import type { Coordination, PeerSnapshot, RefreshFailed, ReplicaListener, UnlessValid } from './backend.js';
 import { publish } from './diagnostics.js';
 import { Entry } from './entry.js';
 import { servable, type Snapshot } from './replica.js';
@@ -50,6 +50,35 @@ function settledOrAfter(p: Promise<void>, ms: number): Promise<void> {
   });
 }
 
+/** What a held entry's listener calls in its engine (one object per engine). */
+interface HeldHandlers {
+  put(e: Entry, snap: Snapshot, from: string): void;
+  refreshFailed(e: Entry, msg: RefreshFailed): void;
+}
+
+/**
+ * The listener of one held entry (see ReplicaListener): one small object per held key, its
+ * methods on the prototype, rather than three closures and their context.
+ */
+class HeldEntry implements ReplicaListener {
+  constructor(
+    readonly handlers: HeldHandlers,
+    readonly entry: Entry,
+  ) {}
+
+  put(snap: Snapshot, from: string): void {
+    this.handlers.put(this.entry, snap, from);
+  }
+
+  version(): number {
+    return this.entry.version;
+  }
+
+  refreshFailed(msg: RefreshFailed): void {
+    this.handlers.refreshFailed(this.entry, msg);
+  }
+}
+
 /** What the async context holds under an entry while it runs under that entry's lock. */
 interface HeldGrant {
   held: boolean;
@@ -76,6 +105,11 @@ export class ExpirableEngine {
   readonly readOrThrow: ReaderOrThrow;
   /** Eager timers, their backoff, and standing by for a peer's retry (see ./refresh-scheduler.ts). */
   readonly #scheduler: RefreshScheduler;
+  /** What the listeners of held entries call here (see HeldEntry). */
+  readonly #heldHandlers: HeldHandlers = {
+    put: (e, snap, from) => this.#onPut(e, snap, from),
+    refreshFailed: (e, msg) => this.#scheduler.peerFailed(e, msg),
+  };
   /** Evicted keys whose refresh still runs: disposed when it ends, unless used again meanwhile. */
   readonly #evicting = new Map<string, Entry>();
   /** How the processes agree on this expirable's entries (see ./backend.ts). */
@@ -535,11 +569,7 @@ export class ExpirableEngine {
   /** After `e` changed: this process is listed among the entry's holders while it holds a value; re-arm its timer. */
   #afterWrite(e: Entry): void {
     if (e.hasValue && !e.holding) {
-      e.holding = this.#co.hold(this.name, e.canon, e.resource, {
-        put: (snap, from) => this.#onPut(e, snap, from),
-        version: () => e.version,
-        refreshFailed: (msg) => this.#scheduler.peerFailed(e, msg),
-      });
+      e.holding = this.#co.hold(this.name, e.canon, e.resource, new HeldEntry(this.#heldHandlers, e));
     } else if (!e.hasValue && e.holding) {
       this.#leave(e);
     }

@@ -35,7 +35,20 @@
 // its entry objects), so a lock held through one owner never makes another re-entrant.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-const context = new AsyncLocalStorage<ReadonlyMap<unknown, unknown>>();
+/**
+ * One thing held in a context: `value` under `key`, on top of what the enclosing context held
+ * (`outer`). A chain rather than a Map per context: on the Node lines with promise hooks every
+ * promise created in the context keeps the context's store, so a value promise made under a
+ * lock (a replica's cached result) keeps it as long as the value lives; a record is ~20x
+ * smaller than a Map there, and cheaper to make.
+ */
+interface Held {
+  readonly key: unknown;
+  readonly value: unknown;
+  readonly outer: Held | undefined;
+}
+
+const context = new AsyncLocalStorage<Held>();
 
 /** `runHolding` calls whose `leaveHolding` has not run yet. */
 let holds = 0;
@@ -71,7 +84,8 @@ function entersPromiseTracking(): boolean {
 /** What the current async context holds under `key`, or undefined. */
 export function heldUnder(key: unknown): unknown {
   if (holds === 0) return undefined;
-  return context.getStore()?.get(key);
+  for (let h = context.getStore(); h !== undefined; h = h.outer) if (h.key === key) return h.value;
+  return undefined;
 }
 
 /**
@@ -83,8 +97,7 @@ export function runHolding<A, R>(key: unknown, value: unknown, fn: (arg: A) => R
   holds++;
   if (offThisTurn) looping = true;
   tracking ??= entersPromiseTracking();
-  const held = new Map(holds === 1 ? undefined : context.getStore());
-  held.set(key, value);
+  const held: Held = { key, value, outer: holds === 1 ? undefined : context.getStore() };
   return context.run(held, fn, arg);
 }
 

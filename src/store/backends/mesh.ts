@@ -116,19 +116,17 @@ export class MeshCoordination implements Coordination {
     // replica through it (see spawnRouter), and so do the other replicas' failed refreshes.
     this.#held.set(resource, listener);
     node.pg.join(resource, router);
-    let released = false;
-    return {
-      release: () => {
-        if (released) return;
-        released = true;
-        if (this.#held.get(resource) === listener) this.#held.delete(resource);
-        try {
-          this.#ctx.nodeNow()?.pg.leave(resource, router);
-        } catch {
-          // the node is closing: its groups go with it
-        }
-      },
-    };
+    return new MeshHolding(this, resource, router, listener);
+  }
+
+  /** Ends one holding (see MeshHolding): leaves the group; forgets the listener if it is still this one's. */
+  release(resource: string, router: ActorRef, listener: ReplicaListener): void {
+    if (this.#held.get(resource) === listener) this.#held.delete(resource);
+    try {
+      this.#ctx.nodeNow()?.pg.leave(resource, router);
+    } catch {
+      // the node is closing: its groups go with it
+    }
   }
 
   /** Another node's replica of `resource` failed to refresh it (through the router). */
@@ -154,5 +152,23 @@ export class MeshCoordination implements Coordination {
     const names = new Set<string>();
     for (const m of node.pg.getMembers(resource)) names.add(m.node);
     return [...names].sort();
+  }
+}
+
+/** One held entry's place in its group: one small object per held key (no closure). */
+class MeshHolding implements Holding {
+  #released = false;
+
+  constructor(
+    readonly coordination: MeshCoordination,
+    readonly resource: string,
+    readonly router: ActorRef,
+    readonly listener: ReplicaListener,
+  ) {}
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.coordination.release(this.resource, this.router, this.listener);
   }
 }
