@@ -174,4 +174,46 @@ describe('the miss path (cluster scope, TCP)', () => {
     expect(took).toBeLessThan(2 * peerTimeout - 500);
     await Promise.all([A.close(), B.close()]);
   });
+
+  it('a holder that answers after the hedge still answers the callers, and the lock request made meanwhile is withdrawn', async () => {
+    await using c = await localCluster(3);
+    const [b, slow, locker] = c.nodes as [Node, Node, Node];
+    const namespace = uniqueNamespace('miss');
+    const resource = `expirable-store/${namespace}/tok/`;
+    // The only holder answers an ask 300 ms late (far past the hedge) with a valid value.
+    const router = slow.spawn(
+      {
+        init: () => null,
+        handleCall: async (msg: { t?: string }, state: null) => {
+          if (msg?.t !== 'ask') return { noreply: true as const, state };
+          await sleep(300);
+          return { reply: { v: 5, has: true, value: 'tok-slow', exp: soon(60_000), ttl: 60_000, hs: false, st: null }, state };
+        },
+      },
+      { name: `expirable-store/${namespace}` },
+    );
+    slow.pg.join(resource, router);
+    // Another node holds the entry's lock meanwhile: a lock request from B waits.
+    const release = gate();
+    const held = gate();
+    const holding = locker.global.trans(resource, async () => {
+      held.open();
+      await release.promise;
+    });
+    await held.promise;
+    let fetches = 0;
+    const B = defineExpirables({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) }, { node: b, namespace, peerTimeout: PEER_TIMEOUT });
+    await expect.poll(() => B.replicas('tok'), { timeout: MARGIN }).toEqual([slow.name]);
+    const call = B.tok();
+    // Past the hedge, B waits for the lock as well.
+    await expect.poll(() => b.global.stats().waiting, { timeout: MARGIN }).toBe(1);
+    expect(await within(call, MARGIN)).toMatchObject({ ok: true, value: 'tok-slow' });
+    expect(B.stats().tok).toMatchObject({ fetches: 0, adopted: 1 });
+    // The answer withdrew the lock request.
+    await expect.poll(() => b.global.stats().waiting, { timeout: MARGIN }).toBe(0);
+    release.open();
+    await holding;
+    expect(fetches).toBe(0);
+    await B.close();
+  });
 });
