@@ -67,18 +67,63 @@ export interface PgEvent {
   refs: ActorRef[];
 }
 
+/** What a scope holds now (`debugCounts()`), for leak tests and sizing. */
+export interface PgCounts {
+  /** Groups with at least one member on a node this node knows of. */
+  groups: number;
+  /** Memberships (a group and an actor, repeats counted) of this node's actors. */
+  localMemberships: number;
+  /** Memberships of the connected peers' actors, as this node holds them. */
+  remoteMemberships: number;
+  /** This node's actors in at least one group: one record and one monitor each. */
+  localActors: number;
+  /** The peers' actors in at least one group: one record each. */
+  remoteActors: number;
+}
+
 type PgMsg =
   | { t: 'sync'; from: string; groups: [string, string[]][]; ask?: boolean }
   | { t: 'join'; from: string; group: string; ids: string[] }
   | { t: 'leave'; from: string; group: string; ids: string[] };
 
-/** One local member: its ref, how many times it joined each group, and its monitor. */
-interface LocalMember {
-  ref: ActorRef;
-  /** group -> join count (> 0). */
-  groups: Map<string, number>;
-  cancelMonitor: () => void;
+/** One node's part of the groups: this node's own, or a peer's while it is up. */
+interface Part {
+  /**
+   * Where this node's members stand in `getMembers`: 0 for this node, then peers in the
+   * order they came up (a peer that comes back is last again).
+   */
+  readonly rank: number;
+  /** actor id -> its record, for each actor of this node in at least one group. */
+  readonly actors: Map<string, Member>;
+  /** Memberships of this node's actors, repeats counted; 0: nothing of it in any group. */
+  memberships: number;
 }
+
+/** An actor in at least one group: one record and one ref however many groups it is in. */
+class Member {
+  readonly ref: ActorRef;
+  readonly part: Part;
+  /** Memberships, repeats counted; the record is dropped (and its monitor cancelled) at 0. */
+  uses = 0;
+  /** Local members only: the groups it is in, a bare string while it is in one. */
+  groups: string | Set<string> | undefined = undefined;
+  /** Local members only: cancels the one monitor of the actor. */
+  cancel: (() => void) | undefined = undefined;
+
+  constructor(ref: ActorRef, part: Part) {
+    this.ref = ref;
+    this.part = part;
+  }
+}
+
+/**
+ * A group's members, kept as the one member itself or an array of 2 or more. An array is in
+ * `getMembers` order (sorted by part rank, join order within a part) and, below this length,
+ * has exactly its length as capacity: it is copied on each change instead of grown in place
+ * (a grown array keeps room for 16 more). Longer arrays, rare, are changed in place.
+ */
+type Roster = Member | Member[];
+const IN_PLACE = 16;
 
 export class ProcessGroups {
   readonly #self: string;
@@ -89,16 +134,18 @@ export class ProcessGroups {
   readonly #serviceId: string;
   /** Other scopes created through this one (`scope(name)`), closed with it. */
   readonly #scopes = new Map<string, ProcessGroups>();
-  /** group -> local refs, with repeats for repeated joins. */
-  readonly #local = new Map<string, ActorRef[]>();
-  /** ref id -> local member. */
-  readonly #members = new Map<string, LocalMember>();
-  /** peer -> group -> that peer's refs. Only peers that are up. */
-  readonly #remote = new Map<string, Map<string, ActorRef[]>>();
-  /** Peers up, as this scope saw the events (messages from others are stale). */
-  readonly #up = new Set<string>();
-  /** group -> every member, built on the first read after a change. */
-  readonly #cache = new Map<string, ActorRef[]>();
+  /**
+   * group -> its members on every node this node knows of. The one table of memberships:
+   * no per-group maps, sets, caches or closures, so a group costs one entry here, its name
+   * and (with 2+ members) one small array. A group with no member has no entry.
+   */
+  readonly #groups = new Map<string, Roster>();
+  /** This node's part (rank 0). */
+  readonly #local: Part = { rank: 0, actors: new Map(), memberships: 0 };
+  /** peer -> its part. Exactly the peers up, as this scope saw the events (messages from others are stale). */
+  readonly #peers = new Map<string, Part>();
+  /** Rank of the last peer that came up. */
+  #lastRank = 0;
   /** group -> monitor callbacks. */
   readonly #monitors = new Map<string, Set<(e: PgEvent) => void>>();
   #closed = false;
@@ -149,19 +196,15 @@ export class ProcessGroups {
     // Peers first: the frames leave before the bookkeeping below and before this node's
     // monitors run, and a delta that a monitor sends in turn (a leave, say) follows this one.
     this.#broadcast({ t: 'join', from: this.#self, group, ids: list.map((r) => r.id) });
-    let members = this.#local.get(group);
-    if (!members) this.#local.set(group, (members = []));
-    for (const ref of list) {
-      members.push(ref);
-      let m = this.#members.get(ref.id);
-      if (!m) {
-        m = { ref, groups: new Map(), cancelMonitor: () => {} };
-        this.#members.set(ref.id, m);
-        m.cancelMonitor = this.#system.monitor(ref, () => this.#onMemberDown(ref.id));
-      }
-      m.groups.set(group, (m.groups.get(group) ?? 0) + 1);
+    const members = list.map((ref) => this.#localMember(ref));
+    const work = this.#edit(group);
+    for (const m of members) {
+      insert(work, m);
+      take(m, 1);
+      addGroup(m, group);
     }
-    this.#changed(group, 'join', list);
+    this.#store(group, work);
+    this.#changed(group, 'join', members.map(refOf));
   }
 
   /**
@@ -171,38 +214,46 @@ export class ProcessGroups {
   leave(group: string, refs: ActorRefData | readonly ActorRefData[]): boolean {
     checkName('group', group);
     const list = this.#localRefs(refs);
-    const left: ActorRef[] = [];
-    for (const ref of list) if (this.#leaveOne(group, ref.id)) left.push(ref);
+    if (!this.#groups.has(group)) return false;
+    const work = this.#edit(group);
+    const left: Member[] = [];
+    for (const ref of list) {
+      const m = this.#local.actors.get(ref.id);
+      const i = m ? work.indexOf(m) : -1;
+      if (i < 0) continue;
+      work.splice(i, 1);
+      if (!work.includes(m!)) removeGroup(m!, group);
+      left.push(m!);
+    }
     if (left.length === 0) return false;
-    this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((r) => r.id) });
-    this.#changed(group, 'leave', left);
+    this.#store(group, work);
+    for (const m of left) release(m, 1);
+    this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((m) => m.ref.id) });
+    this.#changed(group, 'leave', left.map(refOf));
     return true;
   }
 
   /** Members of `group` on every node this node knows of (a fresh array). */
   getMembers(group: string): ActorRef[] {
-    let all = this.#cache.get(group);
-    if (!all) {
-      all = [...(this.#local.get(group) ?? [])];
-      for (const groups of this.#remote.values()) {
-        const theirs = groups.get(group);
-        if (theirs) all.push(...theirs);
-      }
-      this.#cache.set(group, all);
-    }
-    return all.slice();
+    const r = this.#groups.get(group);
+    if (r === undefined) return [];
+    return Array.isArray(r) ? r.map(refOf) : [r.ref];
   }
 
   /** Members of `group` on this node (a fresh array). */
   getLocalMembers(group: string): ActorRef[] {
-    return [...(this.#local.get(group) ?? [])];
+    const r = this.#groups.get(group);
+    if (r === undefined) return [];
+    if (!Array.isArray(r)) return r.part === this.#local ? [r.ref] : [];
+    const out: ActorRef[] = [];
+    // This node's members come first (rank 0).
+    for (let i = 0; i < r.length && r[i]!.part === this.#local; i++) out.push(r[i]!.ref);
+    return out;
   }
 
   /** Groups with at least one member on any node this node knows of. */
   whichGroups(): string[] {
-    const names = new Set(this.#local.keys());
-    for (const groups of this.#remote.values()) for (const g of groups.keys()) names.add(g);
-    return [...names];
+    return [...this.#groups.keys()];
   }
 
   /** Calls `fn` on every join to and leave from `group`, local or remote; returns an unsubscribe function. */
@@ -221,56 +272,127 @@ export class ProcessGroups {
     };
   }
 
+  /** What this scope holds now, counted from its tables: for leak tests and sizing. */
+  debugCounts(): PgCounts {
+    let remoteMemberships = 0;
+    let remoteActors = 0;
+    for (const part of this.#peers.values()) {
+      remoteMemberships += part.memberships;
+      remoteActors += part.actors.size;
+    }
+    return {
+      groups: this.#groups.size,
+      localMemberships: this.#local.memberships,
+      remoteMemberships,
+      localActors: this.#local.actors.size,
+      remoteActors,
+    };
+  }
+
   /** Leaves every group and tells the peers at once (before the node's links close). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const other of this.#scopes.values()) other.close();
-    for (const m of this.#members.values()) m.cancelMonitor();
-    for (const [group, refs] of [...this.#local]) {
-      this.#local.delete(group);
-      this.#changed(group, 'leave', refs);
-    }
-    this.#members.clear();
+    for (const m of this.#local.actors.values()) m.cancel?.();
+    const left = this.#dropPart(this.#local);
+    this.#local.actors.clear();
+    for (const [group, refs] of left) this.#changed(group, 'leave', refs);
     this.#broadcast({ t: 'sync', from: this.#self, groups: [] });
     this.#membership.off('nodeup', this.#onNodeUp);
     this.#membership.off('nodedown', this.#onNodeDown);
   }
 
-  #localRefs(refs: ActorRefData | readonly ActorRefData[]): ActorRef[] {
+  #localRefs(refs: ActorRefData | readonly ActorRefData[]): readonly ActorRefData[] {
     const list = Array.isArray(refs) ? (refs as readonly ActorRefData[]) : [refs as ActorRefData];
-    return list.map((ref) => {
+    for (const ref of list) {
       if (!isRefData(ref)) throw new InvalidOptionError('ref', 'an ActorRef (or an array of them)', ref);
       if (ref.node !== this.#self) {
         throw new InvalidOptionError('ref', `an actor of this node (${this.#self}); an actor joins from its own node`, `${ref.id}@${ref.node}`);
       }
-      return this.#system.ref(ref);
-    });
+    }
+    return list;
   }
 
-  #leaveOne(group: string, id: string): boolean {
-    const m = this.#members.get(id);
-    const count = m?.groups.get(group);
-    if (!m || count === undefined) return false;
-    if (count > 1) m.groups.set(group, count - 1);
-    else m.groups.delete(group);
-    if (m.groups.size === 0) {
-      m.cancelMonitor();
-      this.#members.delete(id);
+  // The record of a local actor, made (with its one monitor) on its first join.
+  #localMember(data: ActorRefData): Member {
+    let m = this.#local.actors.get(data.id);
+    if (m) return m;
+    const member = new Member(this.#system.ref(data), this.#local);
+    this.#local.actors.set(data.id, member);
+    member.cancel = this.#system.monitor(data, () => this.#onMemberDown(member));
+    return member;
+  }
+
+  // The record of a peer's actor, made on its first membership.
+  #remoteMember(part: Part, node: string, id: string): Member {
+    let m = part.actors.get(id);
+    if (!m) part.actors.set(id, (m = new Member(this.#system.ref({ node, id }), part)));
+    return m;
+  }
+
+  /** A group's members as an array this call may change; hand it back with `#store`. */
+  #edit(group: string): Member[] {
+    const r = this.#groups.get(group);
+    if (r === undefined) return [];
+    if (!Array.isArray(r)) return [r];
+    return r.length >= IN_PLACE ? r : r.slice();
+  }
+
+  #store(group: string, work: Member[]): void {
+    if (work.length === 0) this.#groups.delete(group);
+    else if (work.length === 1) this.#groups.set(group, work[0]!);
+    // slice: an array of exactly its length (push and splice leave spare room behind).
+    else this.#groups.set(group, work.length >= IN_PLACE ? work : work.slice());
+  }
+
+  /**
+   * Takes every member of `part` out of every group, in one pass over the groups (none when
+   * the part holds nothing); the records are dropped. Returns each group's removed refs, so
+   * that monitors run once the whole part is gone.
+   */
+  #dropPart(part: Part): [string, ActorRef[]][] {
+    const out: [string, ActorRef[]][] = [];
+    let left = part.memberships;
+    for (const [group, r] of this.#groups) {
+      if (left === 0) break;
+      if (!Array.isArray(r)) {
+        if (r.part !== part) continue;
+        this.#groups.delete(group);
+        out.push([group, [r.ref]]);
+        left--;
+        continue;
+      }
+      const start = r.findIndex((m) => m.part === part);
+      if (start < 0) continue;
+      let end = start;
+      while (end < r.length && r[end]!.part === part) end++;
+      const work = this.#edit(group);
+      const removed = work.splice(start, end - start);
+      this.#store(group, work);
+      out.push([group, removed.map(refOf)]);
+      left -= removed.length;
     }
-    const members = this.#local.get(group)!;
-    members.splice(members.findIndex((r) => r.id === id), 1);
-    if (members.length === 0) this.#local.delete(group);
-    return true;
+    part.memberships = 0;
+    for (const m of part.actors.values()) m.uses = 0;
+    return out;
   }
 
   // A local member stopped or crashed: it leaves every group it was in.
-  #onMemberDown(id: string): void {
-    const m = this.#members.get(id);
-    if (!m || this.#closed) return;
-    for (const [group, count] of [...m.groups]) {
+  #onMemberDown(m: Member): void {
+    if (this.#closed || this.#local.actors.get(m.ref.id) !== m) return;
+    const groups = m.groups === undefined ? [] : typeof m.groups === 'string' ? [m.groups] : [...m.groups];
+    for (const group of groups) {
+      const work = this.#edit(group);
       const left: ActorRef[] = [];
-      for (let i = 0; i < count; i++) if (this.#leaveOne(group, id)) left.push(m.ref);
+      for (let i = work.indexOf(m); i >= 0; i = work.indexOf(m, i)) {
+        work.splice(i, 1);
+        left.push(m.ref);
+      }
+      this.#store(group, work);
+      removeGroup(m, group);
+      if (left.length === 0) continue;
+      release(m, left.length);
       this.#broadcast({ t: 'leave', from: this.#self, group, ids: left.map((r) => r.id) });
       this.#changed(group, 'leave', left);
     }
@@ -278,23 +400,35 @@ export class ProcessGroups {
 
   // A peer is up: send it our whole local state (its own sync comes to us the same way).
   #onNodeUp = (peer: string, ask = false): void => {
-    if (peer === this.#self || this.#up.has(peer)) return;
-    this.#up.add(peer);
-    this.#remote.set(peer, new Map());
+    if (peer === this.#self || this.#peers.has(peer)) return;
+    this.#peers.set(peer, { rank: ++this.#lastRank, actors: new Map(), memberships: 0 });
     if (!this.#closed) this.#syncTo(peer, ask);
   };
 
   #syncTo(peer: string, ask: boolean): void {
-    const groups: [string, string[]][] = [...this.#local].map(([g, refs]) => [g, refs.map((r) => r.id)]);
+    const groups: [string, string[]][] = [];
+    if (this.#local.memberships > 0) {
+      for (const [group, r] of this.#groups) {
+        const ids = this.#localIds(r);
+        if (ids.length > 0) groups.push([group, ids]);
+      }
+    }
     this.#system.castPlain({ node: peer, id: this.#serviceId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
   }
 
-  // A peer is down: its members vanish in one step.
+  #localIds(r: Roster): string[] {
+    if (!Array.isArray(r)) return r.part === this.#local ? [r.ref.id] : [];
+    const ids: string[] = [];
+    for (let i = 0; i < r.length && r[i]!.part === this.#local; i++) ids.push(r[i]!.ref.id);
+    return ids;
+  }
+
+  // A peer is down: its members vanish in one step, before any monitor hears of it.
   #onNodeDown = (peer: string): void => {
-    if (!this.#up.delete(peer)) return;
-    const theirs = this.#remote.get(peer);
-    this.#remote.delete(peer);
-    if (theirs) for (const [group, refs] of theirs) this.#changed(group, 'leave', refs);
+    const part = this.#peers.get(peer);
+    if (!part) return;
+    this.#peers.delete(peer);
+    for (const [group, refs] of this.#dropPart(part)) this.#changed(group, 'leave', refs);
   };
 
   #onMessage = (msg: unknown): void => {
@@ -304,55 +438,74 @@ export class ProcessGroups {
       return;
     }
     // Sent before its node went down (and waited in our mailbox): that node's part is gone.
-    const theirs = this.#remote.get(msg.from);
-    if (!theirs || !this.#up.has(msg.from)) return;
+    const part = this.#peers.get(msg.from);
+    if (!part) return;
     switch (msg.t) {
       case 'sync':
-        this.#onSync(msg.from, theirs, msg.groups);
+        this.#onSync(msg.from, part, msg.groups);
         // A scope just created over there asks for ours.
         if (msg.ask === true && !this.#closed) this.#syncTo(msg.from, false);
         return;
       case 'join': {
-        const refs = msg.ids.map((id) => this.#system.ref({ node: msg.from, id }));
-        const list = theirs.get(msg.group);
-        if (list) list.push(...refs);
-        else theirs.set(msg.group, refs);
-        return this.#changed(msg.group, 'join', refs);
+        if (msg.ids.length === 0) return;
+        const members = msg.ids.map((id) => this.#remoteMember(part, msg.from, id));
+        const work = this.#edit(msg.group);
+        for (const m of members) {
+          insert(work, m);
+          take(m, 1);
+        }
+        this.#store(msg.group, work);
+        return this.#changed(msg.group, 'join', members.map(refOf));
       }
       case 'leave': {
-        const list = theirs.get(msg.group);
-        if (!list) return;
-        const left: ActorRef[] = [];
+        if (!this.#groups.has(msg.group)) return;
+        const work = this.#edit(msg.group);
+        const left: Member[] = [];
         for (const id of msg.ids) {
-          const i = list.findIndex((r) => r.id === id);
-          if (i >= 0) left.push(...list.splice(i, 1));
+          const i = work.findIndex((m) => m.part === part && m.ref.id === id);
+          if (i >= 0) left.push(...work.splice(i, 1));
         }
-        if (list.length === 0) theirs.delete(msg.group);
-        if (left.length > 0) this.#changed(msg.group, 'leave', left);
-        return;
+        if (left.length === 0) return;
+        this.#store(msg.group, work);
+        for (const m of left) release(m, 1);
+        return this.#changed(msg.group, 'leave', left.map(refOf));
       }
     }
   };
 
-  // A peer's whole local state replaces what we had from it; monitors hear the difference.
-  #onSync(peer: string, old: Map<string, ActorRef[]>, groups: [string, string[]][]): void {
-    const next = new Map<string, ActorRef[]>();
-    for (const [group, ids] of groups) {
-      if (ids.length > 0) next.set(group, ids.map((id) => this.#system.ref({ node: peer, id })));
+  // A peer's whole local state replaces what we had from it; monitors hear the difference,
+  // once the whole state is in place.
+  #onSync(peer: string, part: Part, groups: [string, string[]][]): void {
+    const next = new Map<string, string[]>();
+    for (const [group, ids] of groups) if (ids.length > 0) next.set(group, ids);
+    // What the peer had (usually nothing: a sync follows its nodeup).
+    const old = new Map<string, Member[]>();
+    if (part.memberships > 0) {
+      for (const [group, r] of this.#groups) {
+        const theirs = (Array.isArray(r) ? r : [r]).filter((m) => m.part === part);
+        if (theirs.length > 0) old.set(group, theirs);
+      }
     }
-    this.#remote.set(peer, next);
-    const names = new Set([...old.keys(), ...next.keys()]);
-    for (const group of names) {
+    const events: [string, 'join' | 'leave', ActorRef[]][] = [];
+    for (const group of new Set([...old.keys(), ...next.keys()])) {
       const before = old.get(group) ?? [];
-      const after = next.get(group) ?? [];
-      const { added, removed } = diff(before, after);
-      if (removed.length > 0) this.#changed(group, 'leave', removed);
-      if (added.length > 0) this.#changed(group, 'join', added);
+      // The new records are taken before the old ones are released: an actor in both keeps its record (and ref).
+      const after = (next.get(group) ?? []).map((id) => this.#remoteMember(part, peer, id));
+      const work = this.#edit(group).filter((m) => m.part !== part);
+      for (const m of after) {
+        insert(work, m);
+        take(m, 1);
+      }
+      this.#store(group, work);
+      for (const m of before) release(m, 1);
+      const { added, removed } = diff(before.map(refOf), after.map(refOf));
+      if (removed.length > 0) events.push([group, 'leave', removed]);
+      if (added.length > 0) events.push([group, 'join', added]);
     }
+    for (const [group, type, refs] of events) this.#changed(group, type, refs);
   }
 
   #changed(group: string, type: 'join' | 'leave', refs: ActorRef[]): void {
-    this.#cache.delete(group);
     const fns = this.#monitors.get(group);
     if (!fns || refs.length === 0) return;
     for (const fn of [...fns]) {
@@ -368,7 +521,47 @@ export class ProcessGroups {
   }
 
   #broadcast(msg: PgMsg): void {
-    for (const peer of this.#up) this.#system.castPlain({ node: peer, id: this.#serviceId }, msg);
+    for (const peer of this.#peers.keys()) this.#system.castPlain({ node: peer, id: this.#serviceId }, msg);
+  }
+}
+
+const refOf = (m: Member): ActorRef => m.ref;
+
+/** Puts `m` after the last member whose part ranks no later than its own. */
+function insert(list: Member[], m: Member): void {
+  let i = list.length;
+  while (i > 0 && list[i - 1]!.part.rank > m.part.rank) i--;
+  if (i === list.length) list.push(m);
+  else list.splice(i, 0, m);
+}
+
+function take(m: Member, n: number): void {
+  m.uses += n;
+  m.part.memberships += n;
+}
+
+// n memberships of `m` are gone; at none left, so is its record (and its monitor).
+function release(m: Member, n: number): void {
+  m.uses -= n;
+  m.part.memberships -= n;
+  if (m.uses > 0) return;
+  if (m.part.actors.get(m.ref.id) === m) m.part.actors.delete(m.ref.id);
+  m.cancel?.();
+}
+
+function addGroup(m: Member, group: string): void {
+  if (m.groups === undefined) m.groups = group;
+  else if (typeof m.groups === 'string') {
+    if (m.groups !== group) m.groups = new Set([m.groups, group]);
+  } else m.groups.add(group);
+}
+
+function removeGroup(m: Member, group: string): void {
+  if (m.groups === group) m.groups = undefined;
+  else if (typeof m.groups === 'object') {
+    m.groups.delete(group);
+    // Back to a bare string at one group: a Set costs some 150 bytes even when small.
+    if (m.groups.size === 1) m.groups = m.groups.values().next().value as string;
   }
 }
 
