@@ -79,6 +79,8 @@ export interface PgCounts {
   localActors: number;
   /** The peers' actors in at least one group: one record each. */
   remoteActors: number;
+  /** Member arrays shared by groups with the same members. */
+  sharedLists: number;
 }
 
 type PgMsg =
@@ -88,6 +90,7 @@ type PgMsg =
 
 /** One node's part of the groups: this node's own, or a peer's while it is up. */
 interface Part {
+  readonly node: string;
   /**
    * Where this node's members stand in `getMembers`: 0 for this node, then peers in the
    * order they came up (a peer that comes back is last again).
@@ -101,6 +104,7 @@ interface Part {
 
 /** An actor in at least one group: one record and one ref however many groups it is in. */
 class Member {
+  /** The one ref of this actor that every group holds (so a group finds it by identity). */
   readonly ref: ActorRef;
   readonly part: Part;
   /** Memberships, repeats counted; the record is dropped (and its monitor cancelled) at 0. */
@@ -117,12 +121,13 @@ class Member {
 }
 
 /**
- * A group's members, kept as the one member itself or an array of 2 or more. An array is in
- * `getMembers` order (sorted by part rank, join order within a part) and, below this length,
- * has exactly its length as capacity: it is copied on each change instead of grown in place
- * (a grown array keeps room for 16 more). Longer arrays, rare, are changed in place.
+ * A group's members, kept as the one member's ref itself or an array of 2 or more, in
+ * `getMembers` order: sorted by part rank, join order within a part, so that a read is one
+ * copy. Below this length an array is never changed: a change makes another one, of exactly
+ * its length (a grown array keeps room for 16 more), and groups with the same members share
+ * one (see `#shared`). Longer arrays, rare, are changed in place and never shared.
  */
-type Roster = Member | Member[];
+type Roster = ActorRef | ActorRef[];
 const IN_PLACE = 16;
 
 export class ProcessGroups {
@@ -137,13 +142,20 @@ export class ProcessGroups {
   /**
    * group -> its members on every node this node knows of. The one table of memberships:
    * no per-group maps, sets, caches or closures, so a group costs one entry here, its name
-   * and (with 2+ members) one small array. A group with no member has no entry.
+   * and, with 2+ members that no other group has, one small array. A group with no member
+   * has no entry.
    */
   readonly #groups = new Map<string, Roster>();
   /** This node's part (rank 0). */
-  readonly #local: Part = { rank: 0, actors: new Map(), memberships: 0 };
+  readonly #local: Part;
   /** peer -> its part. Exactly the peers up, as this scope saw the events (messages from others are stale). */
   readonly #peers = new Map<string, Part>();
+  /**
+   * Key of the members (`keyOf`) -> the one array of them that groups share, and how many
+   * groups hold it (it goes at 0). With the same few actors in every group, as a keyed
+   * expirable's, a node holds a handful of arrays however many groups there are.
+   */
+  readonly #shared = new Map<string, { list: ActorRef[]; uses: number }>();
   /** Rank of the last peer that came up. */
   #lastRank = 0;
   /** group -> monitor callbacks. */
@@ -152,6 +164,7 @@ export class ProcessGroups {
 
   constructor(system: ActorSystem, membership: Membership, options: { scope?: string } = {}) {
     this.#self = membership.self;
+    this.#local = { node: this.#self, rank: 0, actors: new Map(), memberships: 0 };
     this.#system = system;
     this.#membership = membership;
     this.#scope = options.scope ?? PG_SCOPE;
@@ -199,8 +212,7 @@ export class ProcessGroups {
     const members = list.map((ref) => this.#localMember(ref));
     const work = this.#edit(group);
     for (const m of members) {
-      insert(work, m);
-      take(m, 1);
+      this.#insert(work, m);
       addGroup(m, group);
     }
     this.#store(group, work);
@@ -219,10 +231,10 @@ export class ProcessGroups {
     const left: Member[] = [];
     for (const ref of list) {
       const m = this.#local.actors.get(ref.id);
-      const i = m ? work.indexOf(m) : -1;
+      const i = m ? work.indexOf(m.ref) : -1;
       if (i < 0) continue;
       work.splice(i, 1);
-      if (!work.includes(m!)) removeGroup(m!, group);
+      if (!work.includes(m!.ref)) removeGroup(m!, group);
       left.push(m!);
     }
     if (left.length === 0) return false;
@@ -237,18 +249,16 @@ export class ProcessGroups {
   getMembers(group: string): ActorRef[] {
     const r = this.#groups.get(group);
     if (r === undefined) return [];
-    return Array.isArray(r) ? r.map(refOf) : [r.ref];
+    return Array.isArray(r) ? r.slice() : [r];
   }
 
   /** Members of `group` on this node (a fresh array). */
   getLocalMembers(group: string): ActorRef[] {
     const r = this.#groups.get(group);
     if (r === undefined) return [];
-    if (!Array.isArray(r)) return r.part === this.#local ? [r.ref] : [];
-    const out: ActorRef[] = [];
+    if (!Array.isArray(r)) return r.node === this.#self ? [r] : [];
     // This node's members come first (rank 0).
-    for (let i = 0; i < r.length && r[i]!.part === this.#local; i++) out.push(r[i]!.ref);
-    return out;
+    return r.slice(0, this.#after(r, 0));
   }
 
   /** Groups with at least one member on any node this node knows of. */
@@ -286,6 +296,7 @@ export class ProcessGroups {
       remoteMemberships,
       localActors: this.#local.actors.size,
       remoteActors,
+      sharedLists: this.#shared.size,
     };
   }
 
@@ -296,7 +307,6 @@ export class ProcessGroups {
     for (const other of this.#scopes.values()) other.close();
     for (const m of this.#local.actors.values()) m.cancel?.();
     const left = this.#dropPart(this.#local);
-    this.#local.actors.clear();
     for (const [group, refs] of left) this.#changed(group, 'leave', refs);
     this.#broadcast({ t: 'sync', from: this.#self, groups: [] });
     this.#membership.off('nodeup', this.#onNodeUp);
@@ -316,7 +326,7 @@ export class ProcessGroups {
 
   // The record of a local actor, made (with its one monitor) on its first join.
   #localMember(data: ActorRefData): Member {
-    let m = this.#local.actors.get(data.id);
+    const m = this.#local.actors.get(data.id);
     if (m) return m;
     const member = new Member(this.#system.ref(data), this.#local);
     this.#local.actors.set(data.id, member);
@@ -325,31 +335,88 @@ export class ProcessGroups {
   }
 
   // The record of a peer's actor, made on its first membership.
-  #remoteMember(part: Part, node: string, id: string): Member {
+  #remoteMember(part: Part, id: string): Member {
     let m = part.actors.get(id);
-    if (!m) part.actors.set(id, (m = new Member(this.#system.ref({ node, id }), part)));
+    if (!m) part.actors.set(id, (m = new Member(this.#system.ref({ node: part.node, id }), part)));
     return m;
   }
 
+  #memberOf(ref: ActorRef): Member | undefined {
+    return (ref.node === this.#self ? this.#local : this.#peers.get(ref.node))?.actors.get(ref.id);
+  }
+
+  #rank(ref: ActorRef): number {
+    return ref.node === this.#self ? 0 : (this.#peers.get(ref.node)?.rank ?? Infinity);
+  }
+
+  /** Index of the first ref in `list` whose part ranks after `rank` (binary search). */
+  #after(list: readonly ActorRef[], rank: number): number {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#rank(list[mid]!) > rank) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** Where `part`'s members are in `list`: [start, end). */
+  #segment(list: readonly ActorRef[], part: Part): [number, number] {
+    const end = this.#after(list, part.rank);
+    let start = end;
+    while (start > 0 && list[start - 1]!.node === part.node) start--;
+    return [start, end];
+  }
+
+  // One more membership of `m`: after the last member whose part ranks no later than its own.
+  #insert(work: ActorRef[], m: Member): void {
+    const i = this.#after(work, m.part.rank);
+    if (i === work.length) work.push(m.ref);
+    else work.splice(i, 0, m.ref);
+    m.uses++;
+    m.part.memberships++;
+  }
+
   /** A group's members as an array this call may change; hand it back with `#store`. */
-  #edit(group: string): Member[] {
+  #edit(group: string): ActorRef[] {
     const r = this.#groups.get(group);
     if (r === undefined) return [];
     if (!Array.isArray(r)) return [r];
     return r.length >= IN_PLACE ? r : r.slice();
   }
 
-  #store(group: string, work: Member[]): void {
+  #store(group: string, work: ActorRef[]): void {
+    const old = this.#groups.get(group);
     if (work.length === 0) this.#groups.delete(group);
     else if (work.length === 1) this.#groups.set(group, work[0]!);
-    // slice: an array of exactly its length (push and splice leave spare room behind).
-    else this.#groups.set(group, work.length >= IN_PLACE ? work : work.slice());
+    else this.#groups.set(group, work.length >= IN_PLACE ? work : this.#share(work));
+    // After the new one is taken: a group left as it was keeps its array.
+    if (Array.isArray(old) && old.length < IN_PLACE) this.#unshare(old);
+  }
+
+  // The shared array with these members, or a copy of exactly its length when no other group
+  // can have the same ones (one of them is in no other group).
+  #share(work: ActorRef[]): ActorRef[] {
+    for (const ref of work) if ((this.#memberOf(ref)?.uses ?? 0) <= occurrences(work, ref)) return work.slice();
+    const key = keyOf(work);
+    let s = this.#shared.get(key);
+    if (!s) this.#shared.set(key, (s = { list: work.slice(), uses: 0 }));
+    s.uses++;
+    return s.list;
+  }
+
+  // A group no longer holds `list`: one use fewer, if it is a shared one.
+  #unshare(list: ActorRef[]): void {
+    const key = keyOf(list);
+    const s = this.#shared.get(key);
+    if (s?.list === list && --s.uses === 0) this.#shared.delete(key);
   }
 
   /**
    * Takes every member of `part` out of every group, in one pass over the groups (none when
-   * the part holds nothing); the records are dropped. Returns each group's removed refs, so
-   * that monitors run once the whole part is gone.
+   * the part holds nothing), and drops their records. Returns each group's removed refs, so
+   * that monitors run once the whole part is gone. Call it while the part is still listed.
    */
   #dropPart(part: Part): [string, ActorRef[]][] {
     const out: [string, ActorRef[]][] = [];
@@ -357,24 +424,22 @@ export class ProcessGroups {
     for (const [group, r] of this.#groups) {
       if (left === 0) break;
       if (!Array.isArray(r)) {
-        if (r.part !== part) continue;
+        if (r.node !== part.node) continue;
         this.#groups.delete(group);
-        out.push([group, [r.ref]]);
+        out.push([group, [r]]);
         left--;
         continue;
       }
-      const start = r.findIndex((m) => m.part === part);
-      if (start < 0) continue;
-      let end = start;
-      while (end < r.length && r[end]!.part === part) end++;
+      const [start, end] = this.#segment(r, part);
+      if (start === end) continue;
       const work = this.#edit(group);
       const removed = work.splice(start, end - start);
       this.#store(group, work);
-      out.push([group, removed.map(refOf)]);
+      out.push([group, removed]);
       left -= removed.length;
     }
     part.memberships = 0;
-    for (const m of part.actors.values()) m.uses = 0;
+    part.actors.clear();
     return out;
   }
 
@@ -385,7 +450,7 @@ export class ProcessGroups {
     for (const group of groups) {
       const work = this.#edit(group);
       const left: ActorRef[] = [];
-      for (let i = work.indexOf(m); i >= 0; i = work.indexOf(m, i)) {
+      for (let i = work.indexOf(m.ref); i >= 0; i = work.indexOf(m.ref, i)) {
         work.splice(i, 1);
         left.push(m.ref);
       }
@@ -401,7 +466,7 @@ export class ProcessGroups {
   // A peer is up: send it our whole local state (its own sync comes to us the same way).
   #onNodeUp = (peer: string, ask = false): void => {
     if (peer === this.#self || this.#peers.has(peer)) return;
-    this.#peers.set(peer, { rank: ++this.#lastRank, actors: new Map(), memberships: 0 });
+    this.#peers.set(peer, { node: peer, rank: ++this.#lastRank, actors: new Map(), memberships: 0 });
     if (!this.#closed) this.#syncTo(peer, ask);
   };
 
@@ -409,26 +474,23 @@ export class ProcessGroups {
     const groups: [string, string[]][] = [];
     if (this.#local.memberships > 0) {
       for (const [group, r] of this.#groups) {
-        const ids = this.#localIds(r);
-        if (ids.length > 0) groups.push([group, ids]);
+        if (!Array.isArray(r)) {
+          if (r.node === this.#self) groups.push([group, [r.id]]);
+        } else if (r[0]!.node === this.#self) {
+          groups.push([group, r.slice(0, this.#after(r, 0)).map((x) => x.id)]);
+        }
       }
     }
     this.#system.castPlain({ node: peer, id: this.#serviceId }, { t: 'sync', from: this.#self, groups, ask } satisfies PgMsg);
-  }
-
-  #localIds(r: Roster): string[] {
-    if (!Array.isArray(r)) return r.part === this.#local ? [r.ref.id] : [];
-    const ids: string[] = [];
-    for (let i = 0; i < r.length && r[i]!.part === this.#local; i++) ids.push(r[i]!.ref.id);
-    return ids;
   }
 
   // A peer is down: its members vanish in one step, before any monitor hears of it.
   #onNodeDown = (peer: string): void => {
     const part = this.#peers.get(peer);
     if (!part) return;
+    const left = this.#dropPart(part);
     this.#peers.delete(peer);
-    for (const [group, refs] of this.#dropPart(part)) this.#changed(group, 'leave', refs);
+    for (const [group, refs] of left) this.#changed(group, 'leave', refs);
   };
 
   #onMessage = (msg: unknown): void => {
@@ -442,18 +504,15 @@ export class ProcessGroups {
     if (!part) return;
     switch (msg.t) {
       case 'sync':
-        this.#onSync(msg.from, part, msg.groups);
+        this.#onSync(part, msg.groups);
         // A scope just created over there asks for ours.
         if (msg.ask === true && !this.#closed) this.#syncTo(msg.from, false);
         return;
       case 'join': {
         if (msg.ids.length === 0) return;
-        const members = msg.ids.map((id) => this.#remoteMember(part, msg.from, id));
+        const members = msg.ids.map((id) => this.#remoteMember(part, id));
         const work = this.#edit(msg.group);
-        for (const m of members) {
-          insert(work, m);
-          take(m, 1);
-        }
+        for (const m of members) this.#insert(work, m);
         this.#store(msg.group, work);
         return this.#changed(msg.group, 'join', members.map(refOf));
       }
@@ -462,8 +521,11 @@ export class ProcessGroups {
         const work = this.#edit(msg.group);
         const left: Member[] = [];
         for (const id of msg.ids) {
-          const i = work.findIndex((m) => m.part === part && m.ref.id === id);
-          if (i >= 0) left.push(...work.splice(i, 1));
+          const m = part.actors.get(id);
+          const i = m ? work.indexOf(m.ref) : -1;
+          if (i < 0) continue;
+          work.splice(i, 1);
+          left.push(m!);
         }
         if (left.length === 0) return;
         this.#store(msg.group, work);
@@ -475,30 +537,31 @@ export class ProcessGroups {
 
   // A peer's whole local state replaces what we had from it; monitors hear the difference,
   // once the whole state is in place.
-  #onSync(peer: string, part: Part, groups: [string, string[]][]): void {
+  #onSync(part: Part, groups: [string, string[]][]): void {
     const next = new Map<string, string[]>();
     for (const [group, ids] of groups) if (ids.length > 0) next.set(group, ids);
     // What the peer had (usually nothing: a sync follows its nodeup).
-    const old = new Map<string, Member[]>();
+    const old = new Map<string, ActorRef[]>();
     if (part.memberships > 0) {
       for (const [group, r] of this.#groups) {
-        const theirs = (Array.isArray(r) ? r : [r]).filter((m) => m.part === part);
-        if (theirs.length > 0) old.set(group, theirs);
+        const list = Array.isArray(r) ? r : [r];
+        const [start, end] = this.#segment(list, part);
+        if (start < end) old.set(group, list.slice(start, end));
       }
     }
     const events: [string, 'join' | 'leave', ActorRef[]][] = [];
     for (const group of new Set([...old.keys(), ...next.keys()])) {
       const before = old.get(group) ?? [];
-      // The new records are taken before the old ones are released: an actor in both keeps its record (and ref).
-      const after = (next.get(group) ?? []).map((id) => this.#remoteMember(part, peer, id));
-      const work = this.#edit(group).filter((m) => m.part !== part);
-      for (const m of after) {
-        insert(work, m);
-        take(m, 1);
-      }
+      // The new memberships are taken before the old ones are released: an actor in both
+      // keeps its record (and its ref).
+      const after = (next.get(group) ?? []).map((id) => this.#remoteMember(part, id));
+      const work = this.#edit(group);
+      const [start, end] = this.#segment(work, part);
+      work.splice(start, end - start);
+      for (const m of after) this.#insert(work, m);
       this.#store(group, work);
-      for (const m of before) release(m, 1);
-      const { added, removed } = diff(before.map(refOf), after.map(refOf));
+      for (const ref of before) release(this.#memberOf(ref)!, 1);
+      const { added, removed } = diff(before, after.map(refOf));
       if (removed.length > 0) events.push([group, 'leave', removed]);
       if (added.length > 0) events.push([group, 'join', added]);
     }
@@ -526,18 +589,13 @@ export class ProcessGroups {
 }
 
 const refOf = (m: Member): ActorRef => m.ref;
+/** Names a list of members: node and id of each (neither holds a control character). */
+const keyOf = (list: readonly ActorRef[]): string => list.map((r) => `${r.node}\u0000${r.id}`).join('\u0001');
 
-/** Puts `m` after the last member whose part ranks no later than its own. */
-function insert(list: Member[], m: Member): void {
-  let i = list.length;
-  while (i > 0 && list[i - 1]!.part.rank > m.part.rank) i--;
-  if (i === list.length) list.push(m);
-  else list.splice(i, 0, m);
-}
-
-function take(m: Member, n: number): void {
-  m.uses += n;
-  m.part.memberships += n;
+function occurrences(list: readonly ActorRef[], ref: ActorRef): number {
+  let n = 0;
+  for (const x of list) if (x === ref) n++;
+  return n;
 }
 
 // n memberships of `m` are gone; at none left, so is its record (and its monitor).
