@@ -121,6 +121,38 @@ describe('pg with many groups', () => {
     expect(a.pg.debugCounts()).toEqual({ groups: 0, localMemberships: 0, remoteMemberships: 0, localActors: 0, remoteActors: 0, sharedLists: 0 });
   });
 
+  it('groups that share their members stay independent: a change to one leaves the others as they were', async () => {
+    const nodes = await cluster(2);
+    const [a, b] = nodes as [Node, Node];
+    const [x, y] = [idle(a), idle(a)];
+    const z = idle(b);
+    const gs = ['s1', 's2', 's3', 's4'];
+    for (const g of gs) a.pg.join(g, [x, y]);
+    for (const g of gs) b.pg.join(g, z);
+    const view = (n: Node, g: string) => n.pg.getMembers(g).map((r) => r.id);
+    await until(() => gs.every((g) => view(a, g).length === 3 && view(b, g).length === 3));
+    // Same members in the same order: the groups (but the first, joined before x and y were
+    // in another group) hold one array.
+    expect(a.pg.debugCounts().sharedLists).toBe(1);
+    expect(b.pg.debugCounts().sharedLists).toBe(1);
+    a.pg.leave('s2', x);
+    a.pg.join('s3', x);
+    b.pg.leave('s4', z);
+    await until(() => view(b, 's2').length === 2 && view(b, 's3').length === 4 && view(a, 's4').length === 2);
+    for (const n of [a, b]) {
+      const zFirst = n === b;
+      const order = (ids: string[]) => (zFirst ? [...ids.filter((id) => id === z.id), ...ids.filter((id) => id !== z.id)] : ids);
+      expect(view(n, 's1')).toEqual(order([x.id, y.id, z.id]));
+      expect(view(n, 's2')).toEqual(order([y.id, z.id]));
+      expect(view(n, 's3')).toEqual(order([x.id, y.id, x.id, z.id]));
+      expect(view(n, 's4')).toEqual([x.id, y.id]);
+    }
+    // Every actor stops: nothing shared is left behind.
+    await Promise.all([x.stop(), y.stop(), z.stop()]);
+    await until(() => [a, b].every((n) => n.pg.whichGroups().length === 0));
+    for (const n of [a, b]) expect(n.pg.debugCounts()).toMatchObject({ groups: 0, localActors: 0, remoteActors: 0, sharedLists: 0 });
+  });
+
   it('getMembers: this node first, then each peer\'s members together, each in join order with repeats, in big and small groups', async () => {
     const nodes = await cluster(3);
     const actors = new Map(nodes.map((n) => [n.name, Array.from({ length: 12 }, () => idle(n))]));

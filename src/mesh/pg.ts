@@ -8,8 +8,8 @@
 // sent whole on connect and as deltas after, over a link that keeps order.
 //
 // - Reads (`getMembers`, `getLocalMembers`, `whichGroups`) are synchronous lookups in this
-//   node's tables, with no mailbox hop: pg's "optimised for speed" ETS reads. A group's
-//   member list is built once after a change and then returned as a copy.
+//   node's table, with no mailbox hop: pg's "optimised for speed" ETS reads. A group's
+//   members are kept in the order a read returns them, so a read is one copy.
 // - Writes of local members (`join`, `leave`, an actor going down) change the local table at
 //   once and cast the delta to every connected peer. Remote deltas are applied as the link
 //   delivers them (a runtime service, `ActorSystem.serve`: no mailbox hop, no wait for a
@@ -34,6 +34,21 @@
 //   join(g, x): join(g,[x]) ───────▶ add x to A's part of g
 //   x crashes: leave(g,[x]) ───────▶ remove x
 //   A goes down ...................▶ nodedown(A): drop A's part in one step
+//
+// Tables (what a membership costs). A keyed expirable makes one group per key, 10k-100k of
+// them, each with the same few actors (one per node that holds the key), so a membership
+// must cost little more than the group's name. One map holds every group: group -> its one
+// member's ref, or an array of refs sorted by node rank (this node 0, then peers in the
+// order they came up; join order within a node, repeats included). Each actor has one
+// record and one ref however many groups it is in; a local one also has its one monitor and
+// its groups (a bare string while it is in one), so that it leaves them all when it stops.
+// Arrays shorter than 16 are never changed but replaced, and groups with equal ones share
+// one (an array is shared only if each of its members is in another group too). Measured
+// on 2 nodes, one actor each in 100k groups: about 55 bytes of heap per (group, member) on
+// each node, the group's name included (about 300 with a map per peer, a list per group,
+// a read cache and a ref per membership). The price: no index of a peer's groups, so its
+// nodedown (or a sync that replaces a part already held) takes one pass over the groups,
+// skipped when the peer has no member; a peer's part of a group is found by binary search.
 //
 // Ordering: the mesh emits `nodeup(peer)` before delivering any message from it and keeps
 // order per link, so a peer's sync always comes before its deltas. A delta from a peer this
@@ -177,6 +192,11 @@ export class ProcessGroups {
     membership.on('nodedown', this.#onNodeDown);
     // Peers already connected: they will not see a nodeup, so ask them for their state.
     for (const peer of membership.nodes()) this.#onNodeUp(peer, true);
+    // Compiled now (a no-op: no part, no group) rather than on the first nodedown, whose
+    // cleanup runs ahead of every later nodedown listener: V8 compiles a function when it
+    // is first called, about 0.1 ms here.
+    this.#dropPart({ node: '', rank: 0, actors: new Map(), memberships: 0 });
+    this.#segment([], this.#local);
   }
 
   /** The scope's name. */
@@ -363,10 +383,15 @@ export class ProcessGroups {
 
   /** Where `part`'s members are in `list`: [start, end). */
   #segment(list: readonly ActorRef[], part: Part): [number, number] {
-    const end = this.#after(list, part.rank);
-    let start = end;
-    while (start > 0 && list[start - 1]!.node === part.node) start--;
-    return [start, end];
+    // The first whose part does not rank before this one (binary search).
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#rank(list[mid]!) >= part.rank) hi = mid;
+      else lo = mid + 1;
+    }
+    return [lo, this.#after(list, part.rank)];
   }
 
   // One more membership of `m`: after the last member whose part ranks no later than its own.
