@@ -153,6 +153,22 @@ describe('pg with many groups', () => {
     for (const n of [a, b]) expect(n.pg.debugCounts()).toMatchObject({ groups: 0, localActors: 0, remoteActors: 0, sharedLists: 0 });
   });
 
+  it('member arrays are shared only between groups with the same members, whatever their ids hold', async () => {
+    // Ids come from peers' messages: two lists whose ids, run together, read the same
+    // ('x' + 'y|z' and 'x|y' + 'z' with a separator inside an id) must not share an array.
+    const [a, b] = (await cluster(2)) as [Node, Node];
+    const sep = (s: string) => `${s}\u0001${a.name}\u0000`;
+    const lists = { left: ['x', `${sep('y')}z`], right: [sep('x') + 'y', 'z'] };
+    const pg = { node: b.name, id: 'pg' };
+    for (const [side, ids] of Object.entries(lists)) {
+      for (const g of [`${side}1`, `${side}2`]) a.system.cast(pg, { t: 'join', from: a.name, group: g, ids });
+    }
+    await until(() => b.pg.whichGroups().length === 4);
+    for (const [side, ids] of Object.entries(lists)) {
+      for (const g of [`${side}1`, `${side}2`]) expect(b.pg.getMembers(g).map((r) => r.id)).toEqual(ids);
+    }
+  });
+
   it('getMembers: this node first, then each peer\'s members together, each in join order with repeats, in big and small groups', async () => {
     const nodes = await cluster(3);
     const actors = new Map(nodes.map((n) => [n.name, Array.from({ length: 12 }, () => idle(n))]));

@@ -614,8 +614,11 @@ export class ProcessGroups {
 }
 
 const refOf = (m: Member): ActorRef => m.ref;
-/** Names a list of members: node and id of each (neither holds a control character). */
-const keyOf = (list: readonly ActorRef[]): string => list.map((r) => `${r.node}\u0000${r.id}`).join('\u0001');
+/**
+ * Names a list of members: node and id of each, each led by its length, so that no two
+ * lists share a key whatever their strings hold (ids come from peers' messages).
+ */
+const keyOf = (list: readonly ActorRef[]): string => list.map((r) => `${r.node.length}:${r.node}${r.id.length}:${r.id}`).join('');
 
 function occurrences(list: readonly ActorRef[], ref: ActorRef): number {
   let n = 0;
