@@ -29,6 +29,7 @@ interface StampedeParams extends Record<string, number | string | boolean> {
   fetchMs: number;
   backend: string;
   redis: string;
+  phases: boolean;
 }
 
 interface StampedePart {
@@ -36,6 +37,8 @@ interface StampedePart {
   fetches: number;
   fetchMs: number[];
   failures: number;
+  /** With `--phases`: when each step happened on that node, ms after the stampede's start instant. */
+  phases?: Partial<Record<'callerStart' | 'answered' | 'lockAsked' | 'lockGranted' | 'lockReleased' | 'fetchStart' | 'fetchEnd' | 'pushed', number>>;
 }
 
 const stampede: BenchModule<StampedeParams> = {
@@ -47,12 +50,18 @@ const stampede: BenchModule<StampedeParams> = {
     nodes: { type: 'number', integer: true, min: 1, default: 4, description: 'node processes' },
     callers: { type: 'number', integer: true, min: 1, default: 250, description: 'concurrent callers per node' },
     'fetch-ms': { type: 'number', min: 0, arg: 'ms', default: 50, description: 'ms the fetch (token server) takes' },
+    phases: {
+      type: 'boolean',
+      default: false,
+      description: "also time each stampede's steps on every node (lock, ask, fetch, push, answers) from the diagnostics channels: phase*Ms figures",
+    },
     ...BACKEND_OPTIONS,
   },
   params: (v) => ({
     nodes: v.nodes as number,
     callers: v.callers as number,
     fetchMs: v['fetch-ms'] as number,
+    phases: v.phases === true,
     ...backendParams(v),
   }),
   unavailable: (p) => redisUnavailable(p),
@@ -72,16 +81,18 @@ const stampede: BenchModule<StampedeParams> = {
       const stampedeOn = async (namespace: string): Promise<StampedePart[]> => {
         await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: p.fetchMs, ttlMs: 3_600_000 })));
         const startAt = String(process.hrtime.bigint() + 100_000_000n);
-        return Promise.all(children.map((c) => c.request<StampedePart>('stampede', { namespace, callers: p.callers, startAt })));
+        return Promise.all(children.map((c) => c.request<StampedePart>('stampede', { namespace, callers: p.callers, startAt, phases: p.phases })));
       };
       const firstRound = await stampedeOn(`bench-stampede-${ctx.run}-first`);
       const parts: StampedePart[] = [];
       const perRound: number[] = [];
+      const timed: StampedePart[][] = [];
       let rounds = 0;
       const started = Date.now();
       const budget = ctx.common.durationS * 1000;
       do {
         const round = await stampedeOn(`bench-stampede-${ctx.run}-${rounds}`);
+        if (p.phases) timed.push(round);
         perRound.push(round.reduce((a, x) => a + x.fetches, 0));
         parts.push(...round);
         rounds++;
@@ -89,7 +100,7 @@ const stampede: BenchModule<StampedeParams> = {
       } while (Date.now() - started < budget);
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
-      return { metrics: { ...withFirst(summarize(parts, perRound), firstRound), callers: p.nodes * p.callers } };
+      return { metrics: { ...withFirst(summarize(parts, perRound), firstRound), ...phaseFigures(timed), callers: p.nodes * p.callers } };
     } finally {
       await killAll(children);
     }
@@ -137,6 +148,24 @@ const stampede: BenchModule<StampedeParams> = {
         ],
       },
     ];
+    if (m.phaseLockP50Ms !== undefined) {
+      const row = (what: string, k: string): string[] => [what, `${fmt(m[`phase${k}P50Ms`])} / ${fmt(m[`phase${k}P90Ms`])}`];
+      sections.push({
+        title: 'the steps of one stampede (--phases), ms: median / p90 over the stampedes',
+        headers: ['step', 'ms'],
+        rows: [
+          row('start skew: the last node to start its callers, after the first', 'StartSkew'),
+          row('the fetching node: its lock asked -> granted', 'Lock'),
+          row('  granted -> fetch starts (its peers asked for a newer value)', 'Ask'),
+          row('  the fetch (as the store timed it)', 'Fetch'),
+          row('  fetch ends -> its callers answered', 'FetcherAnswered'),
+          row('  fetch ends -> lock released', 'Release'),
+          row('the other nodes: fetch ends -> the last one has the push', 'Push'),
+          row('  fetch ends -> the last caller answered', 'Answered'),
+          row('the first caller starts -> the fetch starts', 'BeforeFetch'),
+        ],
+      });
+    }
     if (peers.length > 0) {
       sections.push({
         title: 'side by side, same Redis, same processes x callers, same fetch time, same run',
@@ -186,6 +215,43 @@ function withFirst(measured: Record<string, number>, first: readonly StampedePar
     firstCallerP50Ms: f.callerP50Ms!,
     firstCallerP99Ms: f.callerP99Ms!,
   };
+}
+
+/**
+ * `--phases`: the median and p90, over the stampedes of a run, of the time each step took
+ * (phase<Step>P50Ms, phase<Step>P90Ms), from what every node recorded (see `Phases` in
+ * ./peers/store-peer.ts); the node that ran the fetch is the fetcher. Empty without them.
+ */
+function phaseFigures(rounds: readonly (readonly StampedePart[])[]): Record<string, number> {
+  const steps: Record<string, number[]> = {};
+  const add = (step: string, ms: number): void => {
+    if (Number.isFinite(ms)) (steps[step] ??= []).push(ms);
+  };
+  for (const round of rounds) {
+    const f = round.find((x) => x.phases?.fetchStart !== undefined)?.phases;
+    if (!f) continue;
+    const others = round.map((x) => x.phases ?? {}).filter((x) => x !== f);
+    const starts = round.map((x) => x.phases?.callerStart ?? NaN);
+    const last = (k: 'pushed' | 'answered'): number => Math.max(...others.map((x) => x[k] ?? NaN));
+    add('StartSkew', Math.max(...starts) - Math.min(...starts));
+    add('Lock', f.lockGranted! - f.lockAsked!);
+    add('Ask', f.fetchStart! - f.lockGranted!);
+    add('Fetch', f.fetchEnd! - f.fetchStart!);
+    add('FetcherAnswered', f.answered! - f.fetchEnd!);
+    add('Release', f.lockReleased! - f.fetchEnd!);
+    if (others.length > 0) {
+      add('Push', last('pushed') - f.fetchEnd!);
+      add('Answered', Math.max(last('answered'), f.answered!) - f.fetchEnd!);
+    } else add('Answered', f.answered! - f.fetchEnd!);
+    add('BeforeFetch', f.fetchStart! - Math.min(...starts));
+  }
+  const out: Record<string, number> = {};
+  for (const [step, v] of Object.entries(steps)) {
+    const sorted = [...v].sort((a, b) => a - b);
+    out[`phase${step}P50Ms`] = median(sorted);
+    out[`phase${step}P90Ms`] = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))]!;
+  }
+  return out;
 }
 
 /** True when bentocache can be loaded here (a dev dependency: absent from a production install). */
