@@ -84,23 +84,19 @@ const stampede: BenchModule<StampedeParams> = {
         return Promise.all(children.map((c) => c.request<StampedePart>('stampede', { namespace, callers: p.callers, startAt, phases: p.phases })));
       };
       const firstRound = await stampedeOn(`bench-stampede-${ctx.run}-first`);
-      const parts: StampedePart[] = [];
-      const perRound: number[] = [];
-      const timed: StampedePart[][] = [];
+      const measured: StampedePart[][] = [];
       let rounds = 0;
       const started = Date.now();
       const budget = ctx.common.durationS * 1000;
       do {
         const round = await stampedeOn(`bench-stampede-${ctx.run}-${rounds}`);
-        if (p.phases) timed.push(round);
-        perRound.push(round.reduce((a, x) => a + x.fetches, 0));
-        parts.push(...round);
+        measured.push(round);
         rounds++;
         ctx.progress(Math.min(1, (Date.now() - started) / budget), `stampede ${rounds}`);
       } while (Date.now() - started < budget);
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
-      return { metrics: { ...withFirst(summarize(parts, perRound), firstRound), ...phaseFigures(timed), callers: p.nodes * p.callers } };
+      return { metrics: { ...withFirst(summarize(measured), firstRound), ...phaseFigures(p.phases ? measured : []), callers: p.nodes * p.callers } };
     } finally {
       await killAll(children);
     }
@@ -143,6 +139,7 @@ const stampede: BenchModule<StampedeParams> = {
           ['caller p50 (ms)', `${fmt(m.callerP50Ms)} (${fmt(m.callerP50OverFetch)}x the fetch)`],
           ['caller p99 (ms)', `${fmt(m.callerP99Ms)} (${fmt(m.callerP99OverFetch)}x the fetch)`],
           ['caller max (ms)', fmt(m.callerMaxMs)],
+          ["median over the stampedes of each one's slowest caller (ms)", fmt(m.stampedeMaxP50Ms)],
           ['first stampede of the fresh processes, not in the figures above: caller p50 / p99 (ms)', `${fmt(m.firstCallerP50Ms)} / ${fmt(m.firstCallerP99Ms)}`],
           ['failed calls', fmt(m.failures)],
         ],
@@ -181,8 +178,15 @@ const stampede: BenchModule<StampedeParams> = {
 };
 
 /** Fetches, caller latencies and fetch times of a set of stampedes. */
-function summarize(parts: readonly StampedePart[], perRound: readonly number[]): Record<string, number> {
+function summarize(rounds: readonly (readonly StampedePart[])[]): Record<string, number> {
+  const parts = rounds.flat();
+  const perRound = rounds.map((r) => r.reduce((a, x) => a + x.fetches, 0));
   const h = mergeHistograms(parts.map((x) => x.histogram));
+  // The callers of one node are answered by one event (the push, or the end of the fetch): a
+  // stampede's slowest caller is its slowest node, and the callers' p99 over a few stampedes
+  // is about the slowest of them. The median of each stampede's slowest caller says what a
+  // stampede's tail usually is.
+  const slowest = rounds.map((r) => mergeHistograms(r.map((x) => x.histogram)).maxValue / 1000);
   const fetchMs = median(parts.flatMap((x) => x.fetchMs));
   const callerP50Ms = h.getValueAtPercentile(50) / 1000;
   const callerP99Ms = h.getValueAtPercentile(99) / 1000;
@@ -193,6 +197,7 @@ function summarize(parts: readonly StampedePart[], perRound: readonly number[]):
     callerP99Ms,
     callerMaxMs: h.maxValue / 1000,
     callersMeasured: h.totalCount,
+    stampedeMaxP50Ms: median(slowest),
     callerP50OverFetch: callerP50Ms / fetchMs,
     callerP99OverFetch: callerP99Ms / fetchMs,
     stampedes: perRound.length,
@@ -207,7 +212,7 @@ function summarize(parts: readonly StampedePart[], perRound: readonly number[]):
  * most of any stampede) and its failed calls in `failures`, its latencies in no percentile.
  */
 function withFirst(measured: Record<string, number>, first: readonly StampedePart[]): Record<string, number> {
-  const f = summarize(first, [first.reduce((a, x) => a + x.fetches, 0)]);
+  const f = summarize([first]);
   return {
     ...measured,
     fetches: Math.max(measured.fetches!, f.fetches!),
@@ -306,32 +311,25 @@ async function runOnRedis(p: StampedeParams, url: string, ctx: RunContext): Prom
     // The first stampede of each side's fresh processes, apart (see the head of this file).
     const oursFirst = await oursOn(`${prefix}-${ctx.run}-first`);
     const bentoFirst = bento.length > 0 ? await bentoOn(`${prefix}-${ctx.run}-first`) : [];
-    const oursParts: StampedePart[] = [];
-    const bentoParts: StampedePart[] = [];
-    const oursRounds: number[] = [];
-    const bentoRounds: number[] = [];
+    const oursRounds: StampedePart[][] = [];
+    const bentoRounds: StampedePart[][] = [];
     const started = Date.now();
     const budget = ctx.common.durationS * 1000;
     let round = 0;
     do {
       const namespace = `${prefix}-${ctx.run}-${round}`;
-      const a = await oursOn(namespace);
-      oursParts.push(...a);
-      oursRounds.push(a.reduce((n, x) => n + x.fetches, 0));
-      if (bento.length > 0) {
-        const b = await bentoOn(namespace);
-        bentoParts.push(...b);
-        bentoRounds.push(b.reduce((n, x) => n + x.fetches, 0));
-      }
+      oursRounds.push(await oursOn(namespace));
+      if (bento.length > 0) bentoRounds.push(await bentoOn(namespace));
       round++;
       ctx.progress(Math.min(1, (Date.now() - started) / budget), `stampede ${round}`);
     } while (Date.now() - started < budget);
     await Promise.all([...ours, ...bento].map((c) => c.request('close').catch(() => null)));
-    const metrics = { ...withFirst(summarize(oursParts, oursRounds), oursFirst), callers: p.nodes * p.callers };
-    notes.push(`Redis ${p.redis ? `at ${p.redis}` : 'started for the run'}; ours: redisBackend, one store per process; fetches per stampede (last run): [${oursRounds.join(' ')}]`);
+    const metrics = { ...withFirst(summarize(oursRounds), oursFirst), callers: p.nodes * p.callers };
+    const fetchesOf = (rounds: StampedePart[][]): string => rounds.map((r) => r.reduce((n, x) => n + x.fetches, 0)).join(' ');
+    notes.push(`Redis ${p.redis ? `at ${p.redis}` : 'started for the run'}; ours: redisBackend, one store per process; fetches per stampede (last run): [${fetchesOf(oursRounds)}]`);
     if (bento.length > 0) {
-      notes.push(`bentocache: memory L1 + Redis L2 + Redis bus, getOrSet per caller; fetches per stampede (last run): [${bentoRounds.join(' ')}]`);
-      return { metrics, compare: { bentocache: withFirst(summarize(bentoParts, bentoRounds), bentoFirst) }, notes };
+      notes.push(`bentocache: memory L1 + Redis L2 + Redis bus, getOrSet per caller; fetches per stampede (last run): [${fetchesOf(bentoRounds)}]`);
+      return { metrics, compare: { bentocache: withFirst(summarize(bentoRounds), bentoFirst) }, notes };
     }
     return { metrics, notes };
   } finally {

@@ -109,6 +109,8 @@ describe('stampede', () => {
     expect(m.firstCallerP99Ms).toBeGreaterThanOrEqual(m.firstCallerP50Ms);
     expect(m.stampedes).toBeGreaterThanOrEqual(1);
     expect(m.callersMeasured).toBe(m.stampedes * m.callers);
+    expect(m.stampedeMaxP50Ms).toBeGreaterThanOrEqual(m.callerP50Ms * 0.99); // HDR buckets
+    expect(m.stampedeMaxP50Ms).toBeLessThanOrEqual(m.callerMaxMs);
   });
 
   it('--phases times every step of a stampede on the nodes: each in order after the one before it', { timeout: 120_000 }, async () => {
