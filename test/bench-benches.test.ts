@@ -98,6 +98,39 @@ describe('scale', () => {
   });
 });
 
+describe('stampede', () => {
+  // Pins: the first stampede of each run's fresh processes (2-4x the later ones) was in the
+  // percentiles, and at ~1/15 of the callers it alone set the p99.
+  it('reports the first stampede of the fresh processes apart, its callers in no percentile', () => {
+    const json = JSON.parse(readFileSync(join(dir, 'stampede.json'), 'utf8'));
+    const m = json.metrics;
+    expect(m.fetches).toBe(1);
+    expect(m.firstCallerP50Ms).toBeGreaterThan(0);
+    expect(m.firstCallerP99Ms).toBeGreaterThanOrEqual(m.firstCallerP50Ms);
+    expect(m.stampedes).toBeGreaterThanOrEqual(1);
+    expect(m.callersMeasured).toBe(m.stampedes * m.callers);
+    expect(m.stampedeMaxP50Ms).toBeGreaterThanOrEqual(m.callerP50Ms * 0.99); // HDR buckets
+    expect(m.stampedeMaxP50Ms).toBeLessThanOrEqual(m.callerMaxMs);
+  });
+
+  it('--phases times every step of a stampede on the nodes: each in order after the one before it', { timeout: 120_000 }, async () => {
+    const stampede = BENCHES.find((b) => b.name === 'stampede')!;
+    const cmd = parseCommand(['stampede', '--duration', '0.2', '--runs', '1', '--quiet', '--nodes', '2', '--callers', '10', '--fetch-ms', '20', '--phases'], BENCHES);
+    if (cmd.kind !== 'run') throw new Error('expected run');
+    const m = (await runBench(stampede, cmd.benches[0]!.values, cmd.common, { dir, command: 'smoke', print: () => {} }))!.metrics;
+    expect(m.fetches).toBe(1);
+    for (const step of ['StartSkew', 'Lock', 'Ask', 'Release', 'FetcherAnswered', 'Push', 'Answered']) {
+      expect(m[`phase${step}P50Ms`], step).toBeGreaterThanOrEqual(0);
+      expect(m[`phase${step}P90Ms`], step).toBeGreaterThanOrEqual(m[`phase${step}P50Ms`]!);
+    }
+    // The fetch sleeps 20 ms; nothing runs before it but the lock and the ask.
+    expect(m.phaseFetchP50Ms).toBeGreaterThanOrEqual(19);
+    expect(m.phaseBeforeFetchP50Ms).toBeGreaterThanOrEqual(m.phaseAskP50Ms!);
+    // A node answers its callers after the push reached it.
+    expect(m.phaseAnsweredP50Ms).toBeGreaterThanOrEqual(m.phasePushP50Ms!);
+  });
+});
+
 describe('pg', () => {
   it('measured joins and a down cleanup that happened after the kill', () => {
     const json = JSON.parse(readFileSync(join(dir, 'pg.json'), 'utf8'));

@@ -61,6 +61,52 @@ diagnostics_channel.subscribe('expirable-store:fetch:end', (m) => {
   if (r) r[versionKey(e.version)] = String(now());
 });
 
+/**
+ * `--phases`: when the steps of one stampede happened on this node, ms after its `startAt`
+ * (the monotonic clock every process of the host shares), from the store's and the lock
+ * service's diagnostics channels. Recorded only while a stampede asked for them runs.
+ */
+interface Phases {
+  /** The first caller started / the last one was answered. */
+  callerStart?: number;
+  answered?: number;
+  /** This node's refresh asked for the entry's lock / was granted it / released it. */
+  lockAsked?: number;
+  lockGranted?: number;
+  lockReleased?: number;
+  /** The fetch ran here (the node granted the lock first). */
+  fetchStart?: number;
+  fetchEnd?: number;
+  /** The value pushed by the node that fetched arrived here. */
+  pushed?: number;
+}
+let timing: { namespace: string; resource: string; at: bigint; phases: Phases } | undefined;
+const PHASE_CHANNELS: [string, keyof Phases][] = [
+  ['expirable-store:lock:acquire', 'lockAsked'],
+  ['expirable-store:lock:grant', 'lockGranted'],
+  ['expirable-store:lock:release', 'lockReleased'],
+  ['expirable-store:fetch:start', 'fetchStart'],
+  ['expirable-store:fetch:end', 'fetchEnd'],
+  ['expirable-store:replicate', 'pushed'],
+];
+let phaseChannels = false;
+/** Subscribes to the channels of PHASE_CHANNELS once (a store builds its events only when someone listens). */
+function listenToPhases(): void {
+  if (phaseChannels) return;
+  phaseChannels = true;
+  for (const [name, phase] of PHASE_CHANNELS) {
+    diagnostics_channel.subscribe(name, (m) => {
+      const t = timing;
+      if (!t) return;
+      // Store events name their namespace; lock events their resource (the entry's lock).
+      const e = m as { namespace?: string; resource?: unknown; how?: string };
+      if (e.namespace !== undefined ? e.namespace !== t.namespace : e.resource !== t.resource) return;
+      if (phase === 'pushed' && e.how !== 'push') return;
+      t.phases[phase] ??= Number(now() - t.at) / 1e6;
+    });
+  }
+}
+
 serve({
   async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
     node = await startNode(options);
@@ -138,11 +184,17 @@ serve({
   },
   /**
    * `callers` concurrent calls of `token()`, all started at the shared monotonic instant
-   * `startAt` (ns): caller latencies (µs, HDR), fetches run here and their durations.
+   * `startAt` (ns): caller latencies (µs, HDR), fetches run here and their durations; with
+   * `phases`, when each step happened here (see Phases).
    */
-  async stampede({ namespace, callers, startAt }: { namespace: string; callers: number; startAt: string }) {
+  async stampede({ namespace, callers, startAt, phases }: { namespace: string; callers: number; startAt: string; phases?: boolean }) {
     const s = stores.get(namespace)!;
     const at = BigInt(startAt);
+    const t: Phases = {};
+    if (phases) {
+      listenToPhases();
+      timing = { namespace, resource: `expirable-store/${namespace}/token/`, at, phases: t };
+    }
     const wait = Number(at - now()) / 1e6;
     if (wait > 2) await sleep(wait - 2);
     while (now() < at); // the last 2 ms spun, so every process starts together
@@ -151,12 +203,16 @@ serve({
     await Promise.all(
       Array.from({ length: callers }, async () => {
         const t0 = now();
+        if (phases) t.callerStart ??= Number(t0 - at) / 1e6;
         const r = await s.token();
-        h.recordValue(Math.max(1, Math.round(Number(now() - t0) / 1000)));
+        const t1 = now();
+        h.recordValue(Math.max(1, Math.round(Number(t1 - t0) / 1000)));
         if (!r.ok) failures++;
+        if (phases) t.answered = Number(t1 - at) / 1e6;
       }),
     );
-    return { histogram: encodeHistogram(h), fetches: s.fetches, fetchMs: s.fetchMs, failures };
+    timing = undefined;
+    return { histogram: encodeHistogram(h), fetches: s.fetches, fetchMs: s.fetchMs, failures, ...(phases ? { phases: t } : {}) };
   },
   /** One call of `token()` (to take a replica). */
   async call({ namespace }: { namespace: string }) {

@@ -477,11 +477,15 @@ export class ExpirableEngine {
     e.apply(snap, this.#clock.now(), this.#clock.now(), this.#clock.wallNow()); // newer than anything known here, by construction
     if (mode === 'eager') this.stats.refreshes++;
     publish('fetchEnd', () => ({ ...this.#about(e, nodeName), mode, durationMs: this.#clock.now() - t0, version: snap.v, expiresAt: run.expiresAt }));
-    this.#afterWrite(e);
-    // The push is sent first (on the mesh: queued now, written with the lock's release), then
-    // the callers are answered, without waiting for any acknowledgement: a silent peer must not
-    // hold them, and a short-lived value must not be handed out after it expired.
+    // The push is sent first, before the group join of #afterWrite: it is what answers the
+    // callers waiting on the other nodes, and on the mesh the first frame of a tick to a peer is
+    // written at once while the rest of the tick's frames (the join, the lock's release when
+    // this refresh returns) follow in one write at its end (../mesh/tcp-transport.ts); joining
+    // first put the push behind the join, a wake-up later on every peer. Then the callers here
+    // are answered, without waiting for any acknowledgement: a silent peer must not hold them,
+    // and a short-lived value must not be handed out after it expired.
     const published = this.#published(e, e.snapshot(this.#clock.now()));
+    this.#afterWrite(e);
     round.answer(result);
     await published;
     return result;

@@ -89,9 +89,10 @@ export class Round {
   /**
    * Answers the callers (once; later answers are ignored). The round is closed and its lock
    * request withdrawn at once; the callers' code runs in a tick queued now. The mesh transport
-   * writes a link's frames in a tick queued when the first of them was sent: the push sent
-   * just before the answer, and the lock's release that joins it in the same write when the
-   * refresh returns, are on the wire before the callers run, whatever their code does.
+   * writes the first frame of a tick to a link at once and the others in one write at the end
+   * of the tick (in a tick queued when the first was sent): the push sent just before the
+   * answer, and the lock's release sent when the refresh returns, are on the wire before the
+   * callers run, whatever their code does.
    */
   answer(r: ExpirableResult<unknown>): void {
     if (this.answered) return;
