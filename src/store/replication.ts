@@ -30,9 +30,11 @@
 //   writer's push of what it wrote (value, state) to every other connected node. A node
 //   takes it if it holds a replica of the entry, or if callers there wait for a refresh of
 //   it: they are answered at once, and their own request for the lock is withdrawn. Nothing
-//   is acknowledged and nothing waits: the push is queued in the same tick as the lock's
-//   release, so both leave in one write per link, and the writer's callers are answered
-//   after that write (./round.ts). A node the push misses asks on its next miss.
+//   is acknowledged and nothing waits: the push is the writer's first frame of its tick to
+//   each node, written at once (the transport writes a tick's first frame to a link at once,
+//   the rest at the end of the tick); the writer's group join and the lock's release follow,
+//   and the writer's callers are answered after those writes (./round.ts). A node the push
+//   misses asks on its next miss.
 // - router `clear { n, k, v }` -> true: drop value and state if older than `v` (the clear's
 //   version); sent to every connected node, members or not, so a node whose refresh is in
 //   flight gets it too.
@@ -58,8 +60,8 @@
 //                             └─> trans(resource) ──> granted (token T)
 //       1. local replica good enough? (a push or the ask above came first) -> done
 //       2. ask every peer; adopt the newest snapshot; good enough now? -> done, no fetch
-//       3. fetch; on success apply (version >= T), join the group, push to every node
-//     <─ release (same write as the push), then the callers here are answered
+//       3. fetch; on success apply (version >= T), push to every node, join the group
+//     <─ release (the same tick as the push), then the callers here are answered
 //
 // A cold stampede on N nodes costs one fetch, one lock grant (the nodes answered by the
 // push withdraw their requests), N-1 asks and replies from the node granted the lock, and
@@ -223,8 +225,8 @@ export function askPeers(
 
 /**
  * Pushes `snap` (what the entry `canon` holds now) to the router of every other connected
- * node, as one cast each: the frames are queued at once, in this call, so they leave in the
- * same write as whatever else this tick sends to that node (the lock's release). A node
+ * node, as one cast each, sent at once in this call: the first frame of this tick to each
+ * node is written at once, what the tick sends after it (the lock's release) at its end. A node
  * takes it if it holds a replica of the entry or callers there wait for it. Nothing is
  * acknowledged: a node it does not reach takes the value from the next push, or asks for it
  * on its next miss. Returns how many nodes it was sent to.
