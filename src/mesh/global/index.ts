@@ -156,6 +156,6 @@
 export { GlobalLocks, GLOBAL_ACTOR } from './service.js';
 export type { Lock, LockStats, TransOptions } from './service.js';
 export type { CoordinatorStats, QueueInfo } from './coordinator.js';
-export type { LockAcquireEvent, LockGrantEvent, LockReleaseEvent, LockFailEvent } from './diagnostics.js';
-export { lockChannels } from './diagnostics.js';
+export type { LockAcquireEvent, LockGrantEvent, LockReleaseEvent, LockFailEvent, LockMemory } from './diagnostics.js';
+export { lockChannels, lockMemory } from './diagnostics.js';
 export { resourceKey } from './service.js';
