@@ -1,12 +1,13 @@
-// What the lock service keeps per lock once nobody holds it or waits for it (issue 17): a
-// compact idle record at its coordinator, no object of its own, and no token record at all,
+// What the lock service keeps per lock once nobody holds it or waits for it (issue 17): past
+// the WARM_IDLE most recently idle, a compact idle record at its coordinator with no object
+// of its own, and no token record at all,
 // with every invariant of the full entry it replaces: its authority (no recovery round on
 // the next request), its end (view change, another node's round, the MAX_IDLE bound), and
 // fencing tokens that never go back, also after the record was dropped. The first tests
 // drive the Coordinator state machine with messages fed by hand (as global-protocol does);
 // the last runs two nodes over real TCP and counts what each keeps (lockMemory).
 import { afterEach, describe, expect, it } from 'vitest';
-import { Coordinator, MAX_IDLE, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
+import { Coordinator, MAX_IDLE, WARM_IDLE, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken } from '../src/mesh/global/fencing.js';
 import type { LockMsg } from '../src/mesh/global/messages.js';
 import { lockMemory } from '../src/mesh/global/diagnostics.js';
@@ -66,12 +67,13 @@ function coordinator(self: string, peers: string[]) {
 }
 
 describe('idle lock records at the coordinator', () => {
-  it('keep no entry object: every idle lock shares one value, and the records stop at MAX_IDLE', () => {
+  it('keep no entry object beyond the warm ones: every idle lock shares one value, and they stop at MAX_IDLE', () => {
     const k = coordinator('C', []);
     for (let i = 0; i < OTHERS; i++) k.take(`k${i}`);
     const mem = k.c.memory();
     expect(mem.active).toBe(0);
-    expect(mem.idle).toBe(MAX_IDLE);
+    expect(mem.warm).toBe(WARM_IDLE);
+    expect(mem.idle).toBe(MAX_IDLE - WARM_IDLE);
     // All granted once to C: one shared value (grantee C, streak 1) behind all the records.
     expect(mem.idleValues).toBe(1);
     expect(k.c.stats().locks).toBe(MAX_IDLE);
@@ -92,11 +94,16 @@ describe('idle lock records at the coordinator', () => {
     expect(k.inquiries()).toBe(before + 1); // a round again: nothing is known of it any more
   });
 
-  it("another node's recovery round ends an idle lock's authority here", () => {
+  it("another node's recovery round ends an idle lock's authority here, warm or compact", () => {
     const k = coordinator('C', ['B']);
     k.take('L', 'B');
-    expect(k.c.surrender('L')).toBeUndefined(); // nothing held or waited for to hand over
-    const before = k.inquiries();
+    expect(k.c.surrender('L')).toMatchObject({ holders: [], waiters: [] }); // warm: its entry
+    let before = k.inquiries();
+    k.take('L', 'B');
+    expect(k.inquiries()).toBe(before + 1);
+    for (let i = 0; i < WARM_IDLE; i++) k.take(`k${i}`, 'B');
+    expect(k.c.surrender('L')).toBeUndefined(); // compact: nothing held or waited for to hand over
+    before = k.inquiries();
     k.take('L', 'B');
     expect(k.inquiries()).toBe(before + 1);
   });
@@ -104,9 +111,11 @@ describe('idle lock records at the coordinator', () => {
   it('an idle lock that another node wins after a view change is dropped; won back, it runs a round', () => {
     const k = coordinator('C', ['B']);
     k.take('L', 'B');
+    for (let i = 0; i < WARM_IDLE; i++) k.take(`k${i}`, 'B'); // L keeps a compact record, they their entries
+    expect(k.c.memory()).toMatchObject({ warm: WARM_IDLE, idle: 1 });
     k.setWinner('B');
     k.c.viewChanged(undefined, undefined);
-    expect(k.c.memory().idle).toBe(0);
+    expect(k.c.memory()).toMatchObject({ active: 0, warm: 0, idle: 0 });
     expect(k.sent.filter(([, m]) => m.t === 'handoff')).toEqual([]); // nothing to push
     k.setWinner('C');
     const before = k.inquiries();
@@ -115,7 +124,7 @@ describe('idle lock records at the coordinator', () => {
   });
 
   it('keeps the grant streak while idle: the third grant in a row to one node is a lease', () => {
-    const k = coordinator('C', ['B']);
+    const k = coordinator('C', ['B', 'D']);
     const leases = () => k.c.stats().leases;
     const takeLeasing = (lk: string) => {
       const req = `B#l.${k.sent.length}`;
@@ -128,9 +137,16 @@ describe('idle lock records at the coordinator', () => {
       if (grant.lease === 0) k.handle({ t: 'release', from: 'B', lk, req, set: null, hops: 0 });
       return grant.lease;
     };
+    // Between two calls, enough other locks go idle that L keeps only its compact record.
+    const coolDown = (from: number) => {
+      for (let i = 0; i < WARM_IDLE; i++) k.take(`k${from + i}`, 'D');
+      // The WARM_IDLE just taken are warm; L and those before them are compact records.
+      expect(k.c.memory()).toMatchObject({ active: 0, warm: WARM_IDLE, idle: from + 1 });
+    };
     expect(takeLeasing('L')).toBe(0);
+    coolDown(0);
     expect(takeLeasing('L')).toBe(0);
-    expect(k.c.memory().active).toBe(0); // idle between the calls: only its record
+    coolDown(WARM_IDLE);
     expect(takeLeasing('L')).toBeGreaterThan(0);
     expect(leases()).toBe(1);
   });
@@ -183,10 +199,11 @@ describe('two nodes over TCP', () => {
     // The last release is on its way to B: once there, B holds no entry at all.
     await until(() => lockMemory(b.global).active === 0);
     const atCoordinator = lockMemory(b.global);
-    expect(atCoordinator.idle).toBe(MAX_IDLE);
+    expect(atCoordinator.warm).toBe(WARM_IDLE);
+    expect(atCoordinator.idle).toBe(MAX_IDLE - WARM_IDLE);
     expect(atCoordinator.idleValues).toBe(1); // all granted once to A: one value shared by every record
     const atRequester = lockMemory(a.global);
-    expect(atRequester).toMatchObject({ active: 0, idle: 0, idleValues: 0, requests: 0, leases: 0 });
+    expect(atRequester).toMatchObject({ active: 0, warm: 0, idle: 0, idleValues: 0, requests: 0, leases: 0 });
     expect(atRequester.winners).toBeLessThanOrEqual(1024);
     expect(atRequester.resends).toBeLessThanOrEqual(2 * 1024);
     expect(a.global.stats().coordinator.locks).toBe(0);

@@ -12,14 +12,14 @@
 // - A holder learned second-hand (from a handoff or an old coordinator's report) is verified
 //   with its own node, which releases it if it no longer holds it: a record that crossed a
 //   release on the way cannot block the lock.
-// - It exists only while the lock is held, waited for, or in a recovery round. The moment
-//   nobody holds it or waits for it, it is dropped and an idle record (IdleLock) kept in its
-//   place: the key and a shared value, no object of its own. The record keeps the entry's
-//   authority (the next request is granted at once, with no round) and its grant streak;
-//   the entry's last token goes to the node's TokenMemory, which stays at or above it, so a
-//   lock whose record is dropped too (beyond MAX_IDLE) still never gets a lower token. An
-//   idle record ends where an entry would: when another node wins the lock, and on another
-//   node's recovery round (`inquire`).
+// - Once nobody holds it or waits for it (idle), it is kept whole only while it is among the
+//   WARM_IDLE most recently idle (a lock taken again soon skips rebuilding it); then it is
+//   dropped and an idle record (IdleLock) kept in its place: the key and a shared value, no
+//   object of its own. The record keeps the entry's authority (the next request is granted
+//   at once, with no round) and its grant streak; the entry's last token goes to the node's
+//   TokenMemory, which stays at or above it, so a lock whose record is dropped too (beyond
+//   MAX_IDLE idle locks) still never gets a lower token. An idle record ends where an entry
+//   would: when another node wins the lock, and on another node's recovery round (`inquire`).
 // - `holders` has one entry in normal operation, or the requests of one run (consecutive
 //   waiters of one node, granted together; their node lets one hold at a time); several
 //   of different nodes only when a healed partition or a takeover reveals them. Nobody is
@@ -200,14 +200,24 @@ export const LEASE_TOKENS = 256;
  */
 export const MAX_IDLE = 10_000;
 
+/** Of those, how many (the most recently idle) keep their whole entry; the others a compact record. */
+export const WARM_IDLE = 64;
+
 export class Coordinator {
   readonly #ctx: CoordinatorContext;
-  /** lk -> entry, for the locks this node coordinates that are held, waited for, or in a round. */
+  /** lk -> entry, for the locks this node coordinates that are held, waited for, in a round, or warm. */
   readonly #entries = new Map<string, Entry>();
   /**
-   * lk -> idle record, for the other locks this node coordinates with authority, in the
-   * order they went idle (the oldest is dropped first, beyond MAX_IDLE). A lock is in at
-   * most one of #entries and #idle.
+   * The entries of #entries that went idle most recently (at most WARM_IDLE), oldest first.
+   * One may be held again meanwhile: it leaves when it is the oldest, and comes back when idle.
+   */
+  readonly #warm = new Set<Entry>();
+  /** The entry last added to #warm (adding it again would change nothing). */
+  #youngest: Entry | undefined = undefined;
+  /**
+   * lk -> idle record, for the other idle locks this node coordinates with authority, in the
+   * order they were compacted (the oldest is dropped first, beyond MAX_IDLE - WARM_IDLE). A
+   * lock is in at most one of #entries and #idle.
    */
   readonly #idle = new Map<string, IdleLock>();
   /** Grantee node -> the shared idle values of the default node set, by streak (see IdleLock). */
@@ -228,13 +238,15 @@ export class Coordinator {
   }
 
   /** Records kept now, for diagnostics (./diagnostics.ts LockMemory). */
-  memory(): { active: number; idle: number; idleValues: number; handedOn: number; watched: number } {
+  memory(): { active: number; warm: number; idle: number; idleValues: number; handedOn: number; watched: number } {
     let idleValues = 0;
     for (const values of this.#idleValues.values()) for (const v of values) if (v !== undefined) idleValues++;
     for (const v of this.#idle.values()) if (v.set !== null) idleValues++;
     let watched = 0;
     for (const w of this.#watches.values()) watched += w.size;
-    return { active: this.#entries.size, idle: this.#idle.size, idleValues, handedOn: this.#handedOn.size, watched };
+    let warm = 0;
+    for (const e of this.#warm) if (this.#isIdle(e)) warm++;
+    return { active: this.#entries.size - warm, warm, idle: this.#idle.size, idleValues, handedOn: this.#handedOn.size, watched };
   }
 
   /** Locks coordinated here that are held or waited for. */
@@ -451,8 +463,7 @@ export class Coordinator {
     this.#idle.delete(lk);
     const e = this.#entries.get(lk);
     if (!e) return undefined;
-    this.#entries.delete(lk);
-    this.#ctx.tokens.bump(e.last);
+    this.#drop(e);
     this.#clearUnseen(e);
     const holders: WireHolder[] = [...e.holders].map(([req, h]) => [req, h.node, h.token, h.since]);
     const waiters: WireWaiter[] = e.queue.map((w) => [w.req, w.node, w.since]);
@@ -496,8 +507,7 @@ export class Coordinator {
       if (w !== this.#ctx.self) {
         // Another node wins this lock now: push our record there and forget it. Its
         // requesters also re-register there, each on its own view change.
-        this.#entries.delete(e.lk);
-        this.#ctx.tokens.bump(e.last);
+        this.#drop(e);
         this.#clearUnseen(e);
         if (w !== undefined && (e.holders.size > 0 || e.queue.length > 0)) {
           this.#stats.handedOver++;
@@ -724,17 +734,36 @@ export class Coordinator {
     return e;
   }
 
+  #isIdle(e: Entry): boolean {
+    return e.holders.size === 0 && e.queue.length === 0 && e.round === undefined;
+  }
+
+  /** Forgets the entry of `e` (its last token goes to the token memory). */
+  #drop(e: Entry): void {
+    this.#entries.delete(e.lk);
+    this.#warm.delete(e);
+    if (this.#youngest === e) this.#youngest = undefined;
+    this.#ctx.tokens.bump(e.last);
+  }
+
   /**
-   * Nobody holds `e` or waits for it, and no round runs: keep only its idle record (its last
-   * token goes to the token memory), at the young end; the oldest idle record beyond
-   * MAX_IDLE is dropped (its lock's next request runs a round).
+   * Nobody holds `e` or waits for it, and no round runs: it joins the warm entries, and the
+   * one idle longest beyond WARM_IDLE keeps only its idle record, at the young end of those;
+   * the oldest record beyond MAX_IDLE idle locks is dropped (its lock's next request runs a
+   * round).
    */
   #idleIfFree(e: Entry): void {
-    if (e.holders.size > 0 || e.queue.length > 0 || e.round !== undefined || this.#entries.get(e.lk) !== e) return;
-    this.#entries.delete(e.lk);
-    this.#ctx.tokens.bump(e.last);
-    this.#idle.set(e.lk, this.#idleValue(e));
-    if (this.#idle.size > MAX_IDLE) this.#idle.delete(this.#idle.keys().next().value as string);
+    if (this.#youngest === e || !this.#isIdle(e) || this.#entries.get(e.lk) !== e) return;
+    this.#warm.delete(e);
+    this.#warm.add(e);
+    this.#youngest = e;
+    if (this.#warm.size <= WARM_IDLE) return;
+    const oldest = this.#warm.values().next().value as Entry;
+    this.#warm.delete(oldest);
+    if (!this.#isIdle(oldest)) return; // held again since: back here when idle
+    this.#drop(oldest);
+    this.#idle.set(oldest.lk, this.#idleValue(oldest));
+    if (this.#idle.size > MAX_IDLE - WARM_IDLE) this.#idle.delete(this.#idle.keys().next().value as string);
   }
 
   // The idle value of `e`: shared for the default node set (per grantee node and streak).

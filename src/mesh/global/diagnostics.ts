@@ -59,7 +59,9 @@ export const lockChannels = {
 export interface LockMemory {
   /** Locks coordinated here that are held, waited for or in a recovery round: an entry object each. */
   active: number;
-  /** Idle locks coordinated here (nobody holds or waits), granted at once on their next request; at most MAX_IDLE. */
+  /** Idle locks coordinated here that keep their entry object (the most recently idle, at most WARM_IDLE). */
+  warm: number;
+  /** The other idle locks coordinated here, as compact records; with `warm`, at most MAX_IDLE. Idle locks are granted at once on their next request. */
   idle: number;
   /** Objects behind the idle records: one per grantee node and streak, plus one per idle lock of an explicit node set. */
   idleValues: number;
@@ -86,5 +88,5 @@ export function registerLockMemory(service: object, probe: () => LockMemory): vo
 
 /** The records `locks` (a node's `global`) keeps now; an object that is no lock service gets zeros. */
 export function lockMemory(locks: object): LockMemory {
-  return memoryProbes.get(locks)?.() ?? { active: 0, idle: 0, idleValues: 0, winners: 0, resends: 0, requests: 0, leases: 0, watched: 0, handedOn: 0 };
+  return memoryProbes.get(locks)?.() ?? { active: 0, warm: 0, idle: 0, idleValues: 0, winners: 0, resends: 0, requests: 0, leases: 0, watched: 0, handedOn: 0 };
 }
