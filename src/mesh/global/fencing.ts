@@ -15,7 +15,10 @@
 //
 // 1024 grants per millisecond fit before the counter runs ahead of the clock (it then just
 // keeps counting, still increasing; the first grants of locks that start from the node's
-// highest token count together); tokens stay below 2^53 until the year 2248.
+// highest token count together); tokens stay below 2^53 until the year 2248. A token from
+// a host whose clock runs far ahead raises the highest token of every node that sees it:
+// the locks those nodes then start to coordinate count on from it (still increasing) and
+// get no lease until their clock catches up (leases may run at most 1 ms ahead of it).
 import { performance } from 'node:perf_hooks';
 
 /** Token steps per wall-clock millisecond. */
