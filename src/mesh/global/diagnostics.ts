@@ -2,6 +2,7 @@
 // only when a channel has subscribers, so an unobserved lock pays one boolean check per
 // event), and `lockMemory`, the records a node's lock service keeps now.
 import { channel } from 'node:diagnostics_channel';
+import type { GlobalLocks } from './service.js';
 
 /** A `trans` asks for a lock (re-entrant calls do not). */
 export interface LockAcquireEvent {
@@ -79,14 +80,14 @@ export interface LockMemory {
   handedOn: number;
 }
 
-const memoryProbes = new WeakMap<object, () => LockMemory>();
+const memoryProbes = new WeakMap<GlobalLocks, () => LockMemory>();
 
 /** Called by a lock service (./service.ts) with the function that counts its records. */
-export function registerLockMemory(service: object, probe: () => LockMemory): void {
+export function registerLockMemory(service: GlobalLocks, probe: () => LockMemory): void {
   memoryProbes.set(service, probe);
 }
 
-/** The records `locks` (a node's `global`) keeps now; an object that is no lock service gets zeros. */
-export function lockMemory(locks: object): LockMemory {
+/** The records `locks` (a node's `global`) keeps now. */
+export function lockMemory(locks: GlobalLocks): LockMemory {
   return memoryProbes.get(locks)?.() ?? { active: 0, warm: 0, idle: 0, idleValues: 0, winners: 0, resends: 0, requests: 0, leases: 0, watched: 0, handedOn: 0 };
 }

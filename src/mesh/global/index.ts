@@ -138,8 +138,8 @@
 // waited for or in a round, and for the WARM_IDLE (64) most recently idle; any other idle
 // lock, a compact record (its key and a value shared by all idle locks granted last to the
 // same node) up to MAX_IDLE (10,000) idle locks, then nothing (its next request runs a
-// round). A requester keeps nothing per lock once its call is done, apart from caches and
-// resend lists of fixed size. `lockMemory(node.global)` (./diagnostics.ts) counts them.
+// round). A requester keeps nothing per lock once its call is done, apart from its idle
+// leases, a winners cache and resend lists, each of fixed size. `lockMemory(node.global)` (./diagnostics.ts) counts them.
 //
 // GUARANTEES
 // - Mutual exclusion among the nodes of the set while their views of the cluster agree
