@@ -12,6 +12,14 @@
 // - A holder learned second-hand (from a handoff or an old coordinator's report) is verified
 //   with its own node, which releases it if it no longer holds it: a record that crossed a
 //   release on the way cannot block the lock.
+// - Once nobody holds it or waits for it (idle), it is kept whole only while it is among the
+//   WARM_IDLE most recently idle (a lock taken again soon skips rebuilding it); then it is
+//   dropped and an idle record (IdleLock) kept in its place: the key and a shared value, no
+//   object of its own. The record keeps the entry's authority (the next request is granted
+//   at once, with no round) and its grant streak; the entry's last token goes to the node's
+//   TokenMemory, which stays at or above it, so a lock whose record is dropped too (beyond
+//   MAX_IDLE idle locks) still never gets a lower token. An idle record ends where an entry
+//   would: when another node wins the lock, and on another node's recovery round (`inquire`).
 // - `holders` has one entry in normal operation, or the requests of one run (consecutive
 //   waiters of one node, granted together; their node lets one hold at a time); several
 //   of different nodes only when a healed partition or a takeover reveals them. Nobody is
@@ -104,6 +112,23 @@ interface Round {
   declined: Map<ReqId, number>;
 }
 
+/**
+ * What is kept of a lock coordinated here that nobody holds or waits for. Its key and this
+ * value are all: for the default node set the value is shared by every idle lock with the
+ * same streak (#idleValue), so an idle lock costs its key and one map slot.
+ */
+interface IdleLock {
+  readonly set: string[] | null;
+  readonly streakNode: string | undefined;
+  /** Capped at LEASE_STREAK: all a lease asks is whether the streak reached it. */
+  readonly streak: number;
+}
+
+const NO_STREAK: IdleLock = Object.freeze({ set: null, streakNode: undefined, streak: 0 });
+
+/** Distinct grantee nodes whose shared idle values are kept; beyond, the table starts again. */
+const MAX_IDLE_VALUE_NODES = 1024;
+
 interface Entry {
   readonly lk: string;
   readonly set: string[] | null;
@@ -169,20 +194,39 @@ export const LEASE_STREAK = 3;
 /** Fencing tokens reserved with a lease: local re-takes before the node must ask again. */
 export const LEASE_TOKENS = 256;
 
-/** How many idle entries (no holder, nobody waiting) are kept for a fast next acquire. */
-const MAX_IDLE = 10_000;
+/**
+ * How many idle locks (no holder, nobody waiting) keep their authority for a fast next
+ * acquire (no recovery round); the one idle longest is dropped first.
+ */
+export const MAX_IDLE = 10_000;
+
+/** Of those, how many (the most recently idle) keep their whole entry; the others a compact record. */
+export const WARM_IDLE = 64;
 
 export class Coordinator {
   readonly #ctx: CoordinatorContext;
-  /** lk -> entry, for the locks this node coordinates; idle ones kept, oldest dropped first. */
+  /** lk -> entry, for the locks this node coordinates that are held, waited for, in a round, or warm. */
   readonly #entries = new Map<string, Entry>();
+  /**
+   * The entries of #entries that went idle most recently (at most WARM_IDLE), oldest first.
+   * One may be held again meanwhile: it leaves when it is the oldest, and comes back when idle.
+   */
+  readonly #warm = new Set<Entry>();
+  /** The entry last added to #warm (adding it again would change nothing). */
+  #youngest: Entry | undefined = undefined;
+  /**
+   * lk -> idle record, for the other idle locks this node coordinates with authority, in the
+   * order they were compacted (the oldest is dropped first, beyond MAX_IDLE - WARM_IDLE). A
+   * lock is in at most one of #entries and #idle.
+   */
+  readonly #idle = new Map<string, IdleLock>();
+  /** Grantee node -> the shared idle values of the default node set, by streak (see IdleLock). */
+  #idleValues = new Map<string, IdleLock[]>();
   /** Forward target -> locks forwarded there: if it goes down, probe them so state is rebuilt. */
   readonly #watches = new Map<string, Map<string, string[] | null>>();
   #roundSeq = 0;
   /** Locks we handed on while our round for them ran: a late report gets `moved` (bounded). */
   readonly #handedOn = new Set<string>();
-  /** The entry last moved to the young end by #touch (moving it again would change nothing). */
-  #youngest: Entry | undefined = undefined;
   readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, handedOver: 0, refused: 0, leases: 0, revokes: 0, forwarded: 0 };
 
   constructor(ctx: CoordinatorContext) {
@@ -190,7 +234,19 @@ export class Coordinator {
   }
 
   stats(): CoordinatorStats {
-    return { ...this.#stats, locks: this.#entries.size };
+    return { ...this.#stats, locks: this.#entries.size + this.#idle.size };
+  }
+
+  /** Records kept now, for diagnostics (./diagnostics.ts LockMemory). */
+  memory(): { active: number; warm: number; idle: number; idleValues: number; handedOn: number; watched: number } {
+    let idleValues = 0;
+    for (const values of this.#idleValues.values()) for (const v of values) if (v !== undefined) idleValues++;
+    for (const v of this.#idle.values()) if (v.set !== null) idleValues++;
+    let watched = 0;
+    for (const w of this.#watches.values()) watched += w.size;
+    let warm = 0;
+    for (const e of this.#warm) if (this.#isIdle(e)) warm++;
+    return { active: this.#entries.size - warm, warm, idle: this.#idle.size, idleValues, handedOn: this.#handedOn.size, watched };
   }
 
   /** Locks coordinated here that are held or waited for. */
@@ -238,6 +294,7 @@ export class Coordinator {
     // A round that waits for nobody (a cluster of one, or every peer answered) ends here.
     if (e.round) this.#maybeFinish(e);
     if (e.round === undefined && e.queue.length > 0 && e.holders.size > 0) this.#afterQueued(e);
+    this.#idleIfFree(e);
   }
 
   // Someone waits behind the holders: revoke the leases among them (once each), and decide
@@ -346,7 +403,6 @@ export class Coordinator {
       this.#unqueue(e, m.req);
     }
     this.#maybeFinish(e);
-    this.#touch(e);
   }
 
   // A requester refused our grant (it answers to another coordinator now, or had re-registered).
@@ -402,10 +458,12 @@ export class Coordinator {
 
   /** Answers another node's recovery round: hands over and drops this node's record of `lk`. */
   surrender(lk: string): { holders: WireHolder[]; waiters: WireWaiter[]; last: number } | undefined {
+    // An idle lock has nothing to hand over but its authority, which ends here; its last
+    // token is in the node's token memory, which the report carries.
+    this.#idle.delete(lk);
     const e = this.#entries.get(lk);
     if (!e) return undefined;
-    this.#entries.delete(lk);
-    this.#ctx.tokens.bump(lk, e.last);
+    this.#drop(e);
     this.#clearUnseen(e);
     const holders: WireHolder[] = [...e.holders].map(([req, h]) => [req, h.node, h.token, h.since]);
     const waiters: WireWaiter[] = e.queue.map((w) => [w.req, w.node, w.since]);
@@ -422,6 +480,7 @@ export class Coordinator {
       if (!h || h.unseen !== timer || this.#entries.get(e.lk) !== e) return;
       e.holders.delete(req);
       this.#grantNext(e, true);
+      this.#idleIfFree(e);
     }, UNSEEN_HOLDER_GRACE_MS);
     timer.unref();
     return timer;
@@ -429,6 +488,10 @@ export class Coordinator {
 
   /** The live view changed: drop what a down node held and waited for, and what we no longer win. */
   viewChanged(up: string | undefined, down: string | undefined): void {
+    // An idle lock that another node wins now has nothing to push there: its authority ends.
+    for (const [lk, idle] of this.#idle) {
+      if (this.#ctx.winner(lk, idle.set) !== this.#ctx.self) this.#idle.delete(lk);
+    }
     for (const e of [...this.#entries.values()]) {
       if (up !== undefined) {
         for (const [req, h] of e.holders) {
@@ -444,8 +507,7 @@ export class Coordinator {
       if (w !== this.#ctx.self) {
         // Another node wins this lock now: push our record there and forget it. Its
         // requesters also re-register there, each on its own view change.
-        this.#entries.delete(e.lk);
-        this.#ctx.tokens.bump(e.lk, e.last);
+        this.#drop(e);
         this.#clearUnseen(e);
         if (w !== undefined && (e.holders.size > 0 || e.queue.length > 0)) {
           this.#stats.handedOver++;
@@ -488,6 +550,7 @@ export class Coordinator {
         e.round.pending.add(up);
         this.#ctx.send(up, { t: 'inquire', from: this.#ctx.self, lk: e.lk, round: e.round.id });
       }
+      this.#idleIfFree(e);
     }
     if (down !== undefined) {
       const watched = this.#watches.get(down);
@@ -505,6 +568,15 @@ export class Coordinator {
   #entryFor(m: AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | HandoffMsg): Entry | undefined {
     const existing = this.#entries.get(m.lk);
     if (existing) return existing;
+    const idle = this.#idle.get(m.lk);
+    if (idle !== undefined) {
+      // Idle here with authority: its entry again, granting at once.
+      this.#idle.delete(m.lk);
+      const e = this.#newEntry(m.lk, idle.set, undefined);
+      e.streakNode = idle.streakNode;
+      e.streak = idle.streak;
+      return e;
+    }
     const ctx = this.#ctx;
     const w = ctx.winner(m.lk, m.set);
     if (w === undefined) return undefined;
@@ -529,11 +601,8 @@ export class Coordinator {
   #startRound(lk: string, set: string[] | null): Entry {
     const ctx = this.#ctx;
     const round: Round = { id: ++this.#roundSeq, pending: new Set(), released: new Set(), declined: new Map() };
-    const e: Entry = { lk, set, holders: new Map(), queue: [], last: ctx.tokens.get(lk), round, streakNode: undefined, streak: 0, undecided: false, mayHaveLease: false };
-    this.#entries.set(lk, e);
-    this.#youngest = e;
+    const e = this.#newEntry(lk, set, round);
     this.#stats.rounds++;
-    this.#evictIdle();
     const own = ctx.localReport(lk, ctx.self);
     this.#merge(e, round, own.holders, own.waiters, 0, ctx.self);
     for (const peer of ctx.peers()) {
@@ -606,10 +675,7 @@ export class Coordinator {
   #grantNext(e: Entry, handoff: boolean): void {
     if (e.holders.size > 0 || e.round !== undefined) return;
     const first = e.queue[0];
-    if (!first) {
-      this.#touch(e);
-      return;
-    }
+    if (!first) return;
     let n = 1;
     while (n < MAX_RUN && e.queue[n]?.node === first.node) n++;
     const run = n === 1 ? [e.queue.shift()!] : e.queue.splice(0, n);
@@ -661,23 +727,56 @@ export class Coordinator {
     if (i >= 0) e.queue.splice(i, 1);
   }
 
-  /** Moves an idle entry to the young end, so the oldest idle ones are evicted first. */
-  #touch(e: Entry): void {
-    if (e.holders.size > 0 || e.queue.length > 0 || e.round || this.#youngest === e) return;
-    this.#entries.delete(e.lk);
-    this.#entries.set(e.lk, e);
-    this.#youngest = e;
+  /** A new entry for `lk`; its last token is the node's highest, at or above any of its own. */
+  #newEntry(lk: string, set: string[] | null, round: Round | undefined): Entry {
+    const e: Entry = { lk, set, holders: new Map(), queue: [], last: this.#ctx.tokens.highest, round, streakNode: undefined, streak: 0, undecided: false, mayHaveLease: false };
+    this.#entries.set(lk, e);
+    return e;
   }
 
-  #evictIdle(): void {
-    if (this.#entries.size <= MAX_IDLE) return;
-    for (const e of this.#entries.values()) {
-      if (this.#entries.size <= MAX_IDLE) break;
-      if (e.holders.size === 0 && e.queue.length === 0 && !e.round) {
-        this.#entries.delete(e.lk);
-        this.#ctx.tokens.bump(e.lk, e.last);
-      }
+  #isIdle(e: Entry): boolean {
+    return e.holders.size === 0 && e.queue.length === 0 && e.round === undefined;
+  }
+
+  /** Forgets the entry of `e` (its last token goes to the token memory). */
+  #drop(e: Entry): void {
+    this.#entries.delete(e.lk);
+    this.#warm.delete(e);
+    if (this.#youngest === e) this.#youngest = undefined;
+    this.#ctx.tokens.bump(e.last);
+  }
+
+  /**
+   * Nobody holds `e` or waits for it, and no round runs: it joins the warm entries, and the
+   * one idle longest beyond WARM_IDLE keeps only its idle record, at the young end of those;
+   * the oldest record beyond MAX_IDLE idle locks is dropped (its lock's next request runs a
+   * round).
+   */
+  #idleIfFree(e: Entry): void {
+    if (this.#youngest === e || !this.#isIdle(e) || this.#entries.get(e.lk) !== e) return;
+    this.#warm.delete(e);
+    this.#warm.add(e);
+    this.#youngest = e;
+    if (this.#warm.size <= WARM_IDLE) return;
+    const oldest = this.#warm.values().next().value as Entry;
+    this.#warm.delete(oldest);
+    if (!this.#isIdle(oldest)) return; // held again since: back here when idle
+    this.#drop(oldest);
+    this.#idle.set(oldest.lk, this.#idleValue(oldest));
+    if (this.#idle.size > MAX_IDLE - WARM_IDLE) this.#idle.delete(this.#idle.keys().next().value as string);
+  }
+
+  // The idle value of `e`: shared for the default node set (per grantee node and streak).
+  #idleValue(e: Entry): IdleLock {
+    const streak = Math.min(e.streak, LEASE_STREAK);
+    if (e.set !== null) return { set: e.set, streakNode: e.streakNode, streak };
+    if (e.streakNode === undefined) return NO_STREAK;
+    let values = this.#idleValues.get(e.streakNode);
+    if (values === undefined) {
+      if (this.#idleValues.size >= MAX_IDLE_VALUE_NODES) this.#idleValues = new Map(); // only sharing is lost
+      this.#idleValues.set(e.streakNode, (values = []));
     }
+    return (values[streak] ??= Object.freeze({ set: null, streakNode: e.streakNode, streak }));
   }
 }
 

@@ -1,6 +1,8 @@
-// `node:diagnostics_channel` events of the lock service. Payloads are built only when a
-// channel has subscribers, so an unobserved lock pays one boolean check per event.
+// Diagnostics of the lock service: `node:diagnostics_channel` events (payloads are built
+// only when a channel has subscribers, so an unobserved lock pays one boolean check per
+// event), and `lockMemory`, the records a node's lock service keeps now.
 import { channel } from 'node:diagnostics_channel';
+import type { GlobalLocks } from './service.js';
 
 /** A `trans` asks for a lock (re-entrant calls do not). */
 export interface LockAcquireEvent {
@@ -48,3 +50,44 @@ export const lockChannels = {
   release: channel('expirable-store:lock:release'),
   fail: channel('expirable-store:lock:fail'),
 } as const;
+
+/**
+ * What one node's lock service keeps now, counted in records. What grows with the locks
+ * ever taken is bounded: an idle lock costs its key and one map slot (`idle`), with no
+ * object of its own (`idleValues` counts the values those records share); fencing tokens
+ * need no record per lock (one highest token per node, ./fencing.ts).
+ */
+export interface LockMemory {
+  /** Locks coordinated here that are held, waited for or in a recovery round: an entry object each. */
+  active: number;
+  /** Idle locks coordinated here that keep their entry object (the most recently idle, at most WARM_IDLE). */
+  warm: number;
+  /** The other idle locks coordinated here, as compact records; with `warm`, at most MAX_IDLE. Idle locks are granted at once on their next request. */
+  idle: number;
+  /** Objects behind the idle records: one per grantee node and streak, plus one per idle lock of an explicit node set. */
+  idleValues: number;
+  /** Lock winners of the default node set cached (bounded). */
+  winners: number;
+  /** Releases and declines this node sent, kept to send again if their coordinator goes down (bounded per peer). */
+  resends: number;
+  /** This node's live requests (waiting, granted in a run, holding). */
+  requests: number;
+  /** Locks this node keeps idle under a lease (bounded). */
+  leases: number;
+  /** Locks whose messages this node forwarded to another coordinator, watched until it goes down (bounded per node). */
+  watched: number;
+  /** Locks handed on while a recovery round for them ran here (bounded). */
+  handedOn: number;
+}
+
+const memoryProbes = new WeakMap<GlobalLocks, () => LockMemory>();
+
+/** Called by a lock service (./service.ts) with the function that counts its records. */
+export function registerLockMemory(service: GlobalLocks, probe: () => LockMemory): void {
+  memoryProbes.set(service, probe);
+}
+
+/** The records `locks` (a node's `global`) keeps now. */
+export function lockMemory(locks: GlobalLocks): LockMemory {
+  return memoryProbes.get(locks)?.() ?? { active: 0, warm: 0, idle: 0, idleValues: 0, winners: 0, resends: 0, requests: 0, leases: 0, watched: 0, handedOn: 0 };
+}

@@ -130,7 +130,16 @@
 // covers tokens that died with the old coordinator and its holder, assuming host clocks
 // agree to within the takeover time minus 1 ms (failure detection, seconds; NTP gives
 // milliseconds; the 1 ms is how far a lease's reserved tokens may run ahead of the clock).
-// A lease's retakes use its reserved tokens, which no later grant reuses.
+// A lease's retakes use its reserved tokens, which no later grant reuses. Each node keeps
+// one highest token for all locks (not one per lock): a lock it starts to coordinate, or
+// whose record it dropped, starts above it, so a forgotten lock never goes back either.
+//
+// Memory per lock: a lock costs its coordinator an entry (holders, queue) only while held,
+// waited for or in a round, and for the WARM_IDLE (64) most recently idle; any other idle
+// lock, a compact record (its key and a value shared by all idle locks granted last to the
+// same node) up to MAX_IDLE (10,000) idle locks, then nothing (its next request runs a
+// round). A requester keeps nothing per lock once its call is done, apart from its idle
+// leases, a winners cache and resend lists, each of fixed size. `lockMemory(node.global)` (./diagnostics.ts) counts them.
 //
 // GUARANTEES
 // - Mutual exclusion among the nodes of the set while their views of the cluster agree
@@ -156,6 +165,6 @@
 export { GlobalLocks, GLOBAL_ACTOR } from './service.js';
 export type { Lock, LockStats, TransOptions } from './service.js';
 export type { CoordinatorStats, QueueInfo } from './coordinator.js';
-export type { LockAcquireEvent, LockGrantEvent, LockReleaseEvent, LockFailEvent } from './diagnostics.js';
-export { lockChannels } from './diagnostics.js';
+export type { LockAcquireEvent, LockGrantEvent, LockReleaseEvent, LockFailEvent, LockMemory } from './diagnostics.js';
+export { lockChannels, lockMemory } from './diagnostics.js';
 export { resourceKey } from './service.js';

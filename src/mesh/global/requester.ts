@@ -177,7 +177,7 @@ export class Requester {
     r.leaseLimit = idle.limit;
     r.token = idle.token + 1;
     r.knownAt.push(...idle.knownAt);
-    this.#ctx.tokens.bump(lk, r.token);
+    this.#ctx.tokens.bump(r.token);
     this.#register(r);
     this.#runs.set(lk, { holder: r, next: [] });
     this.retakes++;
@@ -294,7 +294,7 @@ export class Requester {
 
   // The coordinator grants a lock.
   onGranted(m: GrantedMsg): void {
-    this.#ctx.tokens.bump(m.lk, m.token + m.lease);
+    this.#ctx.tokens.bump(m.token + m.lease);
     const r = this.#byReq.get(m.req);
     if (!r) {
       // Given up (or released) while the grant was on its way: hand it straight back.
@@ -502,6 +502,13 @@ export class Requester {
 
   #known(r: Request, node: string): void {
     if (!r.knownAt.includes(node)) r.knownAt.push(node);
+  }
+
+  /** Records kept now, for diagnostics (./diagnostics.ts LockMemory). */
+  memory(): { requests: number; leases: number; resends: number } {
+    let resends = 0;
+    for (const list of this.#sent.values()) resends += list.length;
+    return { requests: this.#byReq.size, leases: this.#leases.size, resends };
   }
 
   /** Every live request, for `close`. */

@@ -13,11 +13,18 @@ import { rendezvous } from './rendezvous.js';
 import { TokenMemory } from './fencing.js';
 import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
 import { Requester, type Request } from './requester.js';
-import { lockChannels } from './diagnostics.js';
+import { lockChannels, registerLockMemory } from './diagnostics.js';
 import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, recordParts, type LockMsg } from './messages.js';
 
 /** Lock messages in one cast at most (see #flushOutbox). */
 const MAX_BATCH = 64;
+
+/**
+ * Lock winners of the default node set cached at most (a rendezvous costs one hash per
+ * node); beyond, the cache starts again. A working set of locks up to this size never
+ * misses, and the cache does not grow with the locks ever taken.
+ */
+const WINNERS_CACHE = 1024;
 
 /** Messages to self handled per turn of the event loop before yielding to I/O and timers. */
 const SELF_BUDGET = 256;
@@ -120,7 +127,7 @@ export class GlobalLocks {
   readonly #up = new Set<string>();
   /** Every peer ever seen up (a reported holder on one of them that is not up now is gone). */
   readonly #seen = new Set<string>();
-  /** lk -> winner of the default node set, cleared on each view change. */
+  /** lk -> winner of the default node set, cleared on each view change (at most WINNERS_CACHE). */
   #winners = new Map<string, string | undefined>();
   readonly #tokens = new TokenMemory();
   readonly #coordinator: Coordinator;
@@ -182,6 +189,7 @@ export class GlobalLocks {
     });
     membership.on('nodeup', this.#onNodeUp);
     membership.on('nodedown', this.#onNodeDown);
+    registerLockMemory(this, () => ({ ...this.#coordinator.memory(), ...this.#requester.memory(), winners: this.#winners.size }));
   }
 
   /**
@@ -435,7 +443,7 @@ export class GlobalLocks {
         const own = this.#coordinator.surrender(msg.lk);
         const mine = this.#requester.report(msg.lk, msg.from);
         const parts = recordParts(own ? [...own.holders, ...mine.holders] : mine.holders, own ? [...own.waiters, ...mine.waiters] : mine.waiters);
-        const last = Math.max(own?.last ?? 0, this.#tokens.get(msg.lk));
+        const last = Math.max(own?.last ?? 0, this.#tokens.highest);
         parts.forEach(({ holders, waiters }, i) => {
           this.#send(msg.from, { t: 'report', from: this.#self, lk: msg.lk, round: msg.round, holders, waiters, last, more: i < parts.length - 1 });
         });
@@ -472,7 +480,7 @@ export class GlobalLocks {
       let w = this.#winners.get(lk);
       if (w === undefined) {
         w = rendezvous(lk, [this.#self, ...this.#up]);
-        if (this.#winners.size >= 10_000) this.#winners.clear();
+        if (this.#winners.size >= WINNERS_CACHE) this.#winners.clear();
         this.#winners.set(lk, w);
       }
       return w;
