@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { startNode } from '../src/index.js';
-import { holding } from '../src/util/held-context.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { detached, heldUnder, holding, leaveHolding, runHolding } from '../src/util/held-context.js';
 import { spawnPeer } from './helpers/peers.js';
 import { HELD_PEER, type Cycle } from './fixtures/held-context-peer.js';
 
@@ -88,5 +90,36 @@ describe('the re-entrance context while several holders overlap', () => {
     expect(holding()).toBe(0);
     // And the lock is free again.
     await expect(n.global.trans('t', () => 'ok', { retries: 0 })).resolves.toBe('ok');
+  });
+});
+
+describe('what outlives a hold keeps nothing of it', () => {
+  // Pins: on Node lines where promises carry the async context, a replica's cached result,
+  // made while the fetch held its lock, kept the context's records, and through them the
+  // lock's request and its closures, for as long as the value lived (~0.5 KB per key).
+  it('a promise made with detached() while something is held does not keep the held value alive', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const key = {};
+    let weak: WeakRef<object> | undefined;
+    let kept: Promise<number> | undefined;
+    (() => {
+      const value = { payload: new Array(1000).fill(7) };
+      weak = new WeakRef(value);
+      try {
+        runHolding(key, value, () => {
+          expect(heldUnder(key)).toBe(value);
+          kept = detached(() => Promise.resolve(1));
+        }, undefined);
+      } finally {
+        leaveHolding();
+      }
+    })();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(weak!.deref()).toBeUndefined();
+    expect(await kept).toBe(1);
+    expect(holding()).toBe(0);
   });
 });

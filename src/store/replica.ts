@@ -16,6 +16,7 @@
 //   jumps after receipt do not move it. A later reading of the same write may move it later
 //   (`renew`: each reading bounds the value's life from above, none goes past it).
 import type { ExpirableResult } from './result.js';
+import { detached } from '../util/held-context.js';
 
 /** A replica's content as it travels between nodes. */
 export interface Snapshot {
@@ -78,8 +79,11 @@ export class Replica {
       this.value = s.value;
       this.expiresAt = s.exp;
       this.deadline = deadlineOf(s, since, now, wallNow);
-      this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
-      this.valuePromise = Promise.resolve(s.value);
+      // Made outside a held lock's context: they live as long as the value (see `detached`).
+      detached(() => {
+        this.result = Promise.resolve({ ok: true, value: s.value, expiresAt: s.exp });
+        this.valuePromise = Promise.resolve(s.value);
+      });
     } else {
       this.dropValue();
     }

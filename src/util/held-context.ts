@@ -128,6 +128,18 @@ function newTurn(): void {
   }
 }
 
+/**
+ * Runs `fn` outside whatever is held, for what outlives the hold: where promises carry the
+ * context (promise hooks), a promise made while a lock is held keeps the context's records,
+ * and through them the lock's, as long as the promise lives (a replica's cached result: as
+ * long as its value). Made here, it keeps nothing. Where nothing is held, or promises do not
+ * carry the context, it is `fn()`.
+ */
+export function detached<R>(fn: () => R): R {
+  if (holds === 0 || tracking !== true) return fn();
+  return context.exit(fn);
+}
+
 /** `runHolding` calls not yet left (for tests and diagnostics). */
 export function holding(): number {
   return holds;
