@@ -54,7 +54,7 @@ export interface RefreshFailed {
 export interface ReplicaListener {
   put(snap: Snapshot, from: string): void;
   /** The version the replica holds (a backend that resyncs asks for what is newer). */
-  version(): number;
+  readonly version: number;
   refreshFailed(msg: RefreshFailed): void;
 }
 

@@ -13,9 +13,9 @@ import type { Clock } from '../util/clock.js';
 import { heldUnder, leaveHolding, runHolding } from '../util/held-context.js';
 import { canonicalKey } from '../mesh/canonical-key.js';
 import { frozenKey } from './frozen-key.js';
-import type { Coordination, PeerSnapshot, RefreshFailed, ReplicaListener, UnlessValid } from './backend.js';
+import type { Coordination, PeerSnapshot, UnlessValid } from './backend.js';
 import { publish } from './diagnostics.js';
-import { Entry } from './entry.js';
+import { Entry, type EntryHandlers } from './entry.js';
 import { servable, type Snapshot } from './replica.js';
 import { runFetch, TIMED_OUT, withTimeout } from './fetch-runner.js';
 import { Round, type RoundMode } from './round.js';
@@ -50,35 +50,6 @@ function settledOrAfter(p: Promise<void>, ms: number): Promise<void> {
   });
 }
 
-/** What a held entry's listener calls in its engine (one object per engine). */
-interface HeldHandlers {
-  put(e: Entry, snap: Snapshot, from: string): void;
-  refreshFailed(e: Entry, msg: RefreshFailed): void;
-}
-
-/**
- * The listener of one held entry (see ReplicaListener): one small object per held key, its
- * methods on the prototype, rather than three closures and their context.
- */
-class HeldEntry implements ReplicaListener {
-  constructor(
-    readonly handlers: HeldHandlers,
-    readonly entry: Entry,
-  ) {}
-
-  put(snap: Snapshot, from: string): void {
-    this.handlers.put(this.entry, snap, from);
-  }
-
-  version(): number {
-    return this.entry.version;
-  }
-
-  refreshFailed(msg: RefreshFailed): void {
-    this.handlers.refreshFailed(this.entry, msg);
-  }
-}
-
 /** What the async context holds under an entry while it runs under that entry's lock. */
 interface HeldGrant {
   held: boolean;
@@ -105,8 +76,8 @@ export class ExpirableEngine {
   readonly readOrThrow: ReaderOrThrow;
   /** Eager timers, their backoff, and standing by for a peer's retry (see ./refresh-scheduler.ts). */
   readonly #scheduler: RefreshScheduler;
-  /** What the listeners of held entries call here (see HeldEntry). */
-  readonly #heldHandlers: HeldHandlers = {
+  /** What the backend tells a held entry, handled here (see Entry: it is its own listener). */
+  readonly #heldHandlers: EntryHandlers = {
     put: (e, snap, from) => this.#onPut(e, snap, from),
     refreshFailed: (e, msg) => this.#scheduler.peerFailed(e, msg),
   };
@@ -149,7 +120,7 @@ export class ExpirableEngine {
         },
       });
     } else {
-      this.single = new Entry(undefined, '', this.#resource(''));
+      this.single = new Entry(undefined, '', this.#resource(''), this.#heldHandlers);
     }
     this.read = reader(this, ctx.clock);
     this.readOrThrow = readerOrThrow(this, ctx.clock);
@@ -168,7 +139,7 @@ export class ExpirableEngine {
       e = this.#evicting.get(canon);
       if (e) this.#evicting.delete(canon); // evicted while its refresh runs: back in the cache
       // A frozen copy: the caller may change its object later, the entry's key must not.
-      else e = new Entry(frozenKey(key), canon, this.#resource(canon));
+      else e = new Entry(frozenKey(key), canon, this.#resource(canon), this.#heldHandlers);
       this.#keys.set(canon, e);
     }
     return e;
@@ -573,7 +544,7 @@ export class ExpirableEngine {
   /** After `e` changed: this process is listed among the entry's holders while it holds a value; re-arm its timer. */
   #afterWrite(e: Entry): void {
     if (e.hasValue && !e.holding) {
-      e.holding = this.#co.hold(this.name, e.canon, e.resource, new HeldEntry(this.#heldHandlers, e));
+      e.holding = this.#co.hold(this.name, e.canon, e.resource, e);
     } else if (!e.hasValue && e.holding) {
       this.#leave(e);
     }
@@ -651,7 +622,7 @@ export class ExpirableEngine {
   #applyClear(e: Entry, v: number, origin: 'local' | 'remote'): void {
     if (!(v > e.version)) return;
     e.clear(v);
-    e.eager.cancel();
+    e.eagerIfAny?.cancel();
     this.#leave(e);
     publish('clear', () => ({ ...this.#about(e, this.#co.self()), version: v, origin }));
   }
@@ -696,7 +667,7 @@ export class ExpirableEngine {
     e.disposed = true;
     // Reads see no value (a closed store answers 'unavailable'; an evicted entry is gone).
     e.dropValue();
-    e.eager.cancel();
+    e.eagerIfAny?.cancel();
     this.#leave(e);
   }
 

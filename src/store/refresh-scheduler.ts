@@ -75,7 +75,7 @@ export class RefreshScheduler {
     const host = this.#host;
     const before = host.beforeExpiry;
     if (before === undefined || !e.hasValue || e.deadline === Infinity || e.disposed || host.closed) {
-      e.eager.cancel();
+      e.eagerIfAny?.cancel();
       return;
     }
     this.#set(e, e.version, eagerDelay(e.deadline - host.clock.now(), before));

@@ -88,7 +88,7 @@ export class RedisCoordination implements Coordination {
           if (origin === this.self()) return;
           this.#held.get(idOf(name, canon))?.listener.refreshFailed({ t: 'failed', v, retryInMs, failures, from: origin });
         },
-        held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version()] as const),
+        held: () => [...this.#held.values()].map(({ name, canon, listener }) => [name, canon, listener.version] as const),
       },
       this.#self,
     );
@@ -124,7 +124,7 @@ export class RedisCoordination implements Coordination {
     const id = idOf(name, canon);
     if (origin === this.self() && this.#leases.has(id)) return true;
     const held = this.#held.get(id);
-    return held !== undefined && held.listener.version() >= v;
+    return held !== undefined && held.listener.version >= v;
   }
 
   self(): string {
