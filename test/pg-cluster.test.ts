@@ -2,33 +2,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNode, type Node } from '../src/node.js';
 import type { PgEvent } from '../src/mesh/pg.js';
+import { fullMesh, TcpNodes } from './helpers/tcp-nodes.js';
 
 const TIMING = { heartbeatInterval: 100, failureTimeout: 1500 };
-let seq = 0;
-const live: Node[] = [];
+const tcp = new TcpNodes('pc');
+const live = tcp.live;
+const cluster = (size: number): Promise<Node[]> => tcp.cluster(size, TIMING);
 
-async function cluster(size: number): Promise<Node[]> {
-  const tag = `pc${process.pid}x${++seq}`;
-  const first = await startNode({ name: `${tag}-0`, port: 0, cookie: `cookie-${tag}`, ...TIMING });
-  live.push(first);
-  const rest = await Promise.all(
-    Array.from({ length: size - 1 }, (_, i) =>
-      startNode({ name: `${tag}-${i + 1}`, port: 0, cookie: `cookie-${tag}`, seeds: [first.address!], ...TIMING }),
-    ),
-  );
-  live.push(...rest);
-  const all = [first, ...rest];
-  await fullMesh(all);
-  return all;
-}
-
-async function fullMesh(all: Node[]): Promise<void> {
-  await Promise.all(all.flatMap((a) => all.filter((b) => b !== a).map((b) => a.onNodeUp(b.name))));
-}
-
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((n) => n.close()));
-});
+afterEach(() => tcp.closeAll());
 
 const idle = (n: Node) => n.spawn({ init: () => null, handleCall: (_m: 'ping', s: null) => ({ reply: `pong from ${n.name}`, state: s }) });
 const keys = (refs: { node: string; id: string }[]) => refs.map((r) => `${r.id}@${r.node}`).sort();

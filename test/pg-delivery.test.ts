@@ -4,24 +4,14 @@
 // node's actors are; and they leave in the order the groups changed, even when a monitor
 // callback changes a group in turn.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startNode, type Node } from '../src/node.js';
+import type { Node } from '../src/node.js';
+import { TcpNodes } from './helpers/tcp-nodes.js';
 import type { ActorRef } from '../src/actors/ref.js';
 
-let seq = 0;
-const live: Node[] = [];
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((n) => n.close()));
-});
+const tcp = new TcpNodes('pd');
+afterEach(() => tcp.closeAll());
 
-async function pair(): Promise<[Node, Node]> {
-  const tag = `pd${process.pid}x${++seq}`;
-  const a = await startNode({ name: `${tag}-a`, port: 0, cookie: `cookie-${tag}` });
-  live.push(a);
-  const b = await startNode({ name: `${tag}-b`, port: 0, cookie: `cookie-${tag}`, seeds: [a.address!] });
-  live.push(b);
-  await Promise.all([a.onNodeUp(b.name), b.onNodeUp(a.name)]);
-  return [a, b];
-}
+const pair = async (): Promise<[Node, Node]> => (await tcp.cluster(2)) as [Node, Node];
 
 describe('pg: a remote delta is applied when its frame is read', () => {
   it('a member joined before a reply is seen by the caller as the reply arrives, while its actors are busy', async () => {

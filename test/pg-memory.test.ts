@@ -6,34 +6,18 @@
 import { setFlagsFromString, getHeapStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startNode, type Node } from '../src/node.js';
+import type { Node } from '../src/node.js';
 import type { PgEvent } from '../src/mesh/pg.js';
+import { TcpNodes } from './helpers/tcp-nodes.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const TIMING = { heartbeatInterval: 200, failureTimeout: 5000 };
-let seq = 0;
-const live: Node[] = [];
+const tcp = new TcpNodes('pm');
+const cluster = (size: number): Promise<Node[]> => tcp.cluster(size, TIMING);
 
-async function cluster(size: number): Promise<Node[]> {
-  const tag = `pm${process.pid}x${++seq}`;
-  const first = await startNode({ name: `${tag}-0`, port: 0, cookie: `cookie-${tag}`, ...TIMING });
-  live.push(first);
-  const rest = await Promise.all(
-    Array.from({ length: size - 1 }, (_, i) =>
-      startNode({ name: `${tag}-${i + 1}`, port: 0, cookie: `cookie-${tag}`, seeds: [first.address!], ...TIMING }),
-    ),
-  );
-  live.push(...rest);
-  const all = [first, ...rest];
-  await Promise.all(all.flatMap((a) => all.filter((b) => b !== a).map((b) => a.onNodeUp(b.name))));
-  return all;
-}
-
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((n) => n.close()));
-});
+afterEach(() => tcp.closeAll());
 
 const idle = (n: Node) => n.spawn({ init: () => null, handleCall: (_m: 'ping', s: null) => ({ reply: 'pong', state: s }) });
 const until = async (cond: () => boolean, ms = 60_000): Promise<void> => {

@@ -5,25 +5,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
-import { startNode, type Node } from '../src/node.js';
+import type { Node } from '../src/node.js';
+import { TcpNodes } from './helpers/tcp-nodes.js';
 import { ok } from '../src/store/result.js';
 import { uniqueNamespace } from './fixtures/store-tools.js';
 
-let seq = 0;
-const live: Node[] = [];
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((n) => n.close()));
-});
+const tcp = new TcpNodes('kf');
+afterEach(() => tcp.closeAll());
 
-async function pair(): Promise<[Node, Node]> {
-  const tag = `kf${process.pid}x${++seq}`;
-  const a = await startNode({ name: `${tag}-a`, port: 0, cookie: `cookie-${tag}` });
-  live.push(a);
-  const b = await startNode({ name: `${tag}-b`, port: 0, cookie: `cookie-${tag}`, seeds: [a.address!] });
-  live.push(b);
-  await Promise.all([a.onNodeUp(b.name), b.onNodeUp(a.name)]);
-  return [a, b];
-}
+const pair = async (): Promise<[Node, Node]> => (await tcp.cluster(2)) as [Node, Node];
 
 const actors = (n: Node): number => [...n.system.localIds()].length;
 
