@@ -180,13 +180,14 @@ describe('the miss path (cluster scope, TCP)', () => {
     const [b, slow, locker] = c.nodes as [Node, Node, Node];
     const namespace = uniqueNamespace('miss');
     const resource = `expirable-store/${namespace}/tok/`;
-    // The only holder answers an ask 300 ms late (far past the hedge) with a valid value.
+    // The only holder answers an ask when the test lets it (past the hedge) with a valid value.
+    const answer = gate();
     const router = slow.spawn(
       {
         init: () => null,
         handleCall: async (msg: { t?: string }, state: null) => {
           if (msg?.t !== 'ask') return { noreply: true as const, state };
-          await sleep(300);
+          await answer.promise;
           return { reply: { v: 5, has: true, value: 'tok-slow', exp: soon(60_000), ttl: 60_000, hs: false, st: null }, state };
         },
       },
@@ -205,8 +206,9 @@ describe('the miss path (cluster scope, TCP)', () => {
     const B = defineExpirables({ tok: expirable({ fetch: async () => ok(`tok-${++fetches}`, soon(60_000)) }) }, { node: b, namespace, peerTimeout: PEER_TIMEOUT });
     await expect.poll(() => B.replicas('tok'), { timeout: MARGIN }).toEqual([slow.name]);
     const call = B.tok();
-    // Past the hedge, B waits for the lock as well.
+    // Past the hedge, B waits for the lock as well; then the holder answers.
     await expect.poll(() => b.global.stats().waiting, { timeout: MARGIN }).toBe(1);
+    answer.open();
     expect(await within(call, MARGIN)).toMatchObject({ ok: true, value: 'tok-slow' });
     expect(B.stats().tok).toMatchObject({ fetches: 0, adopted: 1 });
     // The answer withdrew the lock request.
