@@ -2,8 +2,9 @@
 // cluster node, answers the floor measurements, and runs C contenders that loop
 // `node.global.trans` on their resource, checking mutual exclusion on a shared invariant.
 import type { Server } from 'node:net';
-import { startNode, type Node, type NodeOptions } from '../../src/index.js';
+import type { Node } from '../../src/index.js';
 import { serve } from '../lib/child.js';
+import { nodeHandlers } from '../lib/node-handlers.js';
 import { frameOf, startEchoServer, tcpPingPong, timedLoop } from '../lib/raw.js';
 import { Invariant } from '../lib/invariant.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
@@ -105,16 +106,10 @@ async function contend(a: ContendArgs): Promise<ContendResult> {
 }
 
 serve({
-  async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
-    node = await startNode(options);
-    return { name: node.name, address: node.address };
-  },
-  /** Resolves once `n` peers are connected. */
-  async waitPeers({ n }: { n: number }): Promise<string[]> {
-    const n0 = node!;
-    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
-    return n0.nodes();
-  },
+  ...nodeHandlers(
+    (n) => (node = n),
+    () => node,
+  ),
   async echoServer(): Promise<number> {
     const s = await startEchoServer();
     echo = s.server;

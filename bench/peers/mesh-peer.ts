@@ -3,8 +3,9 @@
 // calls, and the raw floors (TCP echo server and client, MessagePort ping-pong).
 import type { Server } from 'node:net';
 import { Packr } from 'msgpackr';
-import { startNode, type Node, type NodeOptions } from '../../src/index.js';
+import type { Node } from '../../src/index.js';
 import { serve } from '../lib/child.js';
+import { nodeHandlers } from '../lib/node-handlers.js';
 import { frameOf, messagePortPingPong, startEchoServer, tcpPingPong, timedLoop } from '../lib/raw.js';
 import type { ActorRefData } from '../../src/actors/ref.js';
 
@@ -27,15 +28,10 @@ function echoBehavior() {
 }
 
 serve({
-  async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
-    node = await startNode(options);
-    return { name: node.name, address: node.address };
-  },
-  async waitPeers({ n }: { n: number }): Promise<string[]> {
-    const n0 = node!;
-    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
-    return n0.nodes();
-  },
+  ...nodeHandlers(
+    (n) => (node = n),
+    () => node,
+  ),
   spawnEcho(): ActorRefData {
     const ref = node!.spawn(echoBehavior(), { name: 'bench-echo' });
     return { node: ref.node, id: ref.id };

@@ -12,6 +12,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import { startNode, type ActorRef, type Node, type NodeOptions } from '../../src/index.js';
 import { serve } from '../lib/child.js';
+import { untilPeers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 
 const GROUP = 'bench';
@@ -92,10 +93,8 @@ serve({
     });
     return { name: node.name, address: node.address };
   },
-  async waitPeers({ n }: { n: number }): Promise<string[]> {
-    const n0 = node!;
-    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
-    return n0.nodes();
+  waitPeers({ n }: { n: number }): Promise<string[]> {
+    return untilPeers(node!, n);
   },
   async rawListen(): Promise<number> {
     rawServer = createServer(onRawSocket);

@@ -7,6 +7,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { defineExpirables, expirable, ok, startNode, type Node, type NodeOptions } from '../../src/index.js';
 import { emit, serve } from '../lib/child.js';
+import { untilPeers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 
@@ -74,8 +75,7 @@ serve({
     return { name: node.name, address: node.address, startedAt };
   },
   async waitPeers({ n }: { n: number }): Promise<number> {
-    const n0 = node!;
-    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
+    await untilPeers(node!, n);
     return nowUs();
   },
   /** `maxKeys` bounds the live keys of each expirable here (the default bound, 10,000, would evict). */

@@ -8,8 +8,9 @@
 // matched by value (a replica's version is the one Redis stored, which is the fetcher's only
 // as long as Redis keeps the version the writer proposed).
 import diagnostics_channel from 'node:diagnostics_channel';
-import { defineExpirables, expirable, ok, redisBackend, startNode, type Node, type NodeOptions } from '../../src/index.js';
+import { defineExpirables, expirable, ok, redisBackend, type Node } from '../../src/index.js';
 import { serve } from '../lib/child.js';
+import { nodeHandlers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 import { redisPingPong } from '../lib/redis-ping.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
@@ -108,15 +109,10 @@ function listenToPhases(): void {
 }
 
 serve({
-  async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
-    node = await startNode(options);
-    return { name: node.name, address: node.address };
-  },
-  async waitPeers({ n }: { n: number }): Promise<string[]> {
-    const n0 = node!;
-    while (n0.nodes().length < n) await new Promise<void>((r) => n0.once('nodeup', () => r()));
-    return n0.nodes();
-  },
+  ...nodeHandlers(
+    (n) => (node = n),
+    () => node,
+  ),
   /**
    * Defines the store `namespace` with one expirable `token` (fetch sleeps fetchMs, lives ttlMs),
    * on the mesh, or on Redis with `redisUrl` (then a second expirable, `warm`, is read once so
