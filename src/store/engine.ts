@@ -39,17 +39,6 @@ export interface EngineContext {
  */
 const PULL_HEDGE_MS = 20;
 
-/** Resolves when `p` settles or after `ms`, whichever comes first (the timer is cleared then). */
-function settledOrAfter(p: Promise<void>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    void p.then(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
 /** What the async context holds under an entry while it runs under that entry's lock. */
 interface HeldGrant {
   held: boolean;
@@ -233,7 +222,7 @@ export class ExpirableEngine {
     if (round.mode === 'miss' && !e.holding && this.#co.peersHolding(e.resource)) {
       // Others hold it: their answer first, the lock only if none serves (or none answers soon).
       const asked = this.#pull(e, round);
-      await settledOrAfter(asked, PULL_HEDGE_MS);
+      await withTimeout(() => asked, PULL_HEDGE_MS, this.#clock, true);
       if (round.answered) return round.promise;
     }
     try {

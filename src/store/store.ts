@@ -44,10 +44,8 @@ export class Store implements EngineContext {
   #router: ActorRef | undefined = undefined;
   /** Coordination of cluster-scope expirables, shared by this store's engines. */
   readonly #cluster: Coordination;
-  /** The mesh coordination (none on a backend). */
+  /** The mesh coordination; none on a backend, whose store runs no node and no router. */
   readonly #mesh: MeshCoordination | undefined;
-  /** True on a backend: no node, no router. */
-  readonly #nodeless: boolean;
   /** What other nodes ask of this store, answered from its engines. */
   readonly #inbox: StoreInbox = {
     snapshot: (name, canon) => this.engines.get(name)?.peek(canon)?.snapshot(this.clock.now()) ?? null,
@@ -78,12 +76,11 @@ export class Store implements EngineContext {
     // On Redis a store given its node is named by it among the holders (`replicas()`), as on the mesh.
     this.#mesh = options.backend ? undefined : new MeshCoordination(this);
     this.#cluster = this.#mesh ?? new RedisCoordination(options.backend!, this.namespace, this.#inbox, typeof node === 'function' ? undefined : node.name);
-    this.#nodeless = options.backend !== undefined;
     for (const [name, spec] of specs) this.engines.set(name, new ExpirableEngine(this, name, spec));
     // A store given its node attaches now: its router answers peers and `replicas()` reads the
     // node's groups from the start, before this node calls any expirable of it. Only the
     // embedded default node starts lazily, on the first call that needs it.
-    if (typeof node !== 'function' && !this.#nodeless) {
+    if (typeof node !== 'function' && this.#mesh) {
       try {
         this.#nodePromise = Promise.resolve(this.#attachTo(node));
       } catch {
@@ -122,7 +119,7 @@ export class Store implements EngineContext {
   coordination(spec: ExpirableSpec): Coordination {
     if (spec.scope === 'cluster') return this.#cluster;
     // On a backend, local scope needs no node either: it is named as the backend names this process.
-    if (this.#nodeless) return new LocalCoordination({ ready: () => (this.#closed ? Promise.reject(new Error('the store is closed')) : Promise.resolve()), self: () => this.#cluster.self() });
+    if (!this.#mesh) return new LocalCoordination({ ready: () => (this.#closed ? Promise.reject(new Error('the store is closed')) : Promise.resolve()), self: () => this.#cluster.self() });
     return new LocalCoordination({ ready: () => this.node(), self: () => this.#node?.name });
   }
 
