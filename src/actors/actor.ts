@@ -58,8 +58,9 @@ export class Actor {
   #state: unknown = undefined;
   /**
    * Mailbox: entries from `#head` to `#tail` are still to be handled; those before `#head`
-   * are cleared. A drained mailbox keeps its array (both indexes go back to 0), so an actor
-   * called over and over writes into the same slot rather than allocating an array a call.
+   * are cleared. A drained mailbox keeps its array (both indexes go back to 0) unless it grew
+   * past 1024 entries, so an actor called over and over writes into the same slot rather than
+   * allocating an array a call.
    */
   #queue: (Envelope | undefined)[] = [];
   #head = 0;

@@ -6,8 +6,8 @@
 // - `promise`: a deferred, made on first read (a remote call, a call queued behind others).
 // - `answerAfter(run)`: for a call to an idle local actor, the promise of the microtask that
 //   runs the actor's mailbox (`run`) and then hands over the outcome the slot holds by then.
-//   One promise from `then` instead of a deferred (its executor, its two resolving
-//   functions) plus a second promise to schedule the mailbox, and no hop more: the mailbox
+//   Two promises (`Promise.resolve` of the slot, and its `then`), no executor and no resolving
+//   functions, instead of a deferred plus a second promise to schedule the mailbox, and no hop more: the mailbox
 //   still runs in a microtask after the call returns, and the caller resumes in the next one.
 //   A handler that has not answered by then (async, or `noreply`) leaves the caller on the
 //   deferred, two microtasks later than a deferred alone would (the cost of adopting it).

@@ -383,15 +383,8 @@ export class ProcessGroups {
 
   /** Where `part`'s members are in `list`: [start, end). */
   #segment(list: readonly ActorRef[], part: Part): [number, number] {
-    // The first whose part does not rank before this one (binary search).
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#rank(list[mid]!) >= part.rank) hi = mid;
-      else lo = mid + 1;
-    }
-    return [lo, this.#after(list, part.rank)];
+    // Ranks are integers: the first that does not rank before this part is the first after rank - 1.
+    return [this.#after(list, part.rank - 1), this.#after(list, part.rank)];
   }
 
   // One more membership of `m`: after the last member whose part ranks no later than its own.
@@ -524,7 +517,7 @@ export class ProcessGroups {
       process.emitWarning(`pg scope ${this.#scope} on ${this.#self}: dropped a malformed message`, { code: 'EXPIRABLE_STORE_PG_MSG' });
       return;
     }
-    // Sent before its node went down (and waited in our mailbox): that node's part is gone.
+    // Delivered after its node's nodedown here: that node's part is gone.
     const part = this.#peers.get(msg.from);
     if (!part) return;
     switch (msg.t) {
