@@ -103,7 +103,6 @@ describe.skipIf(!hasRedis)('the benches on Redis, against a redis-server started
     numbers(m, ['hitNs', 'keyedHitNs', 'mapGetNs', 'lruGetNs', 'awaitFloorNs', 'awaitFloorBeforeStoreNs', 'meshHitNs', 'meshKeyedHitNs', 'hitVsMeshHit']);
     expect(m.redisReads).toBeGreaterThan(1000);
     // A hit never touches Redis: at most the replica registration's renewals ran meanwhile.
-    expect(m.redisCommandsDuringReads).toBeGreaterThanOrEqual(0);
     expect(m.redisCommandsDuringReads).toBeLessThan(m.redisReads! / 1000);
   });
 

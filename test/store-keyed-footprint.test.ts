@@ -2,24 +2,20 @@
 // its place in the key's group (`replicas()`), so holding 300 keys spawns no actor per key.
 // (That the other replicas' failed refreshes still reach a key's replica through the router is
 // store-mesh.test.ts 6: the cluster retries once per backoff step, not once per replica.)
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defineExpirables } from '../src/dsl/define.js';
 import { expirable } from '../src/dsl/definition.js';
 import type { Node } from '../src/node.js';
-import { TcpNodes } from './helpers/tcp-nodes.js';
+import { localCluster } from './fixtures/store-mesh.js';
 import { ok } from '../src/store/result.js';
 import { uniqueNamespace } from './fixtures/store-tools.js';
-
-const tcp = new TcpNodes('kf');
-afterEach(() => tcp.closeAll());
-
-const pair = async (): Promise<[Node, Node]> => (await tcp.cluster(2)) as [Node, Node];
 
 const actors = (n: Node): number => [...n.system.localIds()].length;
 
 describe('a held key costs a group membership, not an actor', () => {
   it('300 keys held on two nodes: no actor per key; each key lists both nodes; closing the store leaves every group', async () => {
-    const [a, b] = await pair();
+    await using c = await localCluster(2);
+    const [a, b] = c.nodes as [Node, Node];
     const namespace = uniqueNamespace('footprint');
     const defs = { tenant: expirable({ keyed: true, fetch: async (k: string) => ok(`v-${k}`, Date.now() + 60_000) }) };
     const A = defineExpirables(defs, { node: a, namespace });
