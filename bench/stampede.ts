@@ -18,7 +18,7 @@ import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { median, mergeHistograms } from './lib/stats.js';
 import { panel } from './lib/chart.js';
-import type { BenchModule, BenchResult, RunContext, RunOutput, TableSection } from './lib/types.js';
+import { BenchUsageError, type BenchModule, type BenchResult, type RunContext, type RunOutput, type TableSection } from './lib/types.js';
 
 const PEER = fileURLToPath(new URL('./peers/store-peer.ts', import.meta.url));
 const BENTO_PEER = fileURLToPath(new URL('./peers/bentocache-peer.ts', import.meta.url));
@@ -57,13 +57,17 @@ const stampede: BenchModule<StampedeParams> = {
     },
     ...BACKEND_OPTIONS,
   },
-  params: (v) => ({
-    nodes: v.nodes as number,
-    callers: v.callers as number,
-    fetchMs: v['fetch-ms'] as number,
-    phases: v.phases === true,
-    ...backendParams(v),
-  }),
+  params: (v) => {
+    // The steps are read from the mesh's lock and push events; on Redis there are none to read.
+    if (v.phases === true && v.backend === 'redis') throw new BenchUsageError('--phases times the mesh steps of a stampede; it does not apply to --backend redis');
+    return {
+      nodes: v.nodes as number,
+      callers: v.callers as number,
+      fetchMs: v['fetch-ms'] as number,
+      phases: v.phases === true,
+      ...backendParams(v),
+    };
+  },
   unavailable: (p) => redisUnavailable(p),
   async run(p, ctx) {
     if (p.backend === 'redis') return withBenchRedis(p.redis, (url) => runOnRedis(p, url, ctx));

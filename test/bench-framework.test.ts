@@ -71,6 +71,17 @@ describe('bench command line', () => {
     expect(() => parseCommand(['all', '--nodes', '3'], BENCHES)).toThrow(BenchUsageError);
   });
 
+  it('stampede refuses --phases on Redis, where there are no mesh steps to time', () => {
+    const stampede = BENCHES.find((b) => b.name === 'stampede')!;
+    const parse = (args: string[]) => {
+      const cmd = parseCommand(['stampede', ...args], BENCHES);
+      if (cmd.kind !== 'run') throw new Error('expected run');
+      return stampede.params(cmd.benches[0]!.values, cmd.common);
+    };
+    expect(() => parse(['--phases', '--backend', 'redis'])).toThrow(/--phases .* does not apply to --backend redis/);
+    expect(parse(['--phases'])).toMatchObject({ phases: true, backend: 'mesh' });
+  });
+
   it('every registered bench parses tiny durations and its own defaults', () => {
     for (const b of BENCHES) {
       const cmd = parseCommand([b.name, '--duration', '0.05', '--runs', '1', '--quiet'], BENCHES);
