@@ -10,9 +10,9 @@
 // the frames it measures, nor wake the bench process before the other nodes.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
-import { startNode, type ActorRef, type Node, type NodeOptions } from '../../src/index.js';
+import type { ActorRef, Node } from '../../src/index.js';
 import { serve } from '../lib/child.js';
-import { untilPeers } from '../lib/node-handlers.js';
+import { nodeHandlers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 
 const GROUP = 'bench';
@@ -70,32 +70,36 @@ function checkGone(): void {
   }
 }
 
-serve({
-  async startNode(options: NodeOptions): Promise<{ name: string; address: string | undefined }> {
-    node = await startNode(options);
-    // The mesh's own event, ahead of every listener (pg's included): the moment this process
-    // handled the socket's close.
-    (node.membership as unknown as EventEmitter).prependListener('nodedown', (name: string) => {
-      if (!downAt.has(name)) downAt.set(name, nowUs());
-    });
-    node.pg.monitor(GROUP, (e: { type: 'join' | 'leave'; refs: ActorRef[] }) => {
-      const at = nowUs();
-      if (e.type === 'join') {
-        for (const r of e.refs) {
-          const k = keyOf(r);
-          if (!seen.has(k)) seen.set(k, at);
-          waiters.get(k)?.(at);
-          waiters.delete(k);
-        }
-      } else {
-        checkGone();
+/** Watches `n`: when the mesh handles a nodedown, and every join and leave of GROUP. */
+function watch(n: Node): void {
+  // The mesh's own event, ahead of every listener (pg's included): the moment this process
+  // handled the socket's close.
+  (n.membership as unknown as EventEmitter).prependListener('nodedown', (name: string) => {
+    if (!downAt.has(name)) downAt.set(name, nowUs());
+  });
+  n.pg.monitor(GROUP, (e: { type: 'join' | 'leave'; refs: ActorRef[] }) => {
+    const at = nowUs();
+    if (e.type === 'join') {
+      for (const r of e.refs) {
+        const k = keyOf(r);
+        if (!seen.has(k)) seen.set(k, at);
+        waiters.get(k)?.(at);
+        waiters.delete(k);
       }
-    });
-    return { name: node.name, address: node.address };
-  },
-  waitPeers({ n }: { n: number }): Promise<string[]> {
-    return untilPeers(node!, n);
-  },
+    } else {
+      checkGone();
+    }
+  });
+}
+
+serve({
+  ...nodeHandlers(
+    (n) => {
+      node = n;
+      watch(n);
+    },
+    () => node,
+  ),
   async rawListen(): Promise<number> {
     rawServer = createServer(onRawSocket);
     await new Promise<void>((r) => rawServer!.listen(0, '127.0.0.1', r));
