@@ -8,6 +8,10 @@
 // That first stampede is run apart and reported as `firstCaller*`; the caller figures are
 // those of a cold expirable on running nodes, the case the benchmark is about. Its fetches
 // and failures still count.
+// On the mesh, each stampede is followed by one of the floor (./lib/raw-stampede.ts): the same
+// processes and callers with nothing of ours, the fetcher chosen beforehand and the value one
+// raw TCP frame to each process: what this machine's scheduling costs any design
+// (`floorCaller*`).
 // With `--backend redis` the store coordinates through one Redis (redisBackend) instead of
 // the mesh, and the same stampedes run, interleaved round by round, on bentocache 1.x (memory
 // L1, Redis L2 and bus on that same Redis) from as many processes with as many callers.
@@ -81,26 +85,45 @@ const stampede: BenchModule<StampedeParams> = {
         children.slice(1).map((c, i) => c.request('startNode', { name: `stampede-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
       );
       await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+      // The floor's own links: every process can push to every other (see ./lib/raw-stampede.ts).
+      const ports = await Promise.all(children.map((c) => c.request<{ port: number }>('rawListen')));
+      await Promise.all(children.map((c, i) => c.request('rawConnect', { ports: ports.filter((_, j) => j !== i).map((x) => x.port) })));
 
       const stampedeOn = async (namespace: string): Promise<StampedePart[]> => {
         await Promise.all(children.map((c) => c.request('define', { namespace, fetchMs: p.fetchMs, ttlMs: 3_600_000 })));
         const startAt = String(process.hrtime.bigint() + 100_000_000n);
         return Promise.all(children.map((c) => c.request<StampedePart>('stampede', { namespace, callers: p.callers, startAt, phases: p.phases })));
       };
+      // The floor's stampede, the process that fetches taking turns.
+      const floorOn = (round: number): Promise<{ histogram: string }[]> => {
+        const startAt = String(process.hrtime.bigint() + 100_000_000n);
+        return Promise.all(
+          children.map((c, i) => c.request<{ histogram: string }>('rawStampede', { startAt, callers: p.callers, fetchMs: p.fetchMs, fetcher: i === round % p.nodes })),
+        );
+      };
       const firstRound = await stampedeOn(`bench-stampede-${ctx.run}-first`);
+      await floorOn(0); // its first stampede too, left out
       const measured: StampedePart[][] = [];
+      const floor: { histogram: string }[][] = [];
       let rounds = 0;
-      const started = Date.now();
+      // The duration counts our stampedes only; a floor stampede follows each of them.
+      let spent = 0;
       const budget = ctx.common.durationS * 1000;
       do {
+        const t0 = Date.now();
         const round = await stampedeOn(`bench-stampede-${ctx.run}-${rounds}`);
+        spent += Date.now() - t0;
         measured.push(round);
+        floor.push(await floorOn(rounds));
         rounds++;
-        ctx.progress(Math.min(1, (Date.now() - started) / budget), `stampede ${rounds}`);
-      } while (Date.now() - started < budget);
+        ctx.progress(Math.min(1, spent / budget), `stampede ${rounds}`);
+      } while (spent < budget);
+      await Promise.all(children.map((c) => c.request('rawClose').catch(() => null)));
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
 
-      return { metrics: { ...withFirst(summarize(measured), firstRound), ...phaseFigures(p.phases ? measured : []), callers: p.nodes * p.callers } };
+      return {
+        metrics: { ...withFirst(summarize(measured), firstRound), ...floorFigures(floor), ...phaseFigures(p.phases ? measured : []), callers: p.nodes * p.callers },
+      };
     } finally {
       await killAll(children);
     }
@@ -110,7 +133,13 @@ const stampede: BenchModule<StampedeParams> = {
       title: `stampede: many callers of a cold value${r.params.backend === 'redis' ? ' (on Redis)' : ''}`,
       panels: [
         panel('caller latency', 'ms', [
-          ['one fetch (floor)', r.metrics.fetchMs, 'floor'],
+          ['one fetch', r.metrics.fetchMs, 'floor'],
+          ...(r.metrics.floorCallerP50Ms === undefined
+            ? []
+            : ([
+                ['caller p50 (floor: a fetcher chosen beforehand, one raw push)', r.metrics.floorCallerP50Ms, 'floor'],
+                ['caller p99 (floor)', r.metrics.floorCallerP99Ms, 'floor'],
+              ] as [string, number | undefined, 'floor'][])),
           ['caller p50 (ours)', r.metrics.callerP50Ms, 'ours'],
           ['caller p99 (ours)', r.metrics.callerP99Ms, 'ours'],
           ...Object.entries(r.compare).flatMap(([k, m]): [string, number | undefined, 'peer'][] => [
@@ -144,6 +173,14 @@ const stampede: BenchModule<StampedeParams> = {
           ['caller p99 (ms)', `${fmt(m.callerP99Ms)} (${fmt(m.callerP99OverFetch)}x the fetch)`],
           ['caller max (ms)', fmt(m.callerMaxMs)],
           ["median over the stampedes of each one's slowest caller (ms)", fmt(m.stampedeMaxP50Ms)],
+          ...(m.floorCallerP50Ms === undefined
+            ? []
+            : [
+                [
+                  'floor (a fetcher chosen beforehand, one raw push to each process): caller p50 / p99 / median slowest (ms)',
+                  `${fmt(m.floorCallerP50Ms)} / ${fmt(m.floorCallerP99Ms)} / ${fmt(m.floorStampedeMaxP50Ms)}`,
+                ],
+              ]),
           ['first stampede of the fresh processes, not in the figures above: caller p50 / p99 (ms)', `${fmt(m.firstCallerP50Ms)} / ${fmt(m.firstCallerP99Ms)}`],
           ['failed calls', fmt(m.failures)],
         ],
@@ -207,6 +244,21 @@ function summarize(rounds: readonly (readonly StampedePart[])[]): Record<string,
     stampedes: perRound.length,
     fetchesTotal: perRound.reduce((a, x) => a + x, 0),
     failures: parts.reduce((a, x) => a + x.failures, 0),
+  };
+}
+
+/**
+ * The floor's caller latencies over its stampedes (`floorCallerP50Ms`, `floorCallerP99Ms`,
+ * `floorStampedeMaxP50Ms`: the median of each one's slowest caller), and ours over it.
+ */
+function floorFigures(rounds: readonly (readonly { histogram: string }[])[]): Record<string, number> {
+  const h = mergeHistograms(rounds.flat().map((x) => x.histogram));
+  const slowest = rounds.map((r) => mergeHistograms(r.map((x) => x.histogram)).maxValue / 1000);
+  return {
+    floorCallerP50Ms: h.getValueAtPercentile(50) / 1000,
+    floorCallerP99Ms: h.getValueAtPercentile(99) / 1000,
+    floorStampedeMaxP50Ms: median(slowest),
+    floorCallersMeasured: h.totalCount,
   };
 }
 

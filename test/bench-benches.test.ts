@@ -113,6 +113,14 @@ describe('stampede', () => {
     expect(m.stampedeMaxP50Ms).toBeLessThanOrEqual(m.callerMaxMs);
   });
 
+  it('runs a floor stampede after each of ours, every caller of it answered no sooner than the fetch', () => {
+    const json = JSON.parse(readFileSync(join(dir, 'stampede.json'), 'utf8'));
+    const m = json.metrics;
+    expect(m.floorCallersMeasured).toBe(m.callersMeasured);
+    expect(m.floorCallerP50Ms).toBeGreaterThanOrEqual(json.params.fetchMs * 0.95);
+    expect(m.floorStampedeMaxP50Ms).toBeGreaterThanOrEqual(json.params.fetchMs * 0.95);
+  });
+
   it('--phases times every step of a stampede on the nodes: each in order after the one before it', { timeout: 120_000 }, async () => {
     const stampede = BENCHES.find((b) => b.name === 'stampede')!;
     const cmd = parseCommand(['stampede', '--duration', '0.2', '--runs', '1', '--quiet', '--nodes', '2', '--callers', '10', '--fetch-ms', '20', '--phases'], BENCHES);

@@ -13,6 +13,7 @@ import { serve } from '../lib/child.js';
 import { nodeHandlers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 import { redisPingPong } from '../lib/redis-ping.js';
+import { rawStampedeHandlers, untilInstant } from '../lib/raw-stampede.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 import type { ActorRefData } from '../../src/actors/ref.js';
 
@@ -191,9 +192,7 @@ serve({
       listenToPhases();
       timing = { namespace, resource: `expirable-store/${namespace}/token/`, at, phases: t };
     }
-    const wait = Number(at - now()) / 1e6;
-    if (wait > 2) await sleep(wait - 2);
-    while (now() < at); // the last 2 ms spun, so every process starts together
+    await untilInstant(at);
     const h = newHistogram();
     let failures = 0;
     await Promise.all(
@@ -240,6 +239,7 @@ serve({
     return redisPingPong(url, durationMs, 200, gapMs ?? 0);
   },
   ...echoHandlers(() => node),
+  ...rawStampedeHandlers,
   /**
    * One call of `ref` every `gapMs` for `durationMs`, both ends idle in between (as a replica
    * is between two refreshes): round trips, ns (HDR), the first one left out.
