@@ -57,6 +57,9 @@ const replication: BenchModule<ReplicationParams> = {
           ...(r.metrics.meshIdleRttP50Us !== undefined ? [['mesh round trip to an idle process p50 (floor)', r.metrics.meshIdleRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ...(r.metrics.redisRttP50Us !== undefined ? [['Redis PING round trip p50 (floor)', r.metrics.redisRttP50Us, 'floor'] as [string, number, 'floor']] : []),
           ...(r.metrics.redisIdleRttP50Us !== undefined ? [['Redis PING round trip, both ends idle, p50 (floor)', r.metrics.redisIdleRttP50Us, 'floor'] as [string, number, 'floor']] : []),
+          ...(r.metrics.floorReplicationP50Us !== undefined
+            ? [['one raw push to every idle process p50 (floor)', r.metrics.floorReplicationP50Us, 'floor'] as [string, number, 'floor']]
+            : []),
           ['fetch end to every replica p50 (ours)', r.metrics.replicationP50Us, 'ours'],
           ['fetch end to every replica p99 (ours)', r.metrics.replicationP99Us, 'ours'],
           ...(r.metrics.meshReplicationP50Us !== undefined
@@ -78,6 +81,11 @@ const replication: BenchModule<ReplicationParams> = {
       ['fetch end -> on every replica, max', fmt(m.replicationMaxUs), ratio(m.replicationMaxUs, m.meshRttP50Us)],
       ['mesh round trip (remote call) p50', fmt(m.meshRttP50Us), '1.00x'],
       [`mesh round trip to a process idle ${result.params.ttlMs} ms, p50`, fmt(m.meshIdleRttP50Us), ratio(m.meshIdleRttP50Us, m.meshRttP50Us)],
+      [
+        `floor: one raw TCP frame to every other process, all idle ${result.params.ttlMs} ms, p50 / p99 (ours p50 over it: ${fmt(m.replicationOverFloor)}x)`,
+        `${fmt(m.floorReplicationP50Us)} / ${fmt(m.floorReplicationP99Us)}`,
+        ratio(m.floorReplicationP50Us, m.meshRttP50Us),
+      ],
     ];
     if (onRedis) {
       rows.push(['the same on a store on the mesh (same processes, alternating), p50', fmt(m.meshReplicationP50Us), ratio(m.meshReplicationP50Us, m.meshRttP50Us)]);
@@ -129,6 +137,9 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
       children.slice(1).map((c, i) => c.request('startNode', { name: `replication-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
     );
     await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+    // The floor's own links (./lib/raw-push.ts): node 1 pushes raw frames to the others.
+    const ports = await Promise.all(children.map((c) => c.request<{ port: number }>('rawListen')));
+    await children[0]!.request('rawConnect', { ports: ports.slice(1).map((x) => x.port) });
 
     // The mesh round trip, node 1 -> node 2 (and on Redis, node 1's raw PING round trip).
     ctx.progress(0.05, 'mesh rtt');
@@ -167,6 +178,14 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
       clearInterval(ticker);
     }
     await new Promise((r) => setTimeout(r, 200)); // let the last pushes land
+    // The floor: node 1 pushes one raw frame to every other process each refresh period, all of
+    // them idle in between; the time from the push to its arrival at the last of them.
+    ctx.progress(1, 'floor');
+    await Promise.all(children.slice(1).map((c) => c.request('rawTimeArrivals')));
+    const { sent } = await children[0]!.request<{ sent: string[] }>('rawPushLoop', { gapMs: p.ttlMs, durationMs: d * 0.2 });
+    await new Promise((r) => setTimeout(r, 200));
+    const floor = latestRaw(sent, await Promise.all(children.slice(1).map((c) => c.request<{ at: string[] }>('rawArrivals'))));
+    await Promise.all(children.map((c) => c.request('rawClose').catch(() => null)));
     const wallOf = async (ns: string): Promise<{ h: Histogram; incomplete: number }> =>
       latestWall(await Promise.all(children.map((c) => c.request<WallTimes>('wallTimes', { namespace: ns }))));
     const { h, incomplete } = redisUrl
@@ -187,6 +206,10 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
       meshIdleRttP50Us,
       replicationOverRtt: replicationP50Us / meshRttP50Us,
       replicationOverIdleRtt: replicationP50Us / meshIdleRttP50Us,
+      floorReplicationP50Us: floor.totalCount ? floor.getValueAtPercentile(50) : NaN,
+      floorReplicationP99Us: floor.totalCount ? floor.getValueAtPercentile(99) : NaN,
+      floorPushes: floor.totalCount,
+      replicationOverFloor: replicationP50Us / (floor.totalCount ? floor.getValueAtPercentile(50) : NaN),
       refreshes: h.totalCount,
       incomplete,
     };
@@ -212,6 +235,24 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
   } finally {
     await killAll(children);
   }
+}
+
+/**
+ * The floor: per raw push of node 1, the latest arrival over the other processes, µs (each link
+ * delivers in order, so the i-th arrival on each is the i-th push).
+ */
+function latestRaw(sent: readonly string[], arrivals: readonly { at: string[] }[]): Histogram {
+  const h = newHistogram();
+  sent.forEach((s, i) => {
+    let last = -1n;
+    for (const a of arrivals) {
+      const at = a.at[i];
+      if (at === undefined) return; // not arrived everywhere: not counted
+      if (BigInt(at) > last) last = BigInt(at);
+    }
+    h.recordValue(Math.max(1, Math.round(Number(last - BigInt(s)) / 1000)));
+  });
+  return h;
 }
 
 /** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns). */

@@ -8,7 +8,7 @@
 // That first stampede is run apart and reported as `firstCaller*`; the caller figures are
 // those of a cold expirable on running nodes, the case the benchmark is about. Its fetches
 // and failures still count.
-// On the mesh, each stampede is followed by one of the floor (./lib/raw-stampede.ts): the same
+// On the mesh, each stampede is followed by one of the floor (./lib/raw-push.ts): the same
 // processes and callers with nothing of ours, the fetcher chosen beforehand and the value one
 // raw TCP frame to each process: what this machine's scheduling costs any design
 // (`floorCaller*`).
@@ -85,7 +85,7 @@ const stampede: BenchModule<StampedeParams> = {
         children.slice(1).map((c, i) => c.request('startNode', { name: `stampede-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
       );
       await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
-      // The floor's own links: every process can push to every other (see ./lib/raw-stampede.ts).
+      // The floor's own links: every process can push to every other (see ./lib/raw-push.ts).
       const ports = await Promise.all(children.map((c) => c.request<{ port: number }>('rawListen')));
       await Promise.all(children.map((c, i) => c.request('rawConnect', { ports: ports.filter((_, j) => j !== i).map((x) => x.port) })));
 

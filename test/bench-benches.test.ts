@@ -98,6 +98,19 @@ describe('scale', () => {
   });
 });
 
+describe('replication', () => {
+  it('times a raw push to every idle process beside ours: every push arrived, within the run', () => {
+    const json = JSON.parse(readFileSync(join(dir, 'replication.json'), 'utf8'));
+    const m = json.metrics;
+    // One push per refresh period for a fifth of the run (1 s, 20 ms): about ten, each counted
+    // only once it arrived at every other process.
+    expect(m.floorPushes).toBeGreaterThanOrEqual(3);
+    expect(m.floorReplicationP50Us).toBeGreaterThan(0);
+    expect(m.floorReplicationP99Us).toBeLessThan(1_000_000);
+    expect(m.replicationOverFloor).toBeCloseTo(m.replicationP50Us / m.floorReplicationP50Us, 6);
+  });
+});
+
 describe('stampede', () => {
   // Pins: the first stampede of each run's fresh processes (2-4x the later ones) was in the
   // percentiles, and at ~1/15 of the callers it alone set the p99.

@@ -13,7 +13,7 @@ import { serve } from '../lib/child.js';
 import { nodeHandlers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 import { redisPingPong } from '../lib/redis-ping.js';
-import { rawStampedeHandlers, untilInstant } from '../lib/raw-stampede.js';
+import { rawPushHandlers, untilInstant } from '../lib/raw-push.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 import type { ActorRefData } from '../../src/actors/ref.js';
 
@@ -239,7 +239,7 @@ serve({
     return redisPingPong(url, durationMs, 200, gapMs ?? 0);
   },
   ...echoHandlers(() => node),
-  ...rawStampedeHandlers,
+  ...rawPushHandlers,
   /**
    * One call of `ref` every `gapMs` for `durationMs`, both ends idle in between (as a replica
    * is between two refreshes): round trips, ns (HDR), the first one left out.

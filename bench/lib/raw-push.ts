@@ -1,9 +1,13 @@
-// The floor of a stampede: the same processes and callers as the stampede benchmark, with
-// nothing of ours on the path and the least any design can do. The process that fetches is
-// chosen beforehand (no lock, no ask: zero messages before the fetch), it sleeps the fetch
-// time, writes one raw TCP frame to every other process, and answers its own callers; the
-// callers there are answered when that frame arrives (one message after the fetch). Handlers
-// for a bench child (see ./child.ts), served by the store peer beside its own.
+// The floors of the stampede and replication benchmarks: raw TCP links between the bench's
+// processes, on which a value is one frame pushed to every other process, with nothing of
+// ours on the path and the least any design can do. Handlers for a bench child (see
+// ./child.ts), served by the store peer beside its own.
+// - Stampede: the process that fetches is chosen beforehand (no lock, no ask: zero messages
+//   before the fetch); it sleeps the fetch time, pushes, and answers its own callers; the
+//   callers elsewhere are answered when the push arrives (one message after the fetch).
+// - Replication: one process pushes every refresh period, the others idle in between (as
+//   replicas are between two refreshes); the time from the push to its arrival at the last
+//   of them.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { encodeHistogram, newHistogram } from './stats.js';
 
@@ -28,9 +32,12 @@ const accepted: Socket[] = [];
 const outgoing: Socket[] = [];
 /** Answers this process's callers of the stampede under way (set for each one). */
 let answer: (() => void) | undefined;
+/** hrtime (ns) of each push that arrived here while the replication floor runs (see rawPushLoop). */
+let arrivals: bigint[] | undefined;
 
-/** The push answers the callers of the stampede under way here. */
+/** A push arrived: it answers the callers of the stampede under way here, or is timed. */
 function onPush(): void {
+  arrivals?.push(now());
   const a = answer;
   answer = undefined;
   a?.();
@@ -45,7 +52,7 @@ function pushReader(): (chunk: Buffer) => void {
   };
 }
 
-export const rawStampedeHandlers = {
+export const rawPushHandlers = {
   /** Listens on 127.0.0.1 (port 0) for the other processes' pushes; resolves with the port. */
   async rawListen(): Promise<{ port: number }> {
     server = createServer((s) => {
@@ -94,6 +101,31 @@ export const rawStampedeHandlers = {
     }
     await Promise.all(waiting);
     return { histogram: encodeHistogram(h) };
+  },
+  /** Starts timing the pushes that arrive here (the replication floor's receivers). */
+  rawTimeArrivals(): null {
+    arrivals = [];
+    return null;
+  },
+  /** The arrival times recorded since rawTimeArrivals (ns, as strings), and stops recording. */
+  rawArrivals(): { at: string[] } {
+    const at = (arrivals ?? []).map(String);
+    arrivals = undefined;
+    return { at };
+  },
+  /**
+   * The replication floor's sender: one push to every other process each `gapMs` (both ends
+   * idle in between), for `durationMs`. Returns when each was sent (hrtime ns, as strings).
+   */
+  async rawPushLoop({ gapMs, durationMs }: { gapMs: number; durationMs: number }): Promise<{ sent: string[] }> {
+    const sent: string[] = [];
+    const end = Date.now() + durationMs;
+    while (Date.now() < end) {
+      await sleep(gapMs);
+      sent.push(String(now()));
+      for (const s of outgoing) s.write(PUSH);
+    }
+    return { sent };
   },
   /** Closes the floor's links and server. */
   async rawClose(): Promise<null> {
