@@ -97,6 +97,31 @@ describe('global.trans across nodes over TCP', () => {
     expect(grants).toBe(30);
   });
 
+  it('once the views agree, a lock never taken before costs no recovery round: one survey per view change did it', async () => {
+    const nodes = await cluster(3);
+    const rounds = (): number => nodes.reduce((s, n) => s + n.global.stats().coordinator.rounds, 0);
+    const surveyed = (): number => nodes.reduce((s, n) => s + n.global.stats().coordinator.surveyed, 0);
+    // Each node's last survey ends one round trip after its last view change.
+    let i = 0;
+    await expect.poll(async () => {
+      await nodes[i++ % 3]!.global.trans(`warm-${i}`, () => null);
+      return surveyed();
+    }, { timeout: 10_000 }).toBeGreaterThan(0);
+    const before = rounds();
+    for (let k = 0; k < 30; k++) await nodes[k % 3]!.global.trans(`fresh-${k}`, () => null);
+    expect(rounds()).toBe(before);
+    // A node joins: a new view, new surveys; the locks it wins go on with their state.
+    const d = await join(nodes, `${nodes[0]!.name.split('-')[0]}-3`);
+    const all = [...nodes, d];
+    let j = 0;
+    await expect.poll(async () => {
+      const r = `joined-${j++}`;
+      const before = all.reduce((s, n) => s + n.global.stats().coordinator.rounds, 0);
+      await all[j % 4]!.global.trans(r, () => null);
+      return all.reduce((s, n) => s + n.global.stats().coordinator.rounds, 0) - before;
+    }, { timeout: 10_000 }).toBe(0);
+  });
+
   it('serves staggered waiters from several nodes in arrival order', async () => {
     const nodes = await cluster(3);
     const [a, b, c] = nodes as [Node, Node, Node];

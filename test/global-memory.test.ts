@@ -40,6 +40,8 @@ function coordinator(self: string, peers: string[]) {
     seen: (n) => n === self || peers.includes(n),
     tokens: new TokenMemory(),
     localReport: () => ({ holders: [], waiters: [] }),
+    localLocks: () => [],
+    view: () => 'view',
   };
   const c = new Coordinator(ctx);
   let seq = 0;

@@ -30,6 +30,8 @@ function coordinator(self: string, peers: string[], winner: () => string = () =>
     seen: (n) => n === self || up.has(n) || peers.includes(n),
     tokens: new TokenMemory(),
     localReport: () => local,
+    localLocks: () => [],
+    view: () => 'view',
   };
   const c = new Coordinator(ctx);
   return {
@@ -50,6 +52,106 @@ const report = (from: string, round: number, holders: WireHolder[], waiters: Wir
   t: 'report', from, lk: 'L', round, holders, waiters, last, more,
 });
 const handle = (c: Coordinator, m: LockMsg) => c.handle(m as Parameters<Coordinator['handle']>[0]);
+
+const acquireOf = (from: string, lk: string, req: string): LockMsg => ({
+  t: 'acquire', from, lk, req, node: from, since: 1, set: null, retries: null, held: null, hops: 0, lease: false,
+});
+const reportAll = (from: string, round: number, lks: string[], view = 'view', last = 0, more = false): LockMsg => ({
+  t: 'reportAll', from, lk: '', round, view, lks, last, more,
+});
+
+describe('coordinator survey (one per view change)', () => {
+  /** A coordinator of C among A and B whose survey every node answered: the survey's id. */
+  function surveyed(k: ReturnType<typeof coordinator>, named: Record<string, string[]> = {}, views: Record<string, string> = {}): number {
+    k.c.survey();
+    const asked = k.sent.filter(([, m]) => m.t === 'inquireAll');
+    expect(asked.map(([n]) => n).sort()).toEqual([...k.up].sort());
+    const id = (asked.at(-1)![1] as { round: number }).round;
+    for (const n of k.up) handle(k.c, reportAll(n, id, named[n] ?? [], views[n] ?? 'view'));
+    return id;
+  }
+
+  it('once every node answered in the same view, a lock nobody named is granted at once, with no round', () => {
+    const k = coordinator('C', ['A', 'B']);
+    surveyed(k);
+    handle(k.c, acquireOf('A', 'fresh', 'a1'));
+    expect(k.inquiries()).toEqual([]);
+    expect(k.grants()).toEqual([['A', 'a1']]);
+    expect(k.c.stats()).toMatchObject({ rounds: 0, surveys: 1, surveyed: 1 });
+  });
+
+  it('before the survey has ended, and for a lock a node named, the recovery round runs as before', () => {
+    const k = coordinator('C', ['A', 'B']);
+    k.c.survey();
+    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    handle(k.c, reportAll('A', id, ['held-by-a']));
+    handle(k.c, acquireOf('A', 'early', 'a1')); // B has not answered yet
+    expect(k.inquiries().map(([n]) => n).sort()).toEqual(['A', 'B']);
+    expect(k.grants()).toEqual([]);
+    handle(k.c, reportAll('B', id, []));
+    handle(k.c, acquireOf('B', 'held-by-a', 'b1'));
+    expect(k.inquiries()).toHaveLength(4); // a round for the named lock too
+    expect(k.grants()).toEqual([]);
+    handle(k.c, acquireOf('B', 'other', 'b2'));
+    expect(k.grants()).toEqual([['B', 'b2']]);
+  });
+
+  it('a node that answered in another view leaves no authority, until it surveys in ours', () => {
+    const k = coordinator('C', ['A', 'B']);
+    surveyed(k, {}, { B: 'another view' });
+    handle(k.c, acquireOf('A', 'x', 'a1'));
+    expect(k.inquiries()).toHaveLength(2);
+    expect(k.grants()).toEqual([]);
+    // A surveying in our view starts nothing (our survey did not fail because of A)...
+    const before = k.sent.length;
+    k.c.surveyedBy('A', 'view');
+    expect(k.sent.length).toBe(before);
+    // ... B doing so does, once: our views agree now.
+    k.c.surveyedBy('B', 'view');
+    const again = k.sent.slice(before).filter(([, m]) => m.t === 'inquireAll');
+    expect(again.map(([n]) => n).sort()).toEqual(['A', 'B']);
+    const id = (again[0]![1] as { round: number }).round;
+    handle(k.c, reportAll('A', id, []));
+    handle(k.c, reportAll('B', id, []));
+    handle(k.c, acquireOf('A', 'y', 'a2'));
+    expect(k.grants()).toEqual([['A', 'a2']]);
+    expect(k.inquiries()).toHaveLength(2); // only x's round
+  });
+
+  it('a view change ends the authority: a new lock takes a round until the next survey has ended', () => {
+    const k = coordinator('C', ['A', 'B']);
+    surveyed(k);
+    k.up.delete('B');
+    k.c.viewChanged(undefined, 'B');
+    handle(k.c, acquireOf('A', 'after-change', 'a1'));
+    expect(k.inquiries().map(([n]) => n)).toEqual(['A']);
+    expect(k.grants()).toEqual([]);
+  });
+
+  it('a lock whose record this node surrendered to another round takes a round here again', () => {
+    const k = coordinator('C', ['A', 'B']);
+    surveyed(k);
+    k.c.surrender('given-up');
+    handle(k.c, acquireOf('A', 'given-up', 'a1'));
+    expect(k.inquiries()).toHaveLength(2);
+    expect(k.grants()).toEqual([]);
+  });
+
+  it('a lock taken on from the survey is granted a token above every token a node reported', () => {
+    const k = coordinator('C', ['A', 'B']);
+    const high = clockToken() + 5_000_000;
+    k.c.survey();
+    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    handle(k.c, reportAll('A', id, [], 'view', high, true)); // in two parts
+    handle(k.c, acquireOf('B', 'fresh', 'b0'));
+    expect(k.grants()).toEqual([]); // A's last part has not come
+    handle(k.c, reportAll('A', id, []));
+    handle(k.c, reportAll('B', id, []));
+    handle(k.c, acquireOf('B', 'fresh2', 'b1'));
+    const granted = k.sent.filter(([, m]) => m.t === 'granted').map(([, m]) => m as { req: string; token: number });
+    expect(granted.find((g) => g.req === 'b1')!.token).toBeGreaterThan(high);
+  });
+});
 
 describe('coordinator recovery round', () => {
   it('grants nothing until every connected node has reported, then honours the surviving holder', () => {

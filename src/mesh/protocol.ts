@@ -28,6 +28,9 @@
 //   connected node's store router, served as delivered, no longer a CALL to each replica's
 //   actor and to the router of the others: a node of 6 would not take a node of 7's values.
 //   Nothing else changed on the wire.
+// - 8: the lock service's messages are at version 4: a node surveys every node once per view
+//   change (`inquireAll`/`reportAll`) and takes on a lock nobody named with no recovery round.
+//   Nothing else changed on the wire.
 //
 // Handshake (before authentication; decoded with strict limits, see ./handshake.ts):
 // - HELLO      dialer → acceptor  [1, version, name, incarnation, nonce, maxFrameSize, address | null]
@@ -55,7 +58,7 @@
 // - DOWN       [27, monitorId, WireDownReason]
 
 /** Version of the wire protocol; peers of another version are refused. */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 export const Tag = {
   HELLO: 1,

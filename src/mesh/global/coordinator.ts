@@ -9,6 +9,16 @@
 //   the holder's node (a node joining the mesh): only we can tell it who holds the lock.
 // - It grants only when it has authority: after its recovery round has heard from every
 //   connected node (`round === undefined`), and only while `holders` is empty.
+// - Or the survey of this node's view gave it authority over every lock nobody named: once
+//   per view change, every connected node is asked (`inquireAll`) for the locks it holds,
+//   waits for or keeps leased, its highest token and its view. When all have answered, all
+//   in this node's view, a lock that none of them named, that this node has no record of and
+//   wins, has no holder, no waiter and no token above the node's token memory anywhere
+//   (every later request for it comes here: the views agree), so its entry starts with
+//   authority and no round. A lock named in the survey, or one whose record this node
+//   surrendered to another node's round since (views that disagree again), runs its round
+//   as before. A view change ends that authority until the next survey has ended; a survey
+//   that met another view is tried again when the node whose view differed surveys in ours.
 // - A holder learned second-hand (from a handoff or an old coordinator's report) is verified
 //   with its own node, which releases it if it no longer holds it: a record that crossed a
 //   release on the way cannot block the lock.
@@ -42,6 +52,7 @@ import {
   type ReqId,
   type BusyMsg,
   type DisownMsg,
+  type ReportAllMsg,
   type WireHolder,
   type WireWaiter,
 } from './messages.js';
@@ -63,6 +74,10 @@ export interface CoordinatorContext {
   readonly tokens: TokenMemory;
   /** This node's own requests for `lk`, which now answer to `coordinator`. */
   localReport(lk: string, coordinator: string): { holders: WireHolder[]; waiters: WireWaiter[] };
+  /** The locks this node's requester holds, waits for or keeps leased. */
+  localLocks(): Iterable<string>;
+  /** This node's view as one text (messages.ts viewKey). */
+  view(): string;
   /** Called on every grant this node makes, with the time the grantee waited in its queue. */
   onGrant?(lk: string, waitedMs: number, handoff: boolean): void;
 }
@@ -100,6 +115,16 @@ interface Waiter {
   declined?: number;
   /** It accepts a lease. */
   lease?: boolean;
+}
+
+interface Survey {
+  id: number;
+  /** This node's view when the survey started. */
+  view: string;
+  /** Peers that have not answered (all parts) yet. */
+  pending: Set<string>;
+  /** Peers that answered in another view. */
+  differed: Set<string>;
 }
 
 interface Round {
@@ -167,6 +192,10 @@ export interface CoordinatorStats {
   runs: number;
   /** Recovery rounds started. */
   rounds: number;
+  /** Surveys started (one per view change, and again when views came to agree). */
+  surveys: number;
+  /** Locks taken on with authority from the survey, with no recovery round. */
+  surveyed: number;
   /** Records pushed to a new winner. */
   handedOver: number;
   /** Requests refused because of `retries`. */
@@ -227,7 +256,15 @@ export class Coordinator {
   #roundSeq = 0;
   /** Locks we handed on while our round for them ran: a late report gets `moved` (bounded). */
   readonly #handedOn = new Set<string>();
-  readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, handedOver: 0, refused: 0, leases: 0, revokes: 0, forwarded: 0 };
+  readonly #stats = { grants: 0, handoffs: 0, runs: 0, rounds: 0, surveys: 0, surveyed: 0, handedOver: 0, refused: 0, leases: 0, revokes: 0, forwarded: 0 };
+  /** The survey of this node's view under way (see the top of this file). */
+  #survey: Survey | undefined = undefined;
+  /** The last survey ended with every node answering in this node's view, and the view has not changed since. */
+  #authority = false;
+  /** Locks named in the last survey, or surrendered since: they take a recovery round. */
+  #named = new Set<string>();
+  /** Nodes whose view differed from ours in the last survey: a survey of theirs in our view starts ours again. */
+  #differed = new Set<string>();
 
   constructor(ctx: CoordinatorContext) {
     this.#ctx = ctx;
@@ -288,6 +325,9 @@ export class Coordinator {
       case 'disown':
         this.#onDisown(msg);
         break;
+      case 'reportAll':
+        this.#onReportAll(msg);
+        return;
     }
     const e = this.#entries.get(msg.lk);
     if (e === undefined) return;
@@ -459,8 +499,11 @@ export class Coordinator {
   /** Answers another node's recovery round: hands over and drops this node's record of `lk`. */
   surrender(lk: string): { holders: WireHolder[]; waiters: WireWaiter[]; last: number } | undefined {
     // An idle lock has nothing to hand over but its authority, which ends here; its last
-    // token is in the node's token memory, which the report carries.
+    // token is in the node's token memory, which the report carries. Another node runs a
+    // round for it: if this node wins it too (views that disagree), its next request here
+    // runs a round again rather than trust the survey.
     this.#idle.delete(lk);
+    this.#name(lk);
     const e = this.#entries.get(lk);
     if (!e) return undefined;
     this.#drop(e);
@@ -488,6 +531,10 @@ export class Coordinator {
 
   /** The live view changed: drop what a down node held and waited for, and what we no longer win. */
   viewChanged(up: string | undefined, down: string | undefined): void {
+    // The survey's authority was over the old view: until the survey of the new one has
+    // ended, every lock without a record here takes a round (the probes below included).
+    this.#authority = false;
+    this.#survey = undefined;
     // An idle lock that another node wins now has nothing to push there: its authority ends.
     for (const [lk, idle] of this.#idle) {
       if (this.#ctx.winner(lk, idle.set) !== this.#ctx.self) this.#idle.delete(lk);
@@ -593,7 +640,68 @@ export class Coordinator {
       }
       return undefined;
     }
+    if (this.#authority && !this.#named.has(m.lk)) {
+      this.#stats.surveyed++;
+      return this.#newEntry(m.lk, m.set, undefined);
+    }
     return this.#startRound(m.lk, m.set);
+  }
+
+  /**
+   * Starts the survey of this node's current view (on each view change, after the requester
+   * re-registered): authority over the locks nobody names, once every node has answered in
+   * this view. Until then, and after any later view change, new locks take a round.
+   */
+  survey(): void {
+    const ctx = this.#ctx;
+    this.#authority = false;
+    this.#named = new Set(ctx.localLocks());
+    const s: Survey = { id: ++this.#roundSeq, view: ctx.view(), pending: new Set(ctx.peers()), differed: new Set() };
+    this.#survey = s;
+    this.#stats.surveys++;
+    for (const peer of s.pending) ctx.send(peer, { t: 'inquireAll', from: ctx.self, lk: '', round: s.id, view: s.view });
+    this.#surveyEnded(s);
+  }
+
+  /**
+   * Another node surveys in `view`: if ours is the same and our last survey met a different
+   * view at that node (which has caught up since), survey again. Only then: two nodes whose
+   * surveys both failed because of a third must not start each other's over and over.
+   */
+  surveyedBy(node: string, view: string): void {
+    if (this.#survey === undefined && !this.#authority && this.#differed.has(node) && view === this.#ctx.view()) this.survey();
+  }
+
+  /** Nodes whose reports left this node's survey without authority (for tests and diagnostics). */
+  surveyState(): { authority: boolean; pending: number; named: number } {
+    return { authority: this.#authority, pending: this.#survey?.pending.size ?? 0, named: this.#named.size };
+  }
+
+  #onReportAll(m: ReportAllMsg): void {
+    const s = this.#survey;
+    if (s === undefined || s.id !== m.round || !s.pending.has(m.from)) return;
+    for (const lk of m.lks) this.#name(lk);
+    this.#ctx.tokens.bump(m.last);
+    if (m.view !== s.view) s.differed.add(m.from);
+    if (m.more) return;
+    s.pending.delete(m.from);
+    this.#surveyEnded(s);
+  }
+
+  #surveyEnded(s: Survey): void {
+    if (s.pending.size > 0 || this.#survey !== s) return;
+    this.#survey = undefined;
+    this.#differed = s.differed;
+    this.#authority = s.differed.size === 0 && s.view === this.#ctx.view();
+  }
+
+  /** `lk` takes a recovery round here until the next survey (beyond MAX_IDLE names, every lock does). */
+  #name(lk: string): void {
+    this.#named.add(lk);
+    if (this.#named.size > MAX_IDLE) {
+      this.#authority = false;
+      this.#named = new Set();
+    }
   }
 
   // This node becomes the lock's coordinator: learn from every connected node what it holds

@@ -18,6 +18,9 @@
 // - 3: leases. `acquire` carries `lease` (the caller accepts one); `granted` carries
 //      `lease`, the number of fencing tokens reserved for the requester's node after the
 //      grant's own (0: no lease). New: `revoke`, `busy`, `disown` and `moved`.
+// - 4: one survey per view change. New: `inquireAll` and `reportAll` (`lk` is empty in both).
+//      A coordinator that every connected node answered, all in its own view, takes on a lock
+//      nobody named with no recovery round of its own (see ./coordinator.ts).
 // (Mesh protocol 6 changed what `lk` holds, not these messages: the canonical text of
 // ../canonical-key.ts, where a string resource is its own text, and a key of its own for an
 // explicit node set. The mesh version keeps nodes that name locks differently apart.)
@@ -51,6 +54,12 @@
 //              own record of it, and send your later messages about it to me".
 // - `report`   the answer: holders, waiters and the highest token the node has seen (in
 //              parts: `more` is true on all but the last).
+// A node whose view changed → every node, and back (survey)
+// - `inquireAll` "my view is `view`: name every lock you hold, wait for or keep leased, and
+//              tell me your view and your highest token". Also sent again, once, to a node
+//              whose view differed from ours, when its own survey shows our views agree now.
+// - `reportAll` the answer: the sender's view, the locks it named (in parts: `more` is true on
+//              all but the last) and the highest token it has seen.
 // Old coordinator → new one
 // - `handoff`  on a view change that makes another node the lock's winner, the old
 //              coordinator pushes its record (holders, waiters, token) there and forgets it.
@@ -67,7 +76,7 @@
 // - `probe`    "make sure someone coordinates `lk`" (sent when a node forwarded a message
 //              to a node that then went down): a winner without a record starts a round.
 
-export const LOCK_PROTOCOL_VERSION = 3;
+export const LOCK_PROTOCOL_VERSION = 4;
 
 /** A request id, unique in the cluster: `<node>#<incarnation>.<n>`. */
 export type ReqId = string;
@@ -217,11 +226,44 @@ export interface ReportMsg {
   more: boolean;
 }
 
+export interface InquireAllMsg {
+  t: 'inquireAll';
+  from: string;
+  /** Empty: the survey is about every lock. */
+  lk: string;
+  round: number;
+  /** The sender's view (see `viewKey`). */
+  view: string;
+}
+
+export interface ReportAllMsg {
+  t: 'reportAll';
+  from: string;
+  lk: string;
+  round: number;
+  /** The sender's view when it answered. */
+  view: string;
+  /** Locks the sender holds, waits for or keeps leased (this part's). */
+  lks: string[];
+  /** Highest token the sender has seen. */
+  last: number;
+  /** More parts follow (the survey waits for the last one). */
+  more: boolean;
+}
+
 /** Messages a coordinator handles. */
-export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg | BusyMsg | DisownMsg;
+export type CoordinatorMsg = AcquireMsg | ReleaseMsg | DeclineMsg | ProbeMsg | ReportMsg | HandoffMsg | BusyMsg | DisownMsg | ReportAllMsg;
 /** Messages a requester handles. */
 export type RequesterMsg = GrantedMsg | RefusedMsg | VerifyMsg | RevokeMsg | MovedMsg;
-export type LockMsg = CoordinatorMsg | RequesterMsg | InquireMsg;
+export type LockMsg = CoordinatorMsg | RequesterMsg | InquireMsg | InquireAllMsg;
+
+/** A view as one text: the live nodes (self included), sorted, one per line. */
+export function viewKey(nodes: Iterable<string>): string {
+  return [...nodes].sort().join('\n');
+}
+
+/** Lock keys in one `reportAll` message at most. */
+export const LOCKS_PER_PART = 256;
 
 /** Holder and waiter records in one `report` or `handoff` message at most. */
 export const RECORDS_PER_PART = 128;
@@ -261,6 +303,8 @@ const REVOKE = 11;
 const BUSY = 12;
 const DISOWN = 13;
 const MOVED = 14;
+const INQUIRE_ALL = 15;
+const REPORT_ALL = 16;
 
 /** The tuple that travels for `m`. */
 export function encodeLockMsg(m: LockMsg): unknown[] {
@@ -293,6 +337,10 @@ export function encodeLockMsg(m: LockMsg): unknown[] {
       return [DISOWN, m.from, m.lk, m.req, m.token];
     case 'moved':
       return [MOVED, m.from, m.lk];
+    case 'inquireAll':
+      return [INQUIRE_ALL, m.from, m.lk, m.round, m.view];
+    case 'reportAll':
+      return [REPORT_ALL, m.from, m.lk, m.round, m.view, m.lks, m.last, m.more];
   }
 }
 
@@ -371,6 +419,12 @@ export function decodeLockMsg(w: unknown): LockMsg | undefined {
       return { t: 'disown', from, lk, req: w[3], token: w[4] };
     case MOVED:
       return { t: 'moved', from, lk };
+    case INQUIRE_ALL:
+      if (!num(w[3]) || !str(w[4])) return undefined;
+      return { t: 'inquireAll', from, lk, round: w[3], view: w[4] };
+    case REPORT_ALL:
+      if (!num(w[3]) || !str(w[4]) || !(Array.isArray(w[5]) && w[5].every(str)) || !num(w[6]) || typeof w[7] !== 'boolean') return undefined;
+      return { t: 'reportAll', from, lk, round: w[3], view: w[4], lks: w[5] as string[], last: w[6], more: w[7] };
     default:
       return undefined;
   }

@@ -504,6 +504,13 @@ export class Requester {
     if (!r.knownAt.includes(node)) r.knownAt.push(node);
   }
 
+  /** The locks this node holds, waits for or keeps leased (what it names in a survey). */
+  lockKeys(): string[] {
+    const lks = new Set(this.#byLock.keys());
+    for (const lk of this.#leases.keys()) lks.add(lk);
+    return [...lks];
+  }
+
   /** Records kept now, for diagnostics (./diagnostics.ts LockMemory). */
   memory(): { requests: number; leases: number; resends: number } {
     let resends = 0;

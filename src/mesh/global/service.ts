@@ -14,7 +14,7 @@ import { TokenMemory } from './fencing.js';
 import { Coordinator, type CoordinatorStats, type QueueInfo } from './coordinator.js';
 import { Requester, type Request } from './requester.js';
 import { lockChannels, registerLockMemory } from './diagnostics.js';
-import { decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, recordParts, type LockMsg } from './messages.js';
+import { decodeLockMsg, encodeLockBatch, encodeLockMsg, LOCKS_PER_PART, lockBatchOf, recordParts, viewKey, type LockMsg } from './messages.js';
 
 /** Lock messages in one cast at most (see #flushOutbox). */
 const MAX_BATCH = 64;
@@ -129,6 +129,8 @@ export class GlobalLocks {
   readonly #seen = new Set<string>();
   /** lk -> winner of the default node set, cleared on each view change (at most WINNERS_CACHE). */
   #winners = new Map<string, string | undefined>();
+  /** This node's view as one text (messages.ts viewKey), made once per view change. */
+  #view: string | undefined = undefined;
   readonly #tokens = new TokenMemory();
   readonly #coordinator: Coordinator;
   readonly #requester: Requester;
@@ -174,6 +176,8 @@ export class GlobalLocks {
       isUp: (node) => node === this.#self || this.#up.has(node),
       seen: (node) => node === this.#self || this.#seen.has(node),
       localReport: (lk, coordinator) => this.#requester.report(lk, coordinator),
+      localLocks: () => this.#requester.lockKeys(),
+      view: () => this.#viewKey(),
     });
     this.#requester = new Requester(ctx, {
       onGranted: (r) => this.#onGranted(r),
@@ -190,6 +194,7 @@ export class GlobalLocks {
     membership.on('nodeup', this.#onNodeUp);
     membership.on('nodedown', this.#onNodeDown);
     registerLockMemory(this, () => ({ ...this.#coordinator.memory(), ...this.#requester.memory(), winners: this.#winners.size }));
+    this.#coordinator.survey();
   }
 
   /**
@@ -449,6 +454,19 @@ export class GlobalLocks {
         });
         return;
       }
+      case 'inquireAll': {
+        // Another node surveys its view: name every lock this node holds, waits for or keeps
+        // leased, in parts, with this node's view and highest token.
+        const view = this.#viewKey();
+        const lks = this.#requester.lockKeys();
+        const last = this.#tokens.highest;
+        for (let i = 0; i === 0 || i < lks.length; i += LOCKS_PER_PART) {
+          const more = i + LOCKS_PER_PART < lks.length;
+          this.#send(msg.from, { t: 'reportAll', from: this.#self, lk: '', round: msg.round, view, lks: lks.slice(i, i + LOCKS_PER_PART), last, more });
+        }
+        this.#coordinator.surveyedBy(msg.from, msg.view);
+        return;
+      }
       default:
         return this.#coordinator.handle(msg);
     }
@@ -469,10 +487,18 @@ export class GlobalLocks {
 
   #viewChanged(up: string | undefined, down: string | undefined): void {
     this.#winners = new Map();
+    this.#view = undefined;
     // Coordinator first: it drops a down node's holders and grants to the next waiter, and
-    // drops the locks another node wins now; then requesters re-register where needed.
+    // drops the locks another node wins now; then requesters re-register where needed, and
+    // the survey of the new view asks every node what it holds and waits for (after the
+    // re-registrations, which travel the same links before it).
     this.#coordinator.viewChanged(up, down);
     this.#requester.viewChanged();
+    this.#coordinator.survey();
+  }
+
+  #viewKey(): string {
+    return (this.#view ??= viewKey([this.#self, ...this.#up]));
   }
 
   #winner(lk: string, set: string[] | null): string | undefined {
