@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
-import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { startCluster } from './lib/cluster.js';
+import { BenchChild, killAll } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { decodeHistogram, newHistogram, type Histogram } from './lib/stats.js';
@@ -122,13 +123,7 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
   let children: BenchChild[] = [];
   try {
     ctx.progress(0, 'starting nodes');
-    children = await startChildren(PEER, p.nodes);
-    const cookie = randomBytes(12).toString('hex');
-    const first = await children[0]!.request<{ address: string }>('startNode', { name: 'replication-1', port: 0, cookie });
-    await Promise.all(
-      children.slice(1).map((c, i) => c.request('startNode', { name: `replication-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
-    );
-    await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+    ({ children } = await startCluster(PEER, p.nodes, 'replication'));
 
     // The mesh round trip, node 1 -> node 2 (and on Redis, node 1's raw PING round trip).
     ctx.progress(0.05, 'mesh rtt');
