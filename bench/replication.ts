@@ -209,26 +209,11 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
   }
 }
 
-/** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns). */
+/** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns, recorded in µs). */
 function latestMonotonic(times: readonly Times[]): { h: Histogram; incomplete: number } {
-  const h = newHistogram();
-  let incomplete = 0;
-  const versions = Object.keys(times[0]!.fetched).slice(1);
-  for (const v of versions) {
-    const end = BigInt(times[0]!.fetched[v]!);
-    let last = -1n;
-    for (const t of times.slice(1)) {
-      const at = t.replicated[v];
-      if (at === undefined) {
-        last = -1n;
-        break;
-      }
-      if (BigInt(at) > last) last = BigInt(at);
-    }
-    if (last < 0n) incomplete++;
-    else h.recordValue(Math.max(1, Number(last - end) / 1000));
-  }
-  return { h, incomplete };
+  const bigints = (r: Record<string, string>): Record<string, bigint> => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, BigInt(v)]));
+  const [first, ...others] = times;
+  return latestArrival(Object.entries(bigints(first!.fetched)), others.map((t) => bigints(t.replicated)), (last, end) => Number(last - end) / 1000);
 }
 
 /**
@@ -236,21 +221,35 @@ function latestMonotonic(times: readonly Times[]): { h: Histogram; incomplete: n
  * another process answered it, minus the end of its fetch (wall-clock µs).
  */
 function latestWall(times: readonly WallTimes[]): { h: Histogram; incomplete: number } {
+  const [first, ...others] = times;
+  return latestArrival(Object.entries(first!.fetched).sort((a, b) => a[1] - b[1]), others.map((t) => t.readable), (last, end) => Math.round(last - end));
+}
+
+/**
+ * `fetched`: node 1's fetches in order, each its key and the end of the fetch, the priming one
+ * first (left out). For each other: the latest moment over `arrived` (one record a node, key ->
+ * moment), minus the end of the fetch, in µs as `us` reads the clock (at least 1); a key some
+ * node never had counts as incomplete.
+ */
+function latestArrival<T extends number | bigint>(
+  fetched: readonly [string, T][],
+  arrived: readonly Record<string, T>[],
+  us: (last: T, end: T) => number,
+): { h: Histogram; incomplete: number } {
   const h = newHistogram();
   let incomplete = 0;
-  const values = Object.entries(times[0]!.fetched).sort((a, b) => a[1] - b[1]).slice(1);
-  for (const [value, end] of values) {
-    let last = -1;
-    for (const t of times.slice(1)) {
-      const at = t.readable[value];
+  for (const [key, end] of fetched.slice(1)) {
+    let last: T | undefined;
+    for (const a of arrived) {
+      const at = a[key];
       if (at === undefined) {
-        last = -1;
+        last = undefined;
         break;
       }
-      last = Math.max(last, at);
+      if (last === undefined || at > last) last = at;
     }
-    if (last < 0) incomplete++;
-    else h.recordValue(Math.max(1, Math.round(last - end)));
+    if (last === undefined) incomplete++;
+    else h.recordValue(Math.max(1, us(last, end)));
   }
   return { h, incomplete };
 }
