@@ -11,12 +11,12 @@
 // started here), from as many processes with the same contenders and hold.
 // Goals at 3 nodes x 32 contenders, H = 0: >= 10x the grants/s of :global.trans, Jain >= 0.95,
 // uncontended acquire+release <= 1.5x one loopback round trip.
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
 import { hasErlang, runErlangLock, type ErlangLockFigures } from './lib/erlang.js';
+import { startCluster } from './lib/cluster.js';
 import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
 import { hasRedisServer, startBenchRedis, type BenchRedis } from './lib/redis.js';
 import type { PingPongResult } from './lib/raw.js';
@@ -92,13 +92,7 @@ const lock: BenchModule<LockParams> = {
     try {
       // The cluster.
       ctx.progress(0, 'starting nodes');
-      children = await startChildren(PEER, p.nodes);
-      const cookie = randomBytes(12).toString('hex');
-      const first = await children[0]!.request<{ address: string }>('startNode', { name: 'lock-bench-1', port: 0, cookie });
-      await Promise.all(
-        children.slice(1).map((c, i) => c.request('startNode', { name: `lock-bench-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
-      );
-      await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 }, 15_000)));
+      ({ children } = await startCluster(PEER, p.nodes, 'lock-bench', { peersTimeout: 15_000 }));
 
       // The floor and the uncontended lock, side by side: rounds that alternate a raw round
       // trip and an uncontended acquire+release from each node in turn, so the machine's

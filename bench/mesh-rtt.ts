@@ -4,10 +4,10 @@
 // throughput with `--inflight` calls outstanding over one TCP link.
 // Goals (issue 4): p50 remote call within 1.5x of the raw ping-pong; >= 100k pipelined calls/s.
 // Ratios are medians of the per-run ratios.
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt } from './lib/format.js';
-import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { startCluster } from './lib/cluster.js';
+import { BenchChild, killAll } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { mergeHistograms } from './lib/stats.js';
 import { panel } from './lib/chart.js';
@@ -42,12 +42,8 @@ const meshRtt: BenchModule<RttParams> = {
     let children: BenchChild[] = [];
     try {
       ctx.progress(0, 'starting nodes');
-      children = await startChildren(PEER, 2);
+      ({ children } = await startCluster(PEER, 2, (i) => ['rtt-a', 'rtt-b'][i]!));
       const [a, b] = children as [BenchChild, BenchChild];
-      const cookie = randomBytes(12).toString('hex');
-      const sa = await a.request<{ address: string }>('startNode', { name: 'rtt-a', port: 0, cookie });
-      await b.request('startNode', { name: 'rtt-b', port: 0, cookie, seeds: [sa.address] });
-      await Promise.all([a.request('waitPeers', { n: 1 }), b.request('waitPeers', { n: 1 })]);
       const ref = await a.request<ActorRefData>('spawnEcho');
       const port = await a.request<number>('echoServer');
 

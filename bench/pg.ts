@@ -17,13 +17,13 @@
 //   survivor's own `nodedown`, seen ahead of pg's listener, to no member left; worst one).
 //   killToRawCloseMs: the kill until a plain socket to the killed process closed (the
 //   kernel's moment, nothing of ours on the path), last survivor.
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { panel } from './lib/chart.js';
 import { hasErlang } from './lib/erlang.js';
 import { runErlangPg } from './lib/erlang-pg.js';
 import { fmt, ratio } from './lib/format.js';
-import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { startCluster } from './lib/cluster.js';
+import { BenchChild, killAll } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { decodeHistogram, newHistogram } from './lib/stats.js';
 import type { BenchModule, BenchResult, TableSection } from './lib/types.js';
@@ -55,16 +55,8 @@ const pg: BenchModule<PgParams> = {
     let metrics: Record<string, number>;
     try {
       ctx.progress(0, 'starting nodes');
-      children = await startChildren(PEER, p.nodes);
-      const cookie = randomBytes(12).toString('hex');
-      const names: string[] = [];
-      const first = await children[0]!.request<{ name: string; address: string }>('startNode', { name: 'pg-1', port: 0, cookie });
-      names.push(first.name);
-      const rest = await Promise.all(
-        children.slice(1).map((c, i) => c.request<{ name: string }>('startNode', { name: `pg-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
-      );
-      names.push(...rest.map((r) => r.name));
-      await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+      const cluster = await startCluster(PEER, p.nodes, 'pg');
+      children = cluster.children;
 
       const rawPorts = await Promise.all(children.map((c) => c.request<number>('rawListen')));
       await Promise.all(children.map((c, i) => c.request('rawConnect', { ports: rawPorts.filter((_, k) => k !== i) })));
@@ -91,7 +83,7 @@ const pg: BenchModule<PgParams> = {
 
       ctx.progress(0.85, 'down cleanup');
       const victim = children.at(-1)!;
-      const victimName = names.at(-1)!;
+      const victimName = cluster.names.at(-1)!;
       const survivors = children.slice(0, -1);
       const keys: string[] = [];
       for (let m = 0; m < p.members; m++) keys.push((await victim.request<{ key: string }>('join')).key);

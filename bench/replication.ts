@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt, ratio } from './lib/format.js';
-import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { startCluster } from './lib/cluster.js';
+import { BenchChild, killAll } from './lib/procs.js';
 import type { PingPongResult } from './lib/raw.js';
 import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { decodeHistogram, newHistogram, type Histogram } from './lib/stats.js';
@@ -130,13 +131,7 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
   let children: BenchChild[] = [];
   try {
     ctx.progress(0, 'starting nodes');
-    children = await startChildren(PEER, p.nodes);
-    const cookie = randomBytes(12).toString('hex');
-    const first = await children[0]!.request<{ address: string }>('startNode', { name: 'replication-1', port: 0, cookie });
-    await Promise.all(
-      children.slice(1).map((c, i) => c.request('startNode', { name: `replication-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
-    );
-    await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+    ({ children } = await startCluster(PEER, p.nodes, 'replication'));
     // The floor's own links (./lib/raw-push.ts): node 1 pushes raw frames to the others.
     const ports = await Promise.all(children.map((c) => c.request<{ port: number }>('rawListen')));
     await children[0]!.request('rawConnect', { ports: ports.slice(1).map((x) => x.port) });
@@ -255,26 +250,11 @@ function latestRaw(sent: readonly string[], arrivals: readonly { at: string[] }[
   return h;
 }
 
-/** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns). */
+/** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns, recorded in µs). */
 function latestMonotonic(times: readonly Times[]): { h: Histogram; incomplete: number } {
-  const h = newHistogram();
-  let incomplete = 0;
-  const versions = Object.keys(times[0]!.fetched).slice(1);
-  for (const v of versions) {
-    const end = BigInt(times[0]!.fetched[v]!);
-    let last = -1n;
-    for (const t of times.slice(1)) {
-      const at = t.replicated[v];
-      if (at === undefined) {
-        last = -1n;
-        break;
-      }
-      if (BigInt(at) > last) last = BigInt(at);
-    }
-    if (last < 0n) incomplete++;
-    else h.recordValue(Math.max(1, Number(last - end) / 1000));
-  }
-  return { h, incomplete };
+  const bigints = (r: Record<string, string>): Record<string, bigint> => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, BigInt(v)]));
+  const [first, ...others] = times;
+  return latestArrival(Object.entries(bigints(first!.fetched)), others.map((t) => bigints(t.replicated)), (last, end) => Number(last - end) / 1000);
 }
 
 /**
@@ -282,21 +262,35 @@ function latestMonotonic(times: readonly Times[]): { h: Histogram; incomplete: n
  * another process answered it, minus the end of its fetch (wall-clock µs).
  */
 function latestWall(times: readonly WallTimes[]): { h: Histogram; incomplete: number } {
+  const [first, ...others] = times;
+  return latestArrival(Object.entries(first!.fetched).sort((a, b) => a[1] - b[1]), others.map((t) => t.readable), (last, end) => Math.round(last - end));
+}
+
+/**
+ * `fetched`: node 1's fetches in order, each its key and the end of the fetch, the priming one
+ * first (left out). For each other: the latest moment over `arrived` (one record a node, key ->
+ * moment), minus the end of the fetch, in µs as `us` reads the clock (at least 1); a key some
+ * node never had counts as incomplete.
+ */
+function latestArrival<T extends number | bigint>(
+  fetched: readonly [string, T][],
+  arrived: readonly Record<string, T>[],
+  us: (last: T, end: T) => number,
+): { h: Histogram; incomplete: number } {
   const h = newHistogram();
   let incomplete = 0;
-  const values = Object.entries(times[0]!.fetched).sort((a, b) => a[1] - b[1]).slice(1);
-  for (const [value, end] of values) {
-    let last = -1;
-    for (const t of times.slice(1)) {
-      const at = t.readable[value];
+  for (const [key, end] of fetched.slice(1)) {
+    let last: T | undefined;
+    for (const a of arrived) {
+      const at = a[key];
       if (at === undefined) {
-        last = -1;
+        last = undefined;
         break;
       }
-      last = Math.max(last, at);
+      if (last === undefined || at > last) last = at;
     }
-    if (last < 0) incomplete++;
-    else h.recordValue(Math.max(1, Math.round(last - end)));
+    if (last === undefined) incomplete++;
+    else h.recordValue(Math.max(1, us(last, end)));
   }
   return { h, incomplete };
 }

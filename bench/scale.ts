@@ -19,13 +19,13 @@
 //   every key (64 reads in flight) — joinSyncFetches counts the reads that ran the fetch
 //   there instead of taking the cluster's value (0 when it joined the cluster's values).
 // `runs` holds one entry per (nodes, keys); `metrics` is the largest of them.
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ActorRefData } from '../src/actors/ref.js';
 import type { BarKind, Chart, Panel } from './lib/chart.js';
 import { fmt } from './lib/format.js';
-import { BenchChild, killAll, startChildren } from './lib/procs.js';
+import { startCluster } from './lib/cluster.js';
+import { BenchChild, killAll } from './lib/procs.js';
 import { decodeHistogram, newHistogram } from './lib/stats.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
 
@@ -58,11 +58,8 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
   let children: BenchChild[] = [];
   let joiner: BenchChild | undefined;
   try {
-    children = await startChildren(PEER, n, CHILD);
-    const cookie = randomBytes(12).toString('hex');
-    const first = await children[0]!.request<{ address: string }>('startNode', { name: 'scale-1', port: 0, cookie });
-    await Promise.all(children.slice(1).map((c, i) => c.request('startNode', { name: `scale-${i + 2}`, port: 0, cookie, seeds: [first.address] })));
-    await Promise.all(children.map((c) => c.request('waitPeers', { n: n - 1 })));
+    const cluster = await startCluster(PEER, n, 'scale', CHILD);
+    children = cluster.children;
     for (const [ki, k] of keyCounts.entries()) {
       const at = (f: number, phase: string): void => progress((ki + f) / keyCounts.length, `${n} nodes, ${k} keys: ${phase}`);
       const namespace = `bench-scale-${run}-${n}-${k}`;
@@ -108,7 +105,7 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
 
       at(0.75, 'a node joins');
       joiner = await BenchChild.start(PEER, CHILD);
-      const started = await joiner.request<{ startedAt: number }>('startNode', { name: `scale-join-${k}`, port: 0, cookie, seeds: [first.address] });
+      const started = await joiner.request<{ startedAt: number }>('startNode', { name: `scale-join-${k}`, port: 0, cookie: cluster.cookie, seeds: [cluster.seed] });
       await joiner.request('define', { namespace, ttlMs: REP_TTL_MS, maxKeys: Math.max(k, cold) });
       const join = await joiner.request<{ connectedAt: number; endAt: number; failures: number; fetches: number }>(
         'joinRead',

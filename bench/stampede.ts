@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { fmt } from './lib/format.js';
+import { startCluster } from './lib/cluster.js';
 import { BenchChild, killAll, startChildren } from './lib/procs.js';
 import { BACKEND_OPTIONS, backendParams, redisUnavailable, withBenchRedis } from './lib/redis.js';
 import { median, mergeHistograms } from './lib/stats.js';
@@ -78,13 +79,7 @@ const stampede: BenchModule<StampedeParams> = {
     let children: BenchChild[] = [];
     try {
       ctx.progress(0, 'starting nodes');
-      children = await startChildren(PEER, p.nodes);
-      const cookie = randomBytes(12).toString('hex');
-      const first = await children[0]!.request<{ address: string }>('startNode', { name: 'stampede-1', port: 0, cookie });
-      await Promise.all(
-        children.slice(1).map((c, i) => c.request('startNode', { name: `stampede-${i + 2}`, port: 0, cookie, seeds: [first.address] })),
-      );
-      await Promise.all(children.map((c) => c.request('waitPeers', { n: p.nodes - 1 })));
+      ({ children } = await startCluster(PEER, p.nodes, 'stampede'));
       // The floor's own links: every process can push to every other (see ./lib/raw-push.ts).
       const ports = await Promise.all(children.map((c) => c.request<{ port: number }>('rawListen')));
       await Promise.all(children.map((c, i) => c.request('rawConnect', { ports: ports.filter((_, j) => j !== i).map((x) => x.port) })));

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { helpText, parseCommand } from '../bench/lib/options.js';
 import { runBench } from '../bench/lib/runner.js';
-import { jain, median, mergeHistograms, newHistogram, encodeHistogram } from '../bench/lib/stats.js';
+import { idleLoop } from '../bench/lib/raw.js';
+import { decodeHistogram, jain, median, mergeHistograms, newHistogram, encodeHistogram } from '../bench/lib/stats.js';
 import { BenchUsageError, type BenchModule, type CommonOptions } from '../bench/lib/types.js';
 import { BENCHES } from '../bench/registry.js';
 import { intList } from '../bench/scale.js';
@@ -258,5 +259,30 @@ describe('bench statistics', () => {
     expect(m.totalCount).toBe(200);
     expect(m.getValueAtPercentile(50)).toBeGreaterThanOrEqual(99);
     expect(m.getValueAtPercentile(50)).toBeLessThanOrEqual(101);
+  });
+});
+
+describe('bench idle loop', () => {
+  it('runs the operation every gapMs, both ends idle between, and leaves the first run out of the figures', { timeout: 30_000 }, async () => {
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const r = await idleLoop(
+      async () => {
+        starts.push(performance.now());
+        // The first run is slow (a cold path); the others quick.
+        await new Promise((res) => setTimeout(res, starts.length === 1 ? 400 : 1));
+        ends.push(performance.now());
+      },
+      300,
+      30,
+    );
+    const h = decodeHistogram(r.histogram);
+    expect(starts.length).toBeGreaterThanOrEqual(2);
+    expect(r.count).toBe(starts.length - 1);
+    expect(h.totalCount).toBe(r.count);
+    // The 400 ms first run is in no figure: every recorded one is far below it.
+    expect(h.maxValue / 1e6).toBeLessThan(300);
+    // A gap of (about) gapMs before each run after the first: timers may fire up to 1 ms early.
+    for (let i = 1; i < starts.length; i++) expect(starts[i]! - ends[i - 1]!).toBeGreaterThanOrEqual(29);
   });
 });

@@ -85,7 +85,7 @@ export interface BeamCluster {
    * exit code, or null when it was killed (by `limitMs`, if given). `onLine` gets each line
    * it prints on stdout.
    */
-  startMain(module: string, args: string[], options?: { limitMs?: number; onLine?: (line: string) => void }): { process: ChildProcess; exited: Promise<number | null> };
+  startMain(module: string, args: string[], options?: { limitMs?: number; onLine?: (line: string) => void }): { exited: Promise<number | null> };
   /** What every node printed so far (stdout and stderr), for error messages. */
   output(): string;
   /** Kills every process started here and removes the directory. */
@@ -164,7 +164,7 @@ export async function startBeamCluster(o: { source: string; nodes: number; prefi
             resolve(code);
           });
         });
-        return { process: main, exited };
+        return { exited };
       },
     };
   } catch (err) {

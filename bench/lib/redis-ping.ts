@@ -2,8 +2,7 @@
 // of ours (and no Redis client library) on the path, recorded like the other floors
 // (raw.ts): HDR histogram, nanoseconds. Runs in the process that measures.
 import { connect } from 'node:net';
-import { timedLoop, type PingPongResult } from './raw.js';
-import { encodeHistogram, newHistogram } from './stats.js';
+import { idleLoop, timedLoop, type PingPongResult } from './raw.js';
 
 /** `{ host, port }` of a `redis://host:port` URL. */
 export function redisAddress(url: string): { host: string; port: number } {
@@ -13,9 +12,7 @@ export function redisAddress(url: string): { host: string; port: number } {
 
 /**
  * Sends `PING`, waits for `+PONG`, again, for `durationMs` after a warm-up. With `gapMs`, waits
- * that long between two PINGs, both ends idle in between (as Redis and a replica are between two
- * refreshes): waking them is part of that round trip, which on a busy 2-vCPU machine costs far
- * more than a hot one.
+ * that long between two PINGs, both ends idle in between (see `idleLoop`).
  */
 export async function redisPingPong(url: string, durationMs: number, warmupMs = 200, gapMs = 0): Promise<PingPongResult> {
   const sock = connect({ ...redisAddress(url), noDelay: true });
@@ -48,24 +45,6 @@ export async function redisPingPong(url: string, durationMs: number, warmupMs = 
   } finally {
     sock.destroy();
   }
-}
-
-/** `once` every `gapMs` for `durationMs` (the first one left out): round trips, ns (HDR). */
-async function idleLoop(once: () => Promise<void>, durationMs: number, gapMs: number): Promise<PingPongResult> {
-  const h = newHistogram();
-  const now = process.hrtime.bigint;
-  await once();
-  const start = now();
-  const end = Date.now() + durationMs;
-  let count = 0;
-  while (Date.now() < end) {
-    await new Promise((r) => setTimeout(r, gapMs));
-    const t0 = now();
-    await once();
-    h.recordValue(Math.max(1, Number(now() - t0)));
-    count++;
-  }
-  return { histogram: encodeHistogram(h), count, elapsedNs: Number(now() - start) };
 }
 
 /** `INFO stats` field `total_commands_processed` of the server: how many commands it ran so far. */

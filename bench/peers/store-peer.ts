@@ -13,6 +13,7 @@ import { serve } from '../lib/child.js';
 import { nodeHandlers } from '../lib/node-handlers.js';
 import { echoHandlers } from '../lib/echo-handlers.js';
 import { redisPingPong } from '../lib/redis-ping.js';
+import { idleLoop } from '../lib/raw.js';
 import { rawPushHandlers, untilInstant } from '../lib/raw-push.js';
 import { encodeHistogram, newHistogram } from '../lib/stats.js';
 import type { ActorRefData } from '../../src/actors/ref.js';
@@ -244,18 +245,9 @@ serve({
    * One call of `ref` every `gapMs` for `durationMs`, both ends idle in between (as a replica
    * is between two refreshes): round trips, ns (HDR), the first one left out.
    */
-  async idleCallLoop({ ref, gapMs, durationMs }: { ref: ActorRefData; gapMs: number; durationMs: number }) {
+  idleCallLoop({ ref, gapMs, durationMs }: { ref: ActorRefData; gapMs: number; durationMs: number }) {
     const r = node!.ref(ref);
-    const h = newHistogram();
-    const end = Date.now() + durationMs;
-    await r.call({ add: 2 });
-    while (Date.now() < end) {
-      await sleep(gapMs);
-      const t0 = now();
-      await r.call({ add: 2 });
-      h.recordValue(Math.max(1, Number(now() - t0)));
-    }
-    return { histogram: encodeHistogram(h), count: h.totalCount };
+    return idleLoop(() => r.call({ add: 2 }), durationMs, gapMs);
   },
   async close(): Promise<null> {
     for (const s of stores.values()) await s.close().catch(() => undefined);
