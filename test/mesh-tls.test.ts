@@ -121,7 +121,7 @@ describe('TLS mesh', () => {
     const rogue = { ...(await makeNodeTls(otherCa, 'intruder')), ca: ca.cert };
     const seen = refusals(a);
     const intruder = await tlsNode(rogue, { port: undefined, seeds: [a.address!] });
-    await waitFor(() => seen.some((i) => i.reason === 'tls'));
+    await expect.poll(() => seen.map((i) => i.reason), { timeout: 10_000, interval: 20 }).toContain('tls');
     const info = seen.find((i) => i.reason === 'tls')!;
     expect(info.by).toBe('local');
     expect(info.message).toMatch(/client certificate rejected/);
@@ -165,12 +165,4 @@ describe('TLS mesh', () => {
 function parseAddr(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
   return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
-}
-
-async function waitFor(cond: () => boolean, timeout = 10_000): Promise<void> {
-  const until = Date.now() + timeout;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
