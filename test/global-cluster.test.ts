@@ -55,13 +55,8 @@ function holdLock(n: Node, resource: unknown, options = {}) {
 const queued = (nodes: Node[], lock: string): number =>
   nodes.reduce((sum, n) => sum + (n.global.stats().queues.find((q) => q.lock === lock)?.waiting ?? 0), 0);
 
-const until = async (cond: () => boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+/** How long `expect.poll` waits for a state of the cluster, and how often it looks. */
+const WAIT = { timeout: 10_000, interval: 5 };
 
 /** A resource name (with prefix) whose coordinator among `names` is `want`. */
 function resourceWonBy(names: string[], want: string, prefix: string, unlessAmong?: string[]): string {
@@ -132,7 +127,7 @@ describe('global.trans across nodes over TCP', () => {
     const sequence = [b, c, a, c, b, a];
     for (const [i, n] of sequence.entries()) {
       waiters.push(n.global.trans('fifo', () => { order.push(`${i}:${n.name}`); }));
-      await until(() => queued(nodes, 'fifo') === i + 1);
+      await expect.poll(() => queued(nodes, 'fifo'), WAIT).toBe(i + 1);
     }
     h.release();
     await Promise.all(waiters);
@@ -149,18 +144,18 @@ describe('global.trans across nodes over TCP', () => {
     const err = await b.global.trans('busy', () => { ran = true; }, { timeout: 100 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockNotAcquiredError);
     expect((err as LockNotAcquiredError).reason).toBe('timeout');
-    await until(() => queued(nodes, 'busy') === 0);
+    await expect.poll(() => queued(nodes, 'busy'), WAIT).toBe(0);
     const ac = new AbortController();
     const aborted = b.global.trans('busy', () => { ran = true; }, { signal: ac.signal });
-    await until(() => queued(nodes, 'busy') === 1);
+    await expect.poll(() => queued(nodes, 'busy'), WAIT).toBe(1);
     ac.abort();
     await expect(aborted).rejects.toMatchObject({ reason: 'aborted' });
-    await until(() => queued(nodes, 'busy') === 0);
+    await expect.poll(() => queued(nodes, 'busy'), WAIT).toBe(0);
     h.release();
     await h.result;
     expect(ran).toBe(false);
     // The release is one message to the coordinator: once it has arrived, the lock is free.
-    await until(() => nodes.every((n) => n.global.stats().queues.length === 0));
+    await expect.poll(() => nodes.map((n) => n.global.stats().queues), WAIT).toEqual(nodes.map(() => []));
     await expect(b.global.trans('busy', () => 'free', { retries: 0 })).resolves.toBe('free');
   });
 
@@ -195,7 +190,7 @@ describe('global.trans across nodes over TCP', () => {
     await h.entered;
     const waiting = a.global.trans('only-b', () => 'never', { nodes: [b.name] });
     waiting.catch(() => {}); // it rejects while b closes, before the assertion awaits it
-    await until(() => b.global.stats().queues.some((q) => q.waiting === 1));
+    await expect.poll(() => b.global.stats().queues.map((q) => q.waiting), WAIT).toContain(1);
     await b.close();
     await expect(waiting).rejects.toMatchObject({ name: 'LockNotAcquiredError', reason: 'unreachable' });
     await expect(a.global.trans('only-b', () => 1, { nodes: [b.name] })).rejects.toMatchObject({ reason: 'unreachable' });
@@ -210,7 +205,7 @@ describe('global.trans across nodes over TCP', () => {
     const h = holdLock(a, r);
     const lock = await h.entered;
     const waiter = b.global.trans(r, (l) => l.token);
-    await until(() => queued(nodes, resourceKey(r)) === 1);
+    await expect.poll(() => queued(nodes, resourceKey(r)), WAIT).toBe(1);
     await a.close();
     expect(lock.held).toBe(false);
     await expect(waiter).resolves.toBeGreaterThan(lock.token);
@@ -225,7 +220,7 @@ describe('global.trans across nodes over TCP', () => {
     const lock = await h.entered;
     const got: number[] = [];
     const waiters = [b, c, b].map((n) => n.global.trans(r, async (l) => { got.push(l.token); await new Promise((res) => setTimeout(res, 2)); }));
-    await until(() => queued(nodes, resourceKey(r)) === 3);
+    await expect.poll(() => queued(nodes, resourceKey(r)), WAIT).toBe(3);
     await a.close();
     await Promise.all(waiters);
     expect(got).toHaveLength(3);
@@ -246,7 +241,7 @@ describe('global.trans across nodes over TCP', () => {
       a.system.cast({ node: b.name, id: 'global' }, { t: 'acquire' });
       // A batch: each malformed message in it is dropped alone.
       a.system.cast({ node: b.name, id: 'global' }, [0, ['garbage'], 42]);
-      await until(() => warnings.filter((m) => m.includes('malformed')).length === 4);
+      await expect.poll(() => warnings.filter((m) => m.includes('malformed')), WAIT).toHaveLength(4);
       await expect(a.global.trans(r, () => 'still works')).resolves.toBe('still works');
     } finally {
       process.off('warning', onWarning);
@@ -263,7 +258,7 @@ describe('global.trans across nodes over TCP', () => {
     await Promise.all(Array.from({ length: 2000 }, () => b.global.trans(r, () => { done++; })));
     expect(done).toBe(2000);
     expect(a.nodes()).toContain(b.name); // the link survived
-    await until(() => a.global.stats().queues.length === 0); // the last releases reach it
+    await expect.poll(() => a.global.stats().queues, WAIT).toEqual([]); // the last releases reach it
   });
 
   it('a node that joins and now wins the lock takes over without a second grant', async () => {
@@ -286,11 +281,11 @@ describe('global.trans across nodes over TCP', () => {
     const h = holdLock(a, r);
     const first = await h.entered;
     const before = [b, c, a, b].map((n) => n.global.trans(r, critical));
-    await until(() => queued(nodes, resourceKey(r)) === 4);
+    await expect.poll(() => queued(nodes, resourceKey(r)), WAIT).toBe(4);
     const d = await join(nodes, newcomer);
     const after = [d, c, d].map((n) => n.global.trans(r, critical));
     // The newcomer coordinates the lock now; the holder is still a's.
-    await until(() => d.global.stats().queues.some((q) => q.lock === resourceKey(r) && q.holders === 1 && q.waiting === 7));
+    await expect.poll(() => d.global.stats().queues.find((q) => q.lock === resourceKey(r)), WAIT).toMatchObject({ holders: 1, waiting: 7 });
     expect(violations).toBe(0);
     h.release();
     await Promise.all([...before, ...after]);

@@ -15,15 +15,6 @@ import { rendezvous } from '../src/mesh/global/rendezvous.js';
 import { resourceKey } from '../src/mesh/global/service.js';
 import { startNode, type Node } from '../src/node.js';
 
-/** Resolves once `cond` holds (checked after each turn of the event loop); fails after `ms`. */
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
 /** Other locks taken after the one watched: twice MAX_IDLE, so its idle record is dropped. */
 const OTHERS = 2 * MAX_IDLE;
 
@@ -199,7 +190,7 @@ describe('two nodes over TCP', () => {
     expect(again).toBeGreaterThan(first);
 
     // The last release is on its way to B: once there, B holds no entry at all.
-    await until(() => lockMemory(b.global).active === 0);
+    await expect.poll(() => lockMemory(b.global).active, { timeout: 10_000, interval: 5 }).toBe(0);
     const atCoordinator = lockMemory(b.global);
     expect(atCoordinator.warm).toBe(WARM_IDLE);
     expect(atCoordinator.idle).toBe(MAX_IDLE - WARM_IDLE);

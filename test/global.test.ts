@@ -315,19 +315,29 @@ describe('global.trans on a standalone node', () => {
 
   it('stats count acquires, grants, waits and show queue lengths', async () => {
     const n = await node();
+    const before = performance.now();
     const h = holdLock(n, 'st');
     await h.entered;
     const w = [n.global.trans('st', () => 1), n.global.trans('st', () => 2)];
+    const asked = performance.now();
     await turns();
     let s = n.global.stats();
     expect(s).toMatchObject({ acquires: 3, grants: 1, waits: 0, holding: 1, waiting: 2 });
     expect(s.queues).toEqual([{ lock: 'st', holders: 1, leased: 0, waiting: 2 }]);
+    const released = performance.now();
     h.release();
     await Promise.all(w);
+    const after = performance.now();
     s = n.global.stats();
     expect(s).toMatchObject({ acquires: 3, grants: 3, waits: 2, holding: 0, waiting: 0, queues: [] });
     // The two waiters of one node are one run: granted together, passed down here.
     expect(s.coordinator).toMatchObject({ grants: 3, handoffs: 2, runs: 1, locks: 1 });
-    expect(s.waitMs.max).toBeGreaterThanOrEqual(0);
+    // The two waiters asked before `asked` and were granted after `released`; all three
+    // requests asked and were granted between `before` and `after` (the service reads the
+    // same clock, performance.now()).
+    expect(s.waitMs.max).toBeGreaterThanOrEqual(released - asked);
+    expect(s.waitMs.max).toBeLessThanOrEqual(after - before);
+    expect(s.waitMs.total).toBeGreaterThanOrEqual(2 * (released - asked));
+    expect(s.waitMs.total).toBeLessThanOrEqual(3 * (after - before));
   });
 });

@@ -1,7 +1,7 @@
 // The MessagePort transport on its own (two ends in this thread): the Transport contract
 // the mesh relies on, without threads.
 import { MessageChannel } from 'node:worker_threads';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { PortTransport, portTransportPair } from '../src/mesh/port-transport.js';
 import { encode, decode } from '../src/mesh/codec.js';
 import { FRAME_HEADER_SIZE } from '../src/mesh/framing.js';
@@ -13,9 +13,8 @@ const frames = (t: PortTransport): unknown[] => {
   return got;
 };
 const closed = (t: PortTransport): Promise<CloseInfo> => new Promise((resolve) => (t.onClose = resolve));
-const until = async (cond: () => boolean): Promise<void> => {
-  while (!cond()) await new Promise((r) => setTimeout(r, 1));
-};
+/** How long `expect.poll` / `vi.waitFor` wait for frames to cross the port, and how often they look. */
+const WAIT = { timeout: 20_000, interval: 1 };
 
 describe('PortTransport', () => {
   test('frames arrive whole, once, in order; frames of one tick travel in one message', async () => {
@@ -28,7 +27,10 @@ describe('PortTransport', () => {
     const x = new PortTransport(port1);
     for (let i = 0; i < 100; i++) a.send(encode([20, i, 'msg', { i }]));
     for (let i = 0; i < 3; i++) x.send(encode([i]));
-    await until(() => got.length === 100 && messages.length > 0);
+    await vi.waitFor(() => {
+      expect(got).toHaveLength(100);
+      expect(messages.length).toBeGreaterThan(0);
+    }, WAIT);
     expect(got).toEqual(Array.from({ length: 100 }, (_, i) => [20, i, 'msg', { i }]));
     expect(messages).toHaveLength(1);
     expect(messages[0]).toBe(3 * (FRAME_HEADER_SIZE + 2));
@@ -47,7 +49,7 @@ describe('PortTransport', () => {
     // Posted: a transferred (detached) buffer would now have no bytes.
     expect(buf.byteLength).toBe(FRAME_HEADER_SIZE + big.length + 5);
     expect(buf.buffer.byteLength).toBeGreaterThan(0);
-    await until(() => got.length === 1);
+    await expect.poll(() => got.length, WAIT).toBe(1);
     expect(Buffer.compare(got[0] as Uint8Array, big)).toBe(0);
     await a.close();
   });

@@ -12,6 +12,8 @@ import { WORKER_NODE_SCRIPT, WORKER_PEER } from './fixtures/worker-peer.js';
 type Ref = { node: string; id: string };
 const SCRIPT = new URL(WORKER_NODE_SCRIPT);
 const TIMING = { heartbeatInterval: 100, failureTimeout: 1500 };
+/** How long `expect.poll` waits for the workers' links and groups, and how often it looks. */
+const WAIT = { timeout: 10_000, interval: 10 };
 const uid = (): string => Math.random().toString(36).slice(2, 8);
 const counterOf = (w: { name: string }): Ref => ({ node: w.name, id: 'counter' });
 
@@ -52,15 +54,15 @@ describe('worker-thread nodes of a standalone node (a cluster of two in one proc
     expect(main.nodes().sort()).toEqual([w1.name, w2.name].sort());
     // Each worker's counter joined a group there; this node sees both members.
     const members = (): string[] => main.pg.getMembers('worker-counters').map((r) => r.node).sort();
-    await waitFor(() => members().length === 2);
+    await expect.poll(() => members().length, WAIT).toBe(2);
     expect(members()).toEqual([w1.name, w2.name].sort());
     // The workers are linked to each other too, over ports the parent handed out (none of
     // them listens: there is no other way).
-    await waitForAsync(async () => ((await main.ref({ node: w1.name, id: 'info' }).call('nodes')) as string[]).includes(w2.name));
+    await expect.poll(() => main.ref({ node: w1.name, id: 'info' }).call('nodes') as Promise<string[]>, WAIT).toContain(w2.name);
     expect(await main.ref({ node: w2.name, id: 'info' }).call('nodes')).toEqual([main.name, w1.name].sort());
     expect(await main.ref({ node: w1.name, id: 'relay' }).call({ call: counterOf(w2), msg: { add: 9 } })).toEqual({ from: w1.name, answer: 9 });
     await w2.terminate();
-    await waitFor(() => members().length === 1);
+    await expect.poll(() => members().length, WAIT).toBe(1);
     expect(members()).toEqual([w1.name]);
   });
 
@@ -213,7 +215,7 @@ describe('worker-thread nodes in a cluster of processes', () => {
     await b.waitNodes([main.name, w1.name, w2.name]);
     const all = [main.name, b.name, w1.name, w2.name].sort();
     for (const w of [w1, w2]) {
-      await waitForAsync(async () => ((await main.ref({ node: w.name, id: 'info' }).call('nodes')) as string[]).length === 3);
+      await expect.poll(() => main.ref({ node: w.name, id: 'info' }).call('nodes') as Promise<string[]>, WAIT).toHaveLength(3);
       expect(await main.ref({ node: w.name, id: 'info' }).call('nodes')).toEqual(all.filter((n) => n !== w.name));
     }
     expect(await main.ref({ node: w1.name, id: 'relay' }).call({ call: counterOf(w2), msg: { add: 2 } })).toEqual({ from: w1.name, answer: 2 });
@@ -265,19 +267,3 @@ describe('worker-thread nodes in a cluster of processes', () => {
     expect(await down).toBe('closed');
   });
 });
-
-async function waitFor(cond: () => boolean, timeout = 10_000): Promise<void> {
-  const until = Date.now() + timeout;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function waitForAsync(cond: () => Promise<boolean>, timeout = 10_000): Promise<void> {
-  const until = Date.now() + timeout;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

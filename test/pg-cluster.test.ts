@@ -13,15 +13,11 @@ afterEach(() => tcp.closeAll());
 
 const idle = (n: Node) => n.spawn({ init: () => null, handleCall: (_m: 'ping', s: null) => ({ reply: `pong from ${n.name}`, state: s }) });
 const keys = (refs: { node: string; id: string }[]) => refs.map((r) => `${r.id}@${r.node}`).sort();
-const until = async (cond: () => boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+/** How long `expect.poll` waits for the views to converge, and how often it looks. */
+const WAIT = { timeout: 10_000, interval: 5 };
+/** Resolves once every node's view of `group` holds exactly `expected`. */
 const converged = (nodes: Node[], group: string, expected: { node: string; id: string }[]) =>
-  until(() => nodes.every((n) => keys(n.pg.getMembers(group)).join() === keys(expected).join()));
+  expect.poll(() => nodes.map((n) => keys(n.pg.getMembers(group))), WAIT).toEqual(nodes.map(() => keys(expected)));
 
 describe('pg across nodes over TCP', () => {
   it('joins and leaves converge on every node; members are callable from anywhere', async () => {
@@ -93,9 +89,9 @@ describe('pg across nodes over TCP', () => {
     const off = a.pg.monitor('m', (e) => events.push(e));
     const [x, y] = [idle(b), idle(b)];
     b.pg.join('m', [x, y]);
-    await until(() => events.length === 1);
+    await expect.poll(() => events.length, WAIT).toBe(1);
     b.pg.leave('m', x);
-    await until(() => events.length === 2);
+    await expect.poll(() => events.length, WAIT).toBe(2);
     expect(events.map((e) => [e.type, e.group, keys(e.refs)])).toEqual([
       ['join', 'm', keys([x, y])],
       ['leave', 'm', keys([x])],
@@ -115,7 +111,7 @@ describe('pg across nodes over TCP', () => {
     try {
       a.system.cast({ node: b.name, id: 'pg' }, { t: 'join', from: a.name, group: 'g', ids: [42] });
       a.system.cast({ node: b.name, id: 'pg' }, 'garbage');
-      await until(() => warnings.filter((m) => m.includes('malformed')).length === 2);
+      await expect.poll(() => warnings.filter((m) => m.includes('malformed')), WAIT).toHaveLength(2);
       const x = idle(a);
       a.pg.join('g', x);
       await converged(nodes, 'g', [x]);
@@ -133,10 +129,10 @@ describe('pg across nodes over TCP', () => {
     // A call after the join on the same link: once answered, b has dropped a's join.
     await a.ref(xb).call('ping');
     b.pg.scope('jobs').join('g', xb); // b asks a for its state when the scope starts
-    await until(() => [a, b].every((n) => keys(n.pg.scope('jobs').getMembers('g')).join() === keys([xa, xb]).join()));
+    await expect.poll(() => [a, b].map((n) => keys(n.pg.scope('jobs').getMembers('g'))), WAIT).toEqual([keys([xa, xb]), keys([xa, xb])]);
     expect(a.pg.getMembers('g')).toEqual([]);
     b.pg.scope('jobs').leave('g', xb);
-    await until(() => keys(a.pg.scope('jobs').getMembers('g')).join() === keys([xa]).join());
+    await expect.poll(() => keys(a.pg.scope('jobs').getMembers('g')), WAIT).toEqual(keys([xa]));
   });
 
   it('refuses to join an actor of another node', async () => {

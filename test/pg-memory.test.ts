@@ -20,13 +20,13 @@ const cluster = (size: number): Promise<Node[]> => tcp.cluster(size, TIMING);
 afterEach(() => tcp.closeAll());
 
 const idle = (n: Node) => n.spawn({ init: () => null, handleCall: (_m: 'ping', s: null) => ({ reply: 'pong', state: s }) });
-const until = async (cond: () => boolean, ms = 60_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+/**
+ * How long `expect.poll` waits for 20k groups to reach the other node or to go, and how often
+ * it looks; the tests of this file get twice that (TEST_TIMEOUT), so a wait that runs out is
+ * reported as the wait it is, not as the test's timeout.
+ */
+const WAIT = { timeout: 60_000, interval: 10 };
+const TEST_TIMEOUT = 2 * WAIT.timeout;
 const heap = async (): Promise<number> => {
   for (let i = 0; i < 4; i++) {
     await new Promise((r) => setImmediate(r));
@@ -36,7 +36,7 @@ const heap = async (): Promise<number> => {
 };
 const group = (i: number) => `tokens:customer-${i}`;
 
-describe('pg with many groups', () => {
+describe('pg with many groups', { timeout: TEST_TIMEOUT }, () => {
   it('one actor per node in 20k groups costs under 200 bytes of heap per (group, member) on each node', async () => {
     // The same few actors in every group: the keyed expirables' case. Before the one-table
     // layout this cost about 300 bytes (a per-group cache, per-actor maps of groups, one ref
@@ -49,7 +49,7 @@ describe('pg with many groups', () => {
     for (let i = 0; i < G; i++) a.pg.join(group(i), xa);
     for (let i = 0; i < G; i++) b.pg.join(group(i), xb);
     // Deltas keep their order on a link: the last group complete means every group is.
-    await until(() => [a, b].every((n) => n.pg.getMembers(group(G - 1)).length === 2 && n.pg.whichGroups().length === G));
+    await expect.poll(() => [a, b].map((n) => [n.pg.getMembers(group(G - 1)).length, n.pg.whichGroups().length]), WAIT).toEqual([[2, G], [2, G]]);
     const perMember = ((await heap()) - before) / (2 * 2 * G);
     expect(perMember).toBeLessThan(200);
     for (const n of [a, b]) {
@@ -58,7 +58,7 @@ describe('pg with many groups', () => {
 
     // All of it goes when the actors stop: nothing kept per group once the groups are empty.
     await Promise.all([xa.stop(), xb.stop()]);
-    await until(() => [a, b].every((n) => n.pg.whichGroups().length === 0));
+    await expect.poll(() => [a, b].map((n) => n.pg.whichGroups().length), WAIT).toEqual([0, 0]);
     for (const n of [a, b]) {
       expect(n.pg.debugCounts()).toEqual({ groups: 0, localMemberships: 0, remoteMemberships: 0, localActors: 0, remoteActors: 0, sharedLists: 0 });
     }
@@ -76,13 +76,13 @@ describe('pg with many groups', () => {
     b.pg.join(group(7), z);
     const events: PgEvent[] = [];
     b.pg.monitor(group(7), (e) => events.push(e));
-    await until(() => b.pg.debugCounts().remoteMemberships === G + 3 && a.pg.debugCounts().remoteMemberships === 1);
+    await expect.poll(() => [b.pg.debugCounts().remoteMemberships, a.pg.debugCounts().remoteMemberships], WAIT).toEqual([G + 3, 1]);
     expect(b.pg.debugCounts()).toMatchObject({ groups: G, localMemberships: 1, remoteMemberships: G + 3, localActors: 1, remoteActors: 2 });
     expect(events.map((e) => e.type)).toEqual(['join', 'join']); // x, then [y, y]
     events.length = 0;
 
     await x.stop();
-    await until(() => b.pg.debugCounts().remoteMemberships === 3);
+    await expect.poll(() => b.pg.debugCounts().remoteMemberships, WAIT).toBe(3);
     expect(a.pg.debugCounts()).toMatchObject({ groups: 2, localMemberships: 3, remoteMemberships: 1, localActors: 1, remoteActors: 1 });
     expect(b.pg.debugCounts()).toMatchObject({ groups: 2, localMemberships: 1, remoteMemberships: 3, localActors: 1, remoteActors: 1 });
     for (const n of [a, b]) expect(n.pg.whichGroups().sort()).toEqual([group(0), group(7)].sort());
@@ -91,7 +91,7 @@ describe('pg with many groups', () => {
 
     // The last actor of a node stops: that node keeps no record at all; its peer neither.
     await y.stop();
-    await until(() => b.pg.debugCounts().remoteMemberships === 0);
+    await expect.poll(() => b.pg.debugCounts().remoteMemberships, WAIT).toBe(0);
     expect(a.pg.debugCounts()).toMatchObject({ groups: 1, localMemberships: 0, remoteMemberships: 1, localActors: 0, remoteActors: 1 });
     expect(b.pg.whichGroups()).toEqual([group(7)]);
     expect(events.map((e) => [e.type, e.refs.map((r) => r.id)])).toEqual([
@@ -101,7 +101,7 @@ describe('pg with many groups', () => {
 
     // A node that closes: its peer drops every record of it.
     await b.close();
-    await until(() => a.pg.debugCounts().remoteActors === 0);
+    await expect.poll(() => a.pg.debugCounts().remoteActors, WAIT).toBe(0);
     expect(a.pg.debugCounts()).toEqual({ groups: 0, localMemberships: 0, remoteMemberships: 0, localActors: 0, remoteActors: 0, sharedLists: 0 });
   });
 
@@ -114,7 +114,7 @@ describe('pg with many groups', () => {
     for (const g of gs) a.pg.join(g, [x, y]);
     for (const g of gs) b.pg.join(g, z);
     const view = (n: Node, g: string) => n.pg.getMembers(g).map((r) => r.id);
-    await until(() => gs.every((g) => view(a, g).length === 3 && view(b, g).length === 3));
+    await expect.poll(() => gs.map((g) => [view(a, g).length, view(b, g).length]), WAIT).toEqual(gs.map(() => [3, 3]));
     // Same members in the same order: the groups (but the first, joined before x and y were
     // in another group) hold one array.
     expect(a.pg.debugCounts().sharedLists).toBe(1);
@@ -122,7 +122,7 @@ describe('pg with many groups', () => {
     a.pg.leave('s2', x);
     a.pg.join('s3', x);
     b.pg.leave('s4', z);
-    await until(() => view(b, 's2').length === 2 && view(b, 's3').length === 4 && view(a, 's4').length === 2);
+    await expect.poll(() => [view(b, 's2').length, view(b, 's3').length, view(a, 's4').length], WAIT).toEqual([2, 4, 2]);
     for (const n of [a, b]) {
       const zFirst = n === b;
       const order = (ids: string[]) => (zFirst ? [...ids.filter((id) => id === z.id), ...ids.filter((id) => id !== z.id)] : ids);
@@ -133,7 +133,7 @@ describe('pg with many groups', () => {
     }
     // Every actor stops: nothing shared is left behind.
     await Promise.all([x.stop(), y.stop(), z.stop()]);
-    await until(() => [a, b].every((n) => n.pg.whichGroups().length === 0));
+    await expect.poll(() => [a, b].map((n) => n.pg.whichGroups().length), WAIT).toEqual([0, 0]);
     for (const n of [a, b]) expect(n.pg.debugCounts()).toMatchObject({ groups: 0, localActors: 0, remoteActors: 0, sharedLists: 0 });
   });
 
@@ -147,7 +147,7 @@ describe('pg with many groups', () => {
     for (const [side, ids] of Object.entries(lists)) {
       for (const g of [`${side}1`, `${side}2`]) a.system.cast(pg, { t: 'join', from: a.name, group: g, ids });
     }
-    await until(() => b.pg.whichGroups().length === 4);
+    await expect.poll(() => b.pg.whichGroups().length, WAIT).toBe(4);
     for (const [side, ids] of Object.entries(lists)) {
       for (const g of [`${side}1`, `${side}2`]) expect(b.pg.getMembers(g).map((r) => r.id)).toEqual(ids);
     }
@@ -178,7 +178,7 @@ describe('pg with many groups', () => {
       ids.splice(ids.indexOf(actors.get(n.name)![5]!.id), 1);
     }
     const want = (g: string) => [...joined.get(g)!.values()].flat().sort();
-    await until(() => nodes.every((n) => ['big', 'small'].every((g) => n.pg.getMembers(g).map((r) => r.id).sort().join() === want(g).join())));
+    await expect.poll(() => nodes.map((n) => ['big', 'small'].map((g) => n.pg.getMembers(g).map((r) => r.id).sort())), WAIT).toEqual(nodes.map(() => ['big', 'small'].map(want)));
 
     for (const n of nodes) {
       const peerOrder: string[][] = [];

@@ -138,9 +138,11 @@ describe.each(scopes)('scope %s on one node', (scope) => {
       }),
     });
     using events = new EventLog(E.namespace);
+    const asked = performance.now();
     expect(await E.fxOrThrow()).toBe(1);
     const started = await events.next((e) => e.channel === 'fetchStart' && e.mode === 'eager', 2_000);
-    expect(started).toBeDefined();
+    // Before the first value expires: it lives 2 s from its fetch, which came after `asked`.
+    expect(started.at - asked).toBeLessThan(2_000);
     // While the refresh is held (it never ends until we open it), callers get the current
     // value: a read that waited for the refresh would never resolve.
     expect(await E.fxOrThrow()).toBe(1);
