@@ -75,6 +75,10 @@
 //     ◀──────────────────── report(holders, waiters, highest token seen)
 //   when all have reported (or gone down): holders = union, queue = waiters by call time,
 //   token base = highest reported; grant only if no holder.
+// Unless the node's SURVEY of its view says no node has anything of that lock: on every view
+// change each node asks every node once (`inquireAll`) for the locks it holds, waits for or
+// keeps leased, its highest token and its view; once all answered in the same view, a lock
+// nobody named starts with authority and no round (./coordinator.ts has the invariants).
 //
 // Old coordinator alive (a node joined and wins the lock now): on its view change it pushes
 // its record to the new winner (`handoff`) and forgets it, so it grants nothing more. The
