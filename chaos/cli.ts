@@ -30,11 +30,40 @@ export interface CliOptions {
   check: string | undefined;
 }
 
+/** What `--help` prints. */
+export const USAGE = `Usage: npm run chaos -- [options]           run nodes, workload and faults; check the history
+       npm run chaos -- --check HISTORY.jsonl    the checkers over a saved history
+       npm run chaos -- --help
+
+Options:
+  --nodes <n>                node processes, 2 to 20 (default 5)
+  --duration <s>             seconds of workload and faults, 10 to 86400 (default 60)
+  --soak <s>                 a soak run of <s> seconds, 10 to 86400, instead of --duration;
+                             each node's heap sampled every minute
+  --seed <n>                 the fault schedule's seed, 0 to 2^31-1 (default: random, printed)
+  --faults <list>            comma-separated, of ${FAULT_KINDS.join(', ')} (default: all)
+  --mode <auto|netns|hook>   partitions by network namespaces + nftables (root, Linux) or by the
+                             mesh's test-only fault hook; auto picks netns when it can (default auto)
+  --json <file>              the report there (FILE.json), with FILE.history.jsonl and FILE.svg
+                             beside it (default: a new temp folder)
+  --late-read-ms <ms>        relax the no-expired-read checker by this much
+  --restart-converge-ms <ms> relax the convergence checker after a restart by this much
+  --check <file>             re-check a saved history instead of running
+  --help                     this text
+
+Exit code: 0 when every checker passed, 1 when one found a violation, 2 on a bad option.
+See docs/chaos.md.`;
+
+/** The command line asked for the usage text. */
+export const HELP = Symbol('help');
+
 /** Parses and checks the command line; a bad option is an InvalidOptionError naming it. */
-export function parseCli(argv: string[]): CliOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+export function parseCli(argv: string[]): CliOptions | typeof HELP {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
       nodes: { type: 'string' },
       duration: { type: 'string' },
       seed: { type: 'string' },
@@ -45,10 +74,18 @@ export function parseCli(argv: string[]): CliOptions {
       'late-read-ms': { type: 'string' },
       'restart-converge-ms': { type: 'string' },
       check: { type: 'string' },
+      help: { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
-  });
+    });
+  } catch (err) {
+    // node:util.parseArgs: an unknown option, a missing value, a positional argument.
+    const what = (err as { message?: string }).message ?? String(err);
+    throw new InvalidOptionError('argv', 'options listed by --help', what.replace(/\. To specify.*$/s, '').replace(/^Unknown option /, 'unknown option '));
+  }
+  const values = parsed.values;
+  if (values.help === true) return HELP;
   const int = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
     if (v === undefined) return dflt;
     const n = Number(v);
@@ -73,7 +110,19 @@ export function parseCli(argv: string[]): CliOptions {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const o = parseCli(argv);
+  let o: CliOptions;
+  try {
+    const parsed = parseCli(argv);
+    if (parsed === HELP) {
+      console.log(USAGE);
+      return 0;
+    }
+    o = parsed;
+  } catch (err) {
+    if (!(err instanceof InvalidOptionError)) throw err;
+    console.error(`chaos: ${err.message} (see npm run chaos -- --help)`);
+    return 2;
+  }
   if (o.check !== undefined) return recheck(o);
   const base = o.json !== undefined ? resolve(o.json).replace(/\.json$/, '') : join(tmpdir(), `expirable-store-chaos-${o.seed}-${Date.now()}`, 'report');
   const jsonPath = `${base}.json`;
