@@ -195,6 +195,7 @@ describe('two nodes over TCP', () => {
     expect(atCoordinator.warm).toBe(WARM_IDLE);
     expect(atCoordinator.idle).toBe(MAX_IDLE - WARM_IDLE);
     expect(atCoordinator.idleValues).toBe(1); // all granted once to A: one value shared by every record
+    expect(atCoordinator.named).toBe(0); // the survey named nothing, and taking locks adds no name
     const atRequester = lockMemory(a.global);
     expect(atRequester).toMatchObject({ active: 0, warm: 0, idle: 0, idleValues: 0, requests: 0, leases: 0 });
     expect(atRequester.winners).toBeLessThanOrEqual(1024);

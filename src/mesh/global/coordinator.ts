@@ -275,7 +275,7 @@ export class Coordinator {
   }
 
   /** Records kept now, for diagnostics (./diagnostics.ts LockMemory). */
-  memory(): { active: number; warm: number; idle: number; idleValues: number; handedOn: number; watched: number } {
+  memory(): { active: number; warm: number; idle: number; idleValues: number; handedOn: number; watched: number; named: number } {
     let idleValues = 0;
     for (const values of this.#idleValues.values()) for (const v of values) if (v !== undefined) idleValues++;
     for (const v of this.#idle.values()) if (v.set !== null) idleValues++;
@@ -283,7 +283,7 @@ export class Coordinator {
     for (const w of this.#watches.values()) watched += w.size;
     let warm = 0;
     for (const e of this.#warm) if (this.#isIdle(e)) warm++;
-    return { active: this.#entries.size - warm, warm, idle: this.#idle.size, idleValues, handedOn: this.#handedOn.size, watched };
+    return { active: this.#entries.size - warm, warm, idle: this.#idle.size, idleValues, handedOn: this.#handedOn.size, watched, named: this.#named.size };
   }
 
   /** Locks coordinated here that are held or waited for. */

@@ -78,6 +78,8 @@ export interface LockMemory {
   watched: number;
   /** Locks handed on while a recovery round for them ran here (bounded). */
   handedOn: number;
+  /** Locks named in this node's last survey, or surrendered to another node's round since: they take a round here (bounded). */
+  named: number;
 }
 
 const memoryProbes = new WeakMap<GlobalLocks, () => LockMemory>();
@@ -89,5 +91,5 @@ export function registerLockMemory(service: GlobalLocks, probe: () => LockMemory
 
 /** The records `locks` (a node's `global`) keeps now. */
 export function lockMemory(locks: GlobalLocks): LockMemory {
-  return memoryProbes.get(locks)?.() ?? { active: 0, warm: 0, idle: 0, idleValues: 0, winners: 0, resends: 0, requests: 0, leases: 0, watched: 0, handedOn: 0 };
+  return memoryProbes.get(locks)?.() ?? { active: 0, warm: 0, idle: 0, idleValues: 0, winners: 0, resends: 0, requests: 0, leases: 0, watched: 0, handedOn: 0, named: 0 };
 }
