@@ -10,6 +10,9 @@
 // - hitNs: a read of a key already held, keys in rotation, on node 1.
 // - coldKeyP50Us / coldKeyP99Us: node 1 holds `--cold` keys of a second keyed expirable;
 //   node 2 then reads each for the first time, one at a time.
+// - coldFetchP50Us / coldFetchP99Us: node 2 reads `--cold` keys of that expirable that nobody
+//   holds, one at a time: the lock, the ask of every node under it, the fetch (which returns at
+//   once) and the push; the first read of a new key in a cluster.
 // - meshRttP50Us: the floor of a cold key held elsewhere, node 2 calling an echo actor on
 //   node 1 back to back (the same pair, the same pattern as the cold reads, just before them).
 // - replicationP50Us: a key of a third expirable (ttl 20 ms) refreshed by node 1 on expiry;
@@ -89,6 +92,8 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
       const meshRttP50Us = decodeHistogram(rtt.histogram).getValueAtPercentile(50) / 1000;
       const coldRes = await children[1]!.request<{ histogram: string; failures: number }>('coldReads', { namespace, count: c }, slow);
       const coldH = decodeHistogram(coldRes.histogram);
+      const fetchRes = await children[1]!.request<{ histogram: string; failures: number }>('coldReads', { namespace, count: c, prefix: 'new-' }, slow);
+      const fetchH = decodeHistogram(fetchRes.histogram);
 
       at(0.6, 'replication');
       await children[0]!.request('repOnce', { namespace });
@@ -129,6 +134,9 @@ async function measure(n: number, keyCounts: number[], cold: number, durationMs:
         coldKeyP50Us: coldH.getValueAtPercentile(50),
         coldKeyP99Us: coldH.getValueAtPercentile(99),
         coldKeyFailures: coldRes.failures,
+        coldFetchP50Us: fetchH.getValueAtPercentile(50),
+        coldFetchP99Us: fetchH.getValueAtPercentile(99),
+        coldFetchFailures: fetchRes.failures,
         meshRttP50Us,
         replicationP50Us: rep.totalCount ? rep.getValueAtPercentile(50) : NaN,
         replicationP99Us: rep.totalCount ? rep.getValueAtPercentile(99) : NaN,
@@ -196,6 +204,7 @@ const scale: BenchModule<ScaleParams> = {
         bars: [
           { label: 'cold key p50', value: e.coldKeyP50Us!, kind: 'ours' as BarKind },
           { label: 'cold key p99', value: e.coldKeyP99Us!, kind: 'ours' as BarKind },
+          { label: 'new key (nobody holds it) p50', value: e.coldFetchP50Us!, kind: 'ours' as BarKind },
           { label: 'replication p50', value: e.replicationP50Us!, kind: 'other' as BarKind },
           { label: 'hit', value: e.hitNs! / 1000, kind: 'floor' as BarKind },
         ],
@@ -226,6 +235,7 @@ const scale: BenchModule<ScaleParams> = {
       fmt(e.hitNs),
       fmt(e.coldKeyP50Us),
       fmt(e.coldKeyP99Us),
+      `${fmt(e.coldFetchP50Us)} / ${fmt(e.coldFetchP99Us)}`,
       fmt(e.meshRttP50Us),
       fmt(e.replicationP50Us),
       fmt(e.joinSyncMs),
@@ -234,7 +244,7 @@ const scale: BenchModule<ScaleParams> = {
     return [
       {
         title: 'one row per (nodes, keys); metrics = the last row',
-        headers: ['nodes', 'keys', 'keys/s (all held)', 'heap B/key/node', 'hit ns', 'cold p50 µs', 'cold p99 µs', 'mesh call p50 µs', 'replication p50 µs', 'join sync ms', 'join fetches / fill fetches'],
+        headers: ['nodes', 'keys', 'keys/s (all held)', 'heap B/key/node', 'hit ns', 'cold p50 µs', 'cold p99 µs', 'new key p50 / p99 µs', 'mesh call p50 µs', 'replication p50 µs', 'join sync ms', 'join fetches / fill fetches'],
         rows,
       },
     ];

@@ -132,14 +132,17 @@ serve({
   async primeCold({ namespace, count }: { namespace: string; count: number }): Promise<number> {
     return readAll(stores.get(namespace)!.cold, count, 0, 16, 'cold keys');
   },
-  /** First reads, one at a time, of `count` keys of `cold` another node holds: their latencies (µs, HDR). */
-  async coldReads({ namespace, count }: { namespace: string; count: number }) {
+  /**
+   * First reads, one at a time, of `count` keys of `cold` (`k0`, `k1`…, which another node
+   * holds, or keys `${prefix}0`… that nobody holds): their latencies (µs, HDR).
+   */
+  async coldReads({ namespace, count, prefix = 'k' }: { namespace: string; count: number; prefix?: string }) {
     const s = stores.get(namespace)!;
     const h = newHistogram();
     let failures = 0;
     for (let i = 0; i < count; i++) {
       const t0 = performance.now();
-      const r = await s.cold(`k${i}`);
+      const r = await s.cold(`${prefix}${i}`);
       h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
       if (!r.ok) failures++;
     }
