@@ -26,6 +26,7 @@ export interface TransContendResult extends ContendResult {
   stats: string;
 }
 
+/** How long after the end a contender may wait for its last trans before it is reported stuck, ms. */
 const STUCK_AFTER_MS = 10_000;
 
 /** Each trans is one grant; fn is the critical section. */
