@@ -20,11 +20,12 @@ import { startCluster } from './lib/cluster.js';
 import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
 import { hasRedisServer, startBenchRedis, type BenchRedis } from './lib/redis.js';
 import type { PingPongResult } from './lib/raw.js';
-import { decodeHistogram, jain, median, mergeHistograms } from './lib/stats.js';
+import { decodeHistogram, median } from './lib/stats.js';
+import { contendFigures, type ContendArgs, type LockWorkload } from './lib/lock-workload.js';
 import { panel } from './lib/chart.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
-import type { ContendResult } from './peers/lock-peer.js';
-import type { RedlockContendResult } from './peers/redlock-peer.js';
+import type { TransContendResult } from './peers/lock-peer.js';
+import type { RedlockContendArgs, RedlockContendResult } from './peers/redlock-peer.js';
 
 const PEER = fileURLToPath(new URL('./peers/lock-peer.ts', import.meta.url));
 const REDLOCK_PEER = fileURLToPath(new URL('./peers/redlock-peer.ts', import.meta.url));
@@ -106,13 +107,13 @@ const lock: BenchModule<LockParams> = {
       const uncRounds: number[][] = children.map(() => []);
       const rttRounds: number[][] = children.map(() => []);
       for (let round = 0; round < FLOOR_ROUNDS; round++) {
-        const warmupMs = round === 0 ? 500 : 50;
-        rawRounds.push(p50Us(await children[1]!.request<PingPongResult>('pingPong', { port, bytes: 64, durationMs: roundMs, warmupMs })));
+        const roundWarmupMs = round === 0 ? 500 : 50;
+        rawRounds.push(p50Us(await children[1]!.request<PingPongResult>('pingPong', { port, bytes: 64, durationMs: roundMs, warmupMs: roundWarmupMs })));
         for (const [lease, rounds] of [[true, uncRounds], [false, rttRounds]] as const) {
           const resource = `bench-uncontended-${lease ? 'lease' : 'rtt'}-${ctx.run}`;
           for (const [i, c] of children.entries()) {
-            const args = { resource, lease, durationMs: roundMs, warmupMs };
-            rounds[i]!.push(p50Us(await c.request<PingPongResult>('uncontended', args, roundMs + warmupMs + 15_000)));
+            const args = { resource, lease, durationMs: roundMs, warmupMs: roundWarmupMs };
+            rounds[i]!.push(p50Us(await c.request<PingPongResult>('uncontended', args, roundMs + roundWarmupMs + 15_000)));
           }
         }
       }
@@ -120,26 +121,17 @@ const lock: BenchModule<LockParams> = {
       const rttPerNode = rttRounds.map(median);
 
       // Contention.
+      const workload: LockWorkload = { nodes: p.nodes, contenders: p.contenders, resources: p.resources, holdMs: p.holdMs, warmupMs, durationMs, file };
       writeFileSync(file, Buffer.alloc(16 * p.resources));
       const started = Date.now();
       const ticker = setInterval(
         () => ctx.progress((0.1 + 0.9 * Math.min(1, (Date.now() - started) / (warmupMs + durationMs))) * share, 'contention'),
         200,
       );
-      let parts: ContendResult[];
+      let parts: TransContendResult[];
       try {
         parts = await Promise.all(
-          children.map((c, nodeIndex) =>
-            c.request<ContendResult>('contend', {
-              nodeIndex,
-              contenders: p.contenders,
-              resources: p.resources,
-              holdMs: p.holdMs,
-              warmupMs,
-              durationMs,
-              file,
-            }, warmupMs + durationMs + 30_000),
-          ),
+          children.map((c, nodeIndex) => c.request<TransContendResult>('contend', { ...workload, nodeIndex } satisfies ContendArgs, warmupMs + durationMs + 30_000)),
         );
       } finally {
         clearInterval(ticker);
@@ -149,20 +141,12 @@ const lock: BenchModule<LockParams> = {
       children = [];
 
       const counts = parts.flatMap((x) => x.counts);
-      const grants = counts.reduce((a, b) => a + b, 0);
-      const elapsedS = Math.max(...parts.map((x) => x.elapsedNs)) / 1e9;
-      const h = mergeHistograms(parts.map((x) => x.histogram));
       const rawRttUs = median(rawRounds);
       const uncontendedUs = Math.max(...uncPerNode);
       const uncontendedRttUs = Math.max(...rttPerNode);
       const sorted = [...counts].sort((a, b) => a - b);
       const metrics: Record<string, number> = {
-        grantsPerSec: grants / elapsedS,
-        jain: jain(counts),
-        acquireP50Us: h.totalCount ? h.getValueAtPercentile(50) : NaN,
-        acquireP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
-        acquireMaxUs: h.totalCount ? h.maxValue : NaN,
-        violations: parts.reduce((a, x) => a + x.violations, 0),
+        ...contendFigures(parts),
         tokenViolations: parts.reduce((a, x) => a + x.tokenViolations, 0),
         stuckContenders: parts.reduce((a, x) => a + x.stuck, 0),
         uncontendedUs,
@@ -188,7 +172,7 @@ const lock: BenchModule<LockParams> = {
       if (withErlang) {
         writeFileSync(file, Buffer.alloc(16 * p.resources));
         const e: ErlangLockFigures = await runErlangLock(
-          { nodes: p.nodes, contenders: p.contenders, resources: p.resources, holdMs: p.holdMs, warmupMs, durationMs, file },
+          workload,
           (f) => ctx.progress(0.5 + 0.5 * f, 'erlang :global.trans'),
         );
         compare = {
@@ -206,7 +190,7 @@ const lock: BenchModule<LockParams> = {
       }
       if (withRedlock) {
         writeFileSync(file, Buffer.alloc(16 * p.resources));
-        const r = await runRedlock(p, warmupMs, durationMs, file, (f) => ctx.progress(0.5 + 0.5 * f, 'redlock'));
+        const r = await runRedlock(workload, p.redis, (f) => ctx.progress(0.5 + 0.5 * f, 'redlock'));
         compare = { ...compare, redlock: r.figures };
         notes.push(
           `redlock 4 (ioredis, one redis-server${p.redis ? ` at ${p.redis}` : ' started for the run'}), retries every ${REDLOCK_RETRY_DELAY_MS} ± ${REDLOCK_RETRY_JITTER_MS} ms without end; per-contender grants (last run): [${r.counts.join(' ')}]`,
@@ -271,46 +255,29 @@ const lock: BenchModule<LockParams> = {
   },
 };
 
-/** `--compare redlock`: the same workload on redlock 4, from `p.nodes` processes. */
+/** `--compare redlock`: the same workload on redlock 4 (on `redis`, or a redis-server started here when empty), from `w.nodes` processes. */
 async function runRedlock(
-  p: LockParams,
-  warmupMs: number,
-  durationMs: number,
-  file: string,
+  w: LockWorkload,
+  redis: string,
   onTick: (f: number) => void,
 ): Promise<{ figures: Record<string, number>; counts: number[] }> {
   let server: BenchRedis | undefined;
   let children: BenchChild[] = [];
   const started = Date.now();
-  const ticker = setInterval(() => onTick(Math.min(1, (Date.now() - started) / (warmupMs + durationMs))), 200);
+  const ticker = setInterval(() => onTick(Math.min(1, (Date.now() - started) / (w.warmupMs + w.durationMs))), 200);
   try {
-    if (!p.redis) server = await startBenchRedis();
-    const url = p.redis || server!.url;
-    children = await startChildren(REDLOCK_PEER, p.nodes);
+    if (!redis) server = await startBenchRedis();
+    const url = redis || server!.url;
+    children = await startChildren(REDLOCK_PEER, w.nodes);
     const parts = await Promise.all(
-      children.map((c, nodeIndex) =>
-        c.request<RedlockContendResult>(
-          'contend',
-          { url, nodeIndex, contenders: p.contenders, resources: p.resources, holdMs: p.holdMs, warmupMs, durationMs, file, retryDelayMs: REDLOCK_RETRY_DELAY_MS, retryJitterMs: REDLOCK_RETRY_JITTER_MS },
-          warmupMs + durationMs + 30_000,
-        ),
-      ),
+      children.map((c, nodeIndex) => {
+        const args: RedlockContendArgs = { ...w, nodeIndex, url, retryDelayMs: REDLOCK_RETRY_DELAY_MS, retryJitterMs: REDLOCK_RETRY_JITTER_MS };
+        return c.request<RedlockContendResult>('contend', args, w.warmupMs + w.durationMs + 30_000);
+      }),
     );
-    const counts = parts.flatMap((x) => x.counts);
-    const grants = counts.reduce((a, b) => a + b, 0);
-    const elapsedS = Math.max(...parts.map((x) => x.elapsedNs)) / 1e9;
-    const h = mergeHistograms(parts.map((x) => x.histogram));
     return {
-      figures: {
-        grantsPerSec: grants / elapsedS,
-        jain: jain(counts),
-        acquireP50Us: h.totalCount ? h.getValueAtPercentile(50) : NaN,
-        acquireP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
-        acquireMaxUs: h.totalCount ? h.maxValue : NaN,
-        violations: parts.reduce((a, x) => a + x.violations, 0),
-        errors: parts.reduce((a, x) => a + x.errors, 0),
-      },
-      counts,
+      figures: { ...contendFigures(parts), errors: parts.reduce((a, x) => a + x.errors, 0) },
+      counts: parts.flatMap((x) => x.counts),
     };
   } finally {
     clearInterval(ticker);

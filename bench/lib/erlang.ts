@@ -10,7 +10,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { tempDir, trackProcess } from './procs.js';
-import { jain, newHistogram } from './stats.js';
+import { lockFigures, type LockFigures, type LockWorkload } from './lock-workload.js';
+import { newHistogram } from './stats.js';
 
 const LOCK_SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'erlang', 'lock_bench.erl');
 
@@ -19,24 +20,7 @@ export function hasErlang(): boolean {
   return ['erl', 'erlc', 'epmd'].every((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0);
 }
 
-export interface LockWorkload {
-  nodes: number;
-  contenders: number;
-  resources: number;
-  holdMs: number;
-  warmupMs: number;
-  durationMs: number;
-  /** The shared invariant file (resources x 16 zero bytes). */
-  file: string;
-}
-
-export interface ErlangLockFigures {
-  grantsPerSec: number;
-  jain: number;
-  acquireP50Us: number;
-  acquireP99Us: number;
-  acquireMaxUs: number;
-  violations: number;
+export interface ErlangLockFigures extends LockFigures {
   /** Contenders that did not report back in time (stuck in global:trans). */
   missing: number;
   counts: number[];
@@ -187,17 +171,7 @@ function parseResult(text: string, durationMs: number): ErlangLockFigures {
     else if (key === 'elapsed_us') elapsedUs = Number(rest[0]);
     else if (key === 'missing') missing = Number(rest[0]);
   }
-  const grants = counts.reduce((a, b) => a + b, 0);
-  return {
-    grantsPerSec: grants / (elapsedUs / 1e6),
-    jain: jain(counts),
-    acquireP50Us: h.totalCount ? h.getValueAtPercentile(50) : NaN,
-    acquireP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
-    acquireMaxUs: h.totalCount ? h.maxValue : NaN,
-    violations,
-    missing,
-    counts,
-  };
+  return { ...lockFigures({ counts, histogram: h, elapsedS: elapsedUs / 1e6, violations }), missing, counts };
 }
 
 export async function waitForPort(port: number): Promise<void> {
