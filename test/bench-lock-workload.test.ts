@@ -140,6 +140,29 @@ describe('contend (the loop every lock of the lock benchmark is measured with)',
     setTimeout(() => (stopping = true), w.warmupMs + w.durationMs / 2);
     await expect(r).rejects.toBe(boom);
   });
+
+  it('an operation that fails in the middle of the run fails it with that error, the other loops stopped, nothing left unhandled', { timeout: 30_000 }, async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let calls = 0;
+      const lock = mutexes();
+      const boom = new Error('the lock service went away');
+      const w = workload({ durationMs: 2_000 });
+      const t0 = Date.now();
+      const r = contend(w, (name, critical) => (++calls === 50 ? Promise.reject(boom) : lock(name, critical)), { prefix: 'r-', drainMs: 10_000 });
+      await expect(r).rejects.toBe(boom);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+      const callsAtEnd = calls;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(calls).toBe(callsAtEnd); // every loop stopped
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(w.warmupMs + w.durationMs - 50); // the run still ends when it was due to
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });
 
 describe('contendFigures (the figures of ours and of redlock over their processes)', () => {

@@ -92,6 +92,20 @@ export async function contend(a: ContendArgs, withLock: WithLock, o: ContendOpti
     }
   };
   const loops = Array.from({ length: a.contenders }, (_, c) => loop(c));
+  // Handled from the start: a loop whose lock operation fails stops the others and fails the
+  // run with its error (left unhandled until the end, it would crash the process first).
+  let finished = 0;
+  let failure: { error: unknown } | undefined;
+  for (const l of loops) {
+    l.then(
+      () => finished++,
+      (error: unknown) => {
+        finished++;
+        failure ??= { error };
+        stop = true;
+      },
+    );
+  }
   await sleep(a.warmupMs);
   measuring = true;
   const start = now();
@@ -101,10 +115,8 @@ export async function contend(a: ContendArgs, withLock: WithLock, o: ContendOpti
   stop = true;
   // Each loop ends after its operation in flight; one that never ends is reported as stuck
   // instead of hanging the bench.
-  let finished = 0;
-  for (const l of loops) void l.then(() => finished++, () => finished++);
-  const failed = await Promise.race([Promise.all(loops).then(() => undefined, (e: unknown) => e), sleep(o.drainMs).then(() => 'timeout')]);
-  if (failed !== undefined && failed !== 'timeout') throw failed;
+  await Promise.race([Promise.allSettled(loops), sleep(o.drainMs)]);
+  if (failure) throw failure.error;
   const stuck = a.contenders - finished;
   inv.close();
   return {
