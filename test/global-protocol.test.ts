@@ -118,6 +118,24 @@ describe('coordinator survey (one per view change)', () => {
     expect(k.inquiries()).toHaveLength(2); // only x's round
   });
 
+  it('a node that answered in another view and surveys in ours while our survey is still under way: ours runs again when it ends', () => {
+    const k = coordinator('C', ['A', 'B']);
+    k.c.survey();
+    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    handle(k.c, reportAll('B', id, [], 'the view before'));
+    k.c.surveyedBy('B', 'view'); // B's view caught up; A has not answered yet
+    const before = k.sent.filter(([, m]) => m.t === 'inquireAll').length;
+    handle(k.c, reportAll('A', id, []));
+    const again = k.sent.filter(([, m]) => m.t === 'inquireAll').slice(before);
+    expect(again.map(([n]) => n).sort()).toEqual(['A', 'B']);
+    const id2 = (again[0]![1] as { round: number }).round;
+    handle(k.c, reportAll('A', id2, []));
+    handle(k.c, reportAll('B', id2, []));
+    handle(k.c, acquireOf('A', 'z', 'a1'));
+    expect(k.grants()).toEqual([['A', 'a1']]);
+    expect(k.inquiries()).toEqual([]);
+  });
+
   it('a view change ends the authority: a new lock takes a round until the next survey has ended', () => {
     const k = coordinator('C', ['A', 'B']);
     surveyed(k);

@@ -125,6 +125,8 @@ interface Survey {
   pending: Set<string>;
   /** Peers that answered in another view. */
   differed: Set<string>;
+  /** One of those has surveyed in our view since (its view caught up): run again when this one ends. */
+  again: boolean;
 }
 
 interface Round {
@@ -656,7 +658,7 @@ export class Coordinator {
     const ctx = this.#ctx;
     this.#authority = false;
     this.#named = new Set(ctx.localLocks());
-    const s: Survey = { id: ++this.#roundSeq, view: ctx.view(), pending: new Set(ctx.peers()), differed: new Set() };
+    const s: Survey = { id: ++this.#roundSeq, view: ctx.view(), pending: new Set(ctx.peers()), differed: new Set(), again: false };
     this.#survey = s;
     this.#stats.surveys++;
     for (const peer of s.pending) ctx.send(peer, { t: 'inquireAll', from: ctx.self, lk: '', round: s.id, view: s.view });
@@ -664,12 +666,19 @@ export class Coordinator {
   }
 
   /**
-   * Another node surveys in `view`: if ours is the same and our last survey met a different
-   * view at that node (which has caught up since), survey again. Only then: two nodes whose
-   * surveys both failed because of a third must not start each other's over and over.
+   * Another node surveys in `view`: if ours is the same and our survey met a different view at
+   * that node (which has caught up since: its answer travelled the same link before this), run
+   * ours again, at once or when the one under way ends. Only then: two nodes whose surveys
+   * both failed because of a third must not start each other's over and over.
    */
   surveyedBy(node: string, view: string): void {
-    if (this.#survey === undefined && !this.#authority && this.#differed.has(node) && view === this.#ctx.view()) this.survey();
+    if (view !== this.#ctx.view()) return;
+    const s = this.#survey;
+    if (s !== undefined) {
+      if (s.differed.has(node)) s.again = true;
+    } else if (!this.#authority && this.#differed.has(node)) {
+      this.survey();
+    }
   }
 
   /** Nodes whose reports left this node's survey without authority (for tests and diagnostics). */
@@ -690,6 +699,10 @@ export class Coordinator {
 
   #surveyEnded(s: Survey): void {
     if (s.pending.size > 0 || this.#survey !== s) return;
+    if (s.differed.size > 0 && s.again) {
+      this.survey();
+      return;
+    }
     this.#survey = undefined;
     this.#differed = s.differed;
     this.#authority = s.differed.size === 0 && s.view === this.#ctx.view();
