@@ -4,7 +4,7 @@
 // network whose deliveries the test orders by hand. The same code runs over the mesh in
 // global-cluster and global-processes tests.
 import { describe, expect, it, vi } from 'vitest';
-import { Coordinator, UNSEEN_HOLDER_GRACE_MS, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
+import { Coordinator, MAX_IDLE, UNSEEN_HOLDER_GRACE_MS, type CoordinatorContext } from '../src/mesh/global/coordinator.js';
 import { TokenMemory, clockToken, nextToken } from '../src/mesh/global/fencing.js';
 import { RECORDS_PER_PART, decodeLockMsg, encodeLockBatch, encodeLockMsg, lockBatchOf, recordParts, type LockMsg, type WireHolder, type WireWaiter } from '../src/mesh/global/messages.js';
 import { rendezvous } from '../src/mesh/global/rendezvous.js';
@@ -134,6 +134,18 @@ describe('coordinator survey (one per view change)', () => {
     handle(k.c, acquireOf('A', 'z', 'a1'));
     expect(k.grants()).toEqual([['A', 'a1']]);
     expect(k.inquiries()).toEqual([]);
+  });
+
+  it('more locks named than it keeps names for: no authority from that survey, every new lock takes a round', () => {
+    const k = coordinator('C', ['A', 'B']);
+    k.c.survey();
+    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    handle(k.c, reportAll('A', id, Array.from({ length: MAX_IDLE + 1 }, (_, i) => `held-${i}`)));
+    handle(k.c, reportAll('B', id, []));
+    handle(k.c, acquireOf('B', 'never-named', 'b1'));
+    expect(k.inquiries().map(([n]) => n).sort()).toEqual(['A', 'B']);
+    expect(k.grants()).toEqual([]);
+    expect(k.c.memory().named).toBe(0); // the names were dropped, not kept beyond the bound
   });
 
   it('a view change ends the authority: a new lock takes a round until the next survey has ended', () => {

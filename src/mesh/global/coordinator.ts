@@ -267,6 +267,8 @@ export class Coordinator {
   #named = new Set<string>();
   /** Nodes whose view differed from ours in the last survey: a survey of theirs in our view starts ours again. */
   #differed = new Set<string>();
+  /** More than MAX_IDLE locks were named since the survey started: no authority until the next one. */
+  #overflowed = false;
 
   constructor(ctx: CoordinatorContext) {
     this.#ctx = ctx;
@@ -657,7 +659,9 @@ export class Coordinator {
   survey(): void {
     const ctx = this.#ctx;
     this.#authority = false;
-    this.#named = new Set(ctx.localLocks());
+    this.#overflowed = false;
+    this.#named = new Set();
+    for (const lk of ctx.localLocks()) this.#name(lk);
     const s: Survey = { id: ++this.#roundSeq, view: ctx.view(), pending: new Set(ctx.peers()), differed: new Set(), again: false };
     this.#survey = s;
     this.#stats.surveys++;
@@ -681,11 +685,6 @@ export class Coordinator {
     }
   }
 
-  /** Nodes whose reports left this node's survey without authority (for tests and diagnostics). */
-  surveyState(): { authority: boolean; pending: number; named: number } {
-    return { authority: this.#authority, pending: this.#survey?.pending.size ?? 0, named: this.#named.size };
-  }
-
   #onReportAll(m: ReportAllMsg): void {
     const s = this.#survey;
     if (s === undefined || s.id !== m.round || !s.pending.has(m.from)) return;
@@ -705,13 +704,18 @@ export class Coordinator {
     }
     this.#survey = undefined;
     this.#differed = s.differed;
-    this.#authority = s.differed.size === 0 && s.view === this.#ctx.view();
+    this.#authority = s.differed.size === 0 && !this.#overflowed && s.view === this.#ctx.view();
   }
 
-  /** `lk` takes a recovery round here until the next survey (beyond MAX_IDLE names, every lock does). */
+  /**
+   * `lk` takes a recovery round here until the next survey. Beyond MAX_IDLE names every lock
+   * does: the names are dropped and no authority is taken (nor kept) until the next survey.
+   */
   #name(lk: string): void {
+    if (this.#overflowed) return;
     this.#named.add(lk);
     if (this.#named.size > MAX_IDLE) {
+      this.#overflowed = true;
       this.#authority = false;
       this.#named = new Set();
     }
