@@ -179,7 +179,7 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
     await Promise.all(children.slice(1).map((c) => c.request('rawTimeArrivals')));
     const { sent } = await children[0]!.request<{ sent: string[] }>('rawPushLoop', { gapMs: p.ttlMs, durationMs: d * 0.2 });
     await new Promise((r) => setTimeout(r, 200));
-    const floor = latestRaw(sent, await Promise.all(children.slice(1).map((c) => c.request<{ at: string[] }>('rawArrivals'))));
+    const { h: floor } = latestRaw(sent, await Promise.all(children.slice(1).map((c) => c.request<{ at: string[] }>('rawArrivals'))));
     await Promise.all(children.map((c) => c.request('rawClose').catch(() => null)));
     const wallOf = async (ns: string): Promise<{ h: Histogram; incomplete: number }> =>
       latestWall(await Promise.all(children.map((c) => c.request<WallTimes>('wallTimes', { namespace: ns }))));
@@ -193,6 +193,7 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
     const meshRttP50Us = mesh.getValueAtPercentile(50) / 1000;
     const meshIdleRttP50Us = decodeHistogram(idle.histogram).getValueAtPercentile(50) / 1000;
     const replicationP50Us = h.totalCount ? h.getValueAtPercentile(50) : NaN;
+    const floorP50Us = floor.totalCount ? floor.getValueAtPercentile(50) : NaN;
     const metrics: Record<string, number> = {
       replicationP50Us,
       replicationP99Us: h.totalCount ? h.getValueAtPercentile(99) : NaN,
@@ -201,10 +202,10 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
       meshIdleRttP50Us,
       replicationOverRtt: replicationP50Us / meshRttP50Us,
       replicationOverIdleRtt: replicationP50Us / meshIdleRttP50Us,
-      floorReplicationP50Us: floor.totalCount ? floor.getValueAtPercentile(50) : NaN,
+      floorReplicationP50Us: floorP50Us,
       floorReplicationP99Us: floor.totalCount ? floor.getValueAtPercentile(99) : NaN,
       floorPushes: floor.totalCount,
-      replicationOverFloor: replicationP50Us / (floor.totalCount ? floor.getValueAtPercentile(50) : NaN),
+      replicationOverFloor: replicationP50Us / floorP50Us,
       refreshes: h.totalCount,
       incomplete,
     };
@@ -233,21 +234,13 @@ async function measure(p: ReplicationParams, ctx: RunContext, redisUrl: string |
 }
 
 /**
- * The floor: per raw push of node 1, the latest arrival over the other processes, µs (each link
- * delivers in order, so the i-th arrival on each is the i-th push).
+ * The floor: per raw push of node 1 (the first left out, as the priming fetch is), the latest
+ * arrival over the other processes, in µs; each link delivers in order, so the i-th arrival on
+ * each is the i-th push.
  */
-function latestRaw(sent: readonly string[], arrivals: readonly { at: string[] }[]): Histogram {
-  const h = newHistogram();
-  sent.forEach((s, i) => {
-    let last = -1n;
-    for (const a of arrivals) {
-      const at = a.at[i];
-      if (at === undefined) return; // not arrived everywhere: not counted
-      if (BigInt(at) > last) last = BigInt(at);
-    }
-    h.recordValue(Math.max(1, Math.round(Number(last - BigInt(s)) / 1000)));
-  });
-  return h;
+function latestRaw(sent: readonly string[], arrivals: readonly { at: string[] }[]): { h: Histogram; incomplete: number } {
+  const byPush = (times: readonly string[]): Record<string, bigint> => Object.fromEntries(times.map((t, i) => [String(i), BigInt(t)]));
+  return latestArrival(Object.entries(byPush(sent)), arrivals.map((a) => byPush(a.at)), (last, end) => Number(last - end) / 1000);
 }
 
 /** Mesh: per fetch on node 1 (after the priming one), by version, the latest arrival over the other nodes (hrtime ns, recorded in µs). */

@@ -9,6 +9,7 @@
 //   replicas are between two refreshes); the time from the push to its arrival at the last
 //   of them.
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { frameOf, frameSplitter } from './raw.js';
 import { encodeHistogram, newHistogram } from './stats.js';
 
 const now = process.hrtime.bigint;
@@ -24,8 +25,8 @@ export async function untilInstant(at: bigint): Promise<void> {
   while (now() < at);
 }
 
-/** The value frame the fetching process pushes: about the size of a small token push. */
-const PUSH = Buffer.alloc(128, 1);
+/** The value the fetching process pushes, framed as the raw ping-pong's frames (./raw.ts): about the size of a small token push. */
+const PUSH = frameOf(Buffer.alloc(124, 1));
 
 let server: Server | undefined;
 const accepted: Socket[] = [];
@@ -43,22 +44,13 @@ function onPush(): void {
   a?.();
 }
 
-/** Reads whole pushes off a link (a push split across reads answers once, when complete). */
-function pushReader(): (chunk: Buffer) => void {
-  let bytes = 0;
-  return (chunk) => {
-    bytes += chunk.length;
-    for (; bytes >= PUSH.length; bytes -= PUSH.length) onPush();
-  };
-}
-
 export const rawPushHandlers = {
   /** Listens on 127.0.0.1 (port 0) for the other processes' pushes; resolves with the port. */
   async rawListen(): Promise<{ port: number }> {
     server = createServer((s) => {
       s.setNoDelay(true);
       accepted.push(s);
-      s.on('data', pushReader());
+      s.on('data', frameSplitter(onPush)); // a push split across reads counts once, when whole
       s.on('error', () => s.destroy());
     });
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));

@@ -14,7 +14,7 @@ export function frameOf(payload: Uint8Array): Buffer {
 }
 
 /** Calls `onFrame` with each complete frame (header included) of a byte stream. */
-function frameSplitter(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
+export function frameSplitter(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
   let buf: Buffer = Buffer.alloc(0);
   return (chunk) => {
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
