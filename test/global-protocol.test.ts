@@ -62,13 +62,22 @@ const reportAll = (from: string, round: number, lks: string[], view = 'view', la
 
 describe('coordinator survey (one per view change)', () => {
   /** A coordinator of C among A and B whose survey every node answered: the survey's id. */
-  function surveyed(k: ReturnType<typeof coordinator>, named: Record<string, string[]> = {}, views: Record<string, string> = {}): number {
-    k.c.survey();
-    const asked = k.sent.filter(([, m]) => m.t === 'inquireAll');
+  type K = ReturnType<typeof coordinator>;
+  /** The survey sent after `k.sent[since]`, checked to ask every connected node: its id. */
+  function surveySent(k: K, since: number): number {
+    const asked = k.sent.slice(since).filter(([, m]) => m.t === 'inquireAll');
     expect(asked.map(([n]) => n).sort()).toEqual([...k.up].sort());
-    const id = (asked.at(-1)![1] as { round: number }).round;
+    return (asked.at(-1)![1] as { round: number }).round;
+  }
+  /** Every connected node answers survey `id`, in our view unless `views` says otherwise, naming `named[node]`. */
+  function answerAll(k: K, id: number, named: Record<string, string[]> = {}, views: Record<string, string> = {}): void {
     for (const n of k.up) handle(k.c, reportAll(n, id, named[n] ?? [], views[n] ?? 'view'));
-    return id;
+  }
+  /** A survey started and answered by every node. */
+  function surveyed(k: K, named: Record<string, string[]> = {}, views: Record<string, string> = {}): void {
+    const since = k.sent.length;
+    k.c.survey();
+    answerAll(k, surveySent(k, since), named, views);
   }
 
   it('once every node answered in the same view, a lock nobody named is granted at once, with no round', () => {
@@ -83,7 +92,7 @@ describe('coordinator survey (one per view change)', () => {
   it('before the survey has ended, and for a lock a node named, the recovery round runs as before', () => {
     const k = coordinator('C', ['A', 'B']);
     k.c.survey();
-    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    const id = surveySent(k, 0);
     handle(k.c, reportAll('A', id, ['held-by-a']));
     handle(k.c, acquireOf('A', 'early', 'a1')); // B has not answered yet
     expect(k.inquiries().map(([n]) => n).sort()).toEqual(['A', 'B']);
@@ -108,11 +117,7 @@ describe('coordinator survey (one per view change)', () => {
     expect(k.sent.length).toBe(before);
     // ... B doing so does, once: our views agree now.
     k.c.surveyedBy('B', 'view');
-    const again = k.sent.slice(before).filter(([, m]) => m.t === 'inquireAll');
-    expect(again.map(([n]) => n).sort()).toEqual(['A', 'B']);
-    const id = (again[0]![1] as { round: number }).round;
-    handle(k.c, reportAll('A', id, []));
-    handle(k.c, reportAll('B', id, []));
+    answerAll(k, surveySent(k, before));
     handle(k.c, acquireOf('A', 'y', 'a2'));
     expect(k.grants()).toEqual([['A', 'a2']]);
     expect(k.inquiries()).toHaveLength(2); // only x's round
@@ -121,16 +126,12 @@ describe('coordinator survey (one per view change)', () => {
   it('a node that answered in another view and surveys in ours while our survey is still under way: ours runs again when it ends', () => {
     const k = coordinator('C', ['A', 'B']);
     k.c.survey();
-    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    const id = surveySent(k, 0);
     handle(k.c, reportAll('B', id, [], 'the view before'));
     k.c.surveyedBy('B', 'view'); // B's view caught up; A has not answered yet
-    const before = k.sent.filter(([, m]) => m.t === 'inquireAll').length;
+    const before = k.sent.length;
     handle(k.c, reportAll('A', id, []));
-    const again = k.sent.filter(([, m]) => m.t === 'inquireAll').slice(before);
-    expect(again.map(([n]) => n).sort()).toEqual(['A', 'B']);
-    const id2 = (again[0]![1] as { round: number }).round;
-    handle(k.c, reportAll('A', id2, []));
-    handle(k.c, reportAll('B', id2, []));
+    answerAll(k, surveySent(k, before)); // the survey ran again
     handle(k.c, acquireOf('A', 'z', 'a1'));
     expect(k.grants()).toEqual([['A', 'a1']]);
     expect(k.inquiries()).toEqual([]);
@@ -139,7 +140,7 @@ describe('coordinator survey (one per view change)', () => {
   it('more locks named than it keeps names for: no authority from that survey, every new lock takes a round', () => {
     const k = coordinator('C', ['A', 'B']);
     k.c.survey();
-    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    const id = surveySent(k, 0);
     handle(k.c, reportAll('A', id, Array.from({ length: MAX_IDLE + 1 }, (_, i) => `held-${i}`)));
     handle(k.c, reportAll('B', id, []));
     handle(k.c, acquireOf('B', 'never-named', 'b1'));
@@ -171,7 +172,7 @@ describe('coordinator survey (one per view change)', () => {
     const k = coordinator('C', ['A', 'B']);
     const high = clockToken() + 5_000_000;
     k.c.survey();
-    const id = (k.sent.find(([, m]) => m.t === 'inquireAll')![1] as { round: number }).round;
+    const id = surveySent(k, 0);
     handle(k.c, reportAll('A', id, [], 'view', high, true)); // in two parts
     handle(k.c, acquireOf('B', 'fresh', 'b0'));
     expect(k.grants()).toEqual([]); // A's last part has not come
