@@ -21,7 +21,7 @@ import { BenchChild, killAll, startChildren, tempDir } from './lib/procs.js';
 import { hasRedisServer, startBenchRedis, type BenchRedis } from './lib/redis.js';
 import type { PingPongResult } from './lib/raw.js';
 import { decodeHistogram, median } from './lib/stats.js';
-import { contendFigures, type ContendArgs, type LockWorkload } from './lib/lock-workload.js';
+import { contendFigures, progressTicker, type ContendArgs, type LockWorkload } from './lib/lock-workload.js';
 import { panel } from './lib/chart.js';
 import { BenchUsageError, type BenchModule, type BenchResult, type TableSection } from './lib/types.js';
 import type { TransContendResult } from './peers/lock-peer.js';
@@ -123,18 +123,14 @@ const lock: BenchModule<LockParams> = {
       // Contention.
       const workload: LockWorkload = { nodes: p.nodes, contenders: p.contenders, resources: p.resources, holdMs: p.holdMs, warmupMs, durationMs, file };
       writeFileSync(file, Buffer.alloc(16 * p.resources));
-      const started = Date.now();
-      const ticker = setInterval(
-        () => ctx.progress((0.1 + 0.9 * Math.min(1, (Date.now() - started) / (warmupMs + durationMs))) * share, 'contention'),
-        200,
-      );
+      const stopTicker = progressTicker(workload, (f) => ctx.progress((0.1 + 0.9 * f) * share, 'contention'));
       let parts: TransContendResult[];
       try {
         parts = await Promise.all(
           children.map((c, nodeIndex) => c.request<TransContendResult>('contend', { ...workload, nodeIndex } satisfies ContendArgs, warmupMs + durationMs + 30_000)),
         );
       } finally {
-        clearInterval(ticker);
+        stopTicker();
       }
       await Promise.all(children.map((c) => c.request('close').catch(() => null)));
       await killAll(children);
@@ -263,8 +259,7 @@ async function runRedlock(
 ): Promise<{ figures: Record<string, number>; counts: number[] }> {
   let server: BenchRedis | undefined;
   let children: BenchChild[] = [];
-  const started = Date.now();
-  const ticker = setInterval(() => onTick(Math.min(1, (Date.now() - started) / (w.warmupMs + w.durationMs))), 200);
+  const stopTicker = progressTicker(w, onTick);
   try {
     if (!redis) server = await startBenchRedis();
     const url = redis || server!.url;
@@ -280,7 +275,7 @@ async function runRedlock(
       counts: parts.flatMap((x) => x.counts),
     };
   } finally {
-    clearInterval(ticker);
+    stopTicker();
     await killAll(children);
     await server?.stop();
   }

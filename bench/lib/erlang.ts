@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { tempDir, trackProcess } from './procs.js';
-import { lockFigures, type LockFigures, type LockWorkload } from './lock-workload.js';
+import { lockFigures, progressTicker, type LockFigures, type LockWorkload } from './lock-workload.js';
 import { newHistogram } from './stats.js';
 
 const LOCK_SOURCE = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'erlang', 'lock_bench.erl');
@@ -37,21 +37,19 @@ export async function freePort(): Promise<number> {
 /** Runs the workload on `w.nodes` BEAM nodes; `onTick` gets the fraction of time elapsed. */
 export async function runErlangLock(w: LockWorkload, onTick?: (f: number) => void): Promise<ErlangLockFigures> {
   const cluster = await startBeamCluster({ source: LOCK_SOURCE, nodes: w.nodes, prefix: 'lb' });
-  let ticker: NodeJS.Timeout | undefined;
+  let stopTicker: (() => void) | undefined;
   try {
     const out = join(cluster.dir, 'result.txt');
     const main = cluster.startMain('lock_bench', [
       cluster.names.slice(1).join(','),
       String(w.contenders), String(w.resources), String(w.holdMs), String(w.warmupMs), String(w.durationMs), w.file, out,
     ]);
-    const started = Date.now();
-    const total = w.warmupMs + w.durationMs;
-    ticker = setInterval(() => onTick?.(Math.min(1, (Date.now() - started) / total)), 200);
+    if (onTick) stopTicker = progressTicker(w, onTick);
     const code = await main.exited;
     if (code !== 0) throw new Error(`the Erlang lock bench failed (exit ${code}):\n${cluster.output().slice(-4000)}`);
     return parseResult(readFileSync(out, 'utf8'), w.durationMs);
   } finally {
-    if (ticker) clearInterval(ticker);
+    stopTicker?.();
     cluster.stop();
   }
 }

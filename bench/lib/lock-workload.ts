@@ -24,6 +24,21 @@ export interface LockWorkload {
   file: string;
 }
 
+/** How often a running workload reports its progress, ms. */
+const TICK_MS = 200;
+
+/**
+ * Reports, every TICK_MS from now, the fraction of the workload's time (warm-up and counted
+ * contention) that has passed, capped at 1; returns the function that stops it. One for every
+ * lock the benchmark runs the workload on.
+ */
+export function progressTicker(w: LockWorkload, onTick: (fraction: number) => void): () => void {
+  const started = Date.now();
+  const total = w.warmupMs + w.durationMs;
+  const ticker = setInterval(() => onTick(Math.min(1, (Date.now() - started) / total)), TICK_MS);
+  return () => clearInterval(ticker);
+}
+
 /** What one process is asked to run: the workload, and which of its processes this is. */
 export interface ContendArgs extends LockWorkload {
   nodeIndex: number;
