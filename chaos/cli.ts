@@ -57,34 +57,46 @@ See docs/chaos.md.`;
 /** The command line asked for the usage text. */
 export const HELP = Symbol('help');
 
+/** The options of the command line, as node:util.parseArgs reads them. */
+const OPTIONS = {
+  nodes: { type: 'string' },
+  duration: { type: 'string' },
+  seed: { type: 'string' },
+  faults: { type: 'string' },
+  json: { type: 'string' },
+  soak: { type: 'string' },
+  mode: { type: 'string' },
+  'late-read-ms': { type: 'string' },
+  'restart-converge-ms': { type: 'string' },
+  check: { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
+/**
+ * Checks what node:util.parseArgs read without refusing anything (`strict: false`), so every
+ * refusal is worded here, naming the option, rather than taken from Node's error text: an
+ * unknown option, a stray argument, an option that takes a value given none (at the end, or
+ * followed by another option: `--nodes --duration 20`), a flag given one (`--help=yes`).
+ */
+function checkTokens(tokens: NonNullable<ReturnType<typeof parseArgs>['tokens']>): void {
+  for (const t of tokens) {
+    if (t.kind === 'positional') throw new InvalidOptionError('argv', 'options only, each listed by --help', t.value);
+    if (t.kind !== 'option') continue;
+    const spec = (OPTIONS as Record<string, { type: 'string' | 'boolean' }>)[t.name];
+    if (spec === undefined) throw new InvalidOptionError('argv', 'options listed by --help', t.rawName);
+    if (spec.type === 'boolean') {
+      if (t.value !== undefined) throw new InvalidOptionError(t.rawName, 'a flag without a value', t.value);
+    } else if (t.value === undefined || (!t.inlineValue && t.value.startsWith('-'))) {
+      throw new InvalidOptionError(t.rawName, 'followed by its value', undefined);
+    }
+  }
+}
+
 /** Parses and checks the command line; a bad option is an InvalidOptionError naming it. */
 export function parseCli(argv: string[]): CliOptions | typeof HELP {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-      nodes: { type: 'string' },
-      duration: { type: 'string' },
-      seed: { type: 'string' },
-      faults: { type: 'string' },
-      json: { type: 'string' },
-      soak: { type: 'string' },
-      mode: { type: 'string' },
-      'late-read-ms': { type: 'string' },
-      'restart-converge-ms': { type: 'string' },
-      check: { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-    allowPositionals: false,
-    });
-  } catch (err) {
-    // node:util.parseArgs: an unknown option, a missing value, a positional argument.
-    const what = (err as { message?: string }).message ?? String(err);
-    throw new InvalidOptionError('argv', 'options listed by --help', what.replace(/\. To specify.*$/s, '').replace(/^Unknown option /, 'unknown option '));
-  }
-  const values = parsed.values;
+  const parsed = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  checkTokens(parsed.tokens);
+  const values = parsed.values as { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
   if (values.help === true) return HELP;
   const int = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
     if (v === undefined) return dflt;

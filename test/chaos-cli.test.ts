@@ -21,6 +21,9 @@ describe('chaos command line', () => {
     for (const [args, names] of [
       [['--nodez', '3'], '--nodez'],
       [['--nodes'], '--nodes'],
+      [['--nodes', '--duration', '20'], '--nodes'], // the value forgotten: not "--duration" as the node count
+      [['--help=yes'], '--help'],
+      [['stray'], 'stray'],
       [['--nodes', '99'], 'nodes'],
       [['--faults', 'kill,flood'], 'flood'],
     ] as const) {
@@ -39,6 +42,8 @@ describe('chaos command line', () => {
     expect(parseCli(['--help'])).toBe(HELP);
     expect(() => parseCli(['--bogus'])).toThrow(InvalidOptionError);
     expect(() => parseCli(['--mode', 'fast'])).toThrow(/mode/);
+    expect(() => parseCli(['--json', '--seed', '7'])).toThrow(/`--json` to be followed by its value/);
+    expect(parseCli(['--json=-report'])).toMatchObject({ json: '-report' }); // a value after `=` may start with a dash
     const o = parseCli(['--nodes', '3', '--duration', '20', '--seed', '7', '--faults', 'kill,slow']);
     expect(o).toMatchObject({ nodes: 3, durationS: 20, seed: 7, faults: ['kill', 'slow'], mode: 'auto' });
   });
